@@ -1,0 +1,41 @@
+"""hopfield_lab: Hopfield networks, hierarchical associative memory and the parallelized MLP-Mixer.
+
+The top level re-exports the most used entry points lazily, so ``import hopfield_lab`` stays
+fast; each lives in a small module named for what it holds:
+
+==========================  ===================================================
+module                      contents
+==========================  ===================================================
+``runtime``                 quick/full switch, device, seeds, chapter set-up
+``lagrangians``             Lagrangians and their activations
+``ham``                     hierarchical associative memory: layers, synapses, energy, dynamics
+``classical``               binary Hopfield network, dense associative memory, modern Hopfield
+``mixer``                   vanilla / Para / Sym / Asym MLP-Mixers, ``create_model``
+``official``                loading the official code's state_dicts
+``symmetry``                symmetry metrics of trained two-layer MLPs
+``data``                    data sets and the GPU-resident loader
+``train``                   the training engine
+==========================  ===================================================
+"""
+from __future__ import annotations
+
+import importlib
+
+from ._version import __version__
+from .runtime import device_name, get_device, quick, seed_everything, setup
+
+_LAZY = {
+    "create_model": "mixer",
+    "list_models": "mixer",
+    "load_official_state_dict": "official",
+    "symmetry_report": "symmetry",
+}
+
+__all__ = ["__version__", "quick", "get_device", "device_name", "seed_everything", "setup", *_LAZY]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        module = importlib.import_module(f".{_LAZY[name]}", __name__)
+        return getattr(module, name)
+    raise AttributeError(f"module 'hopfield_lab' has no attribute {name!r}")

@@ -1,0 +1,131 @@
+"""Authoring helper for the book's chapter notebooks.
+
+    python tools/nb.py build SRC.py book/NN_name.ipynb   # jupytext percent script -> executed notebook
+    python tools/nb.py refresh book/NN_name.ipynb         # re-execute an existing notebook
+    python tools/nb.py source book/NN_name.ipynb          # print it as a percent script (to edit)
+    python tools/nb.py check                              # every chapter starts with the set-up cell
+
+``build`` and ``refresh`` put the standard set-up cell first (the Colab install line uses the
+repository URL from ``_config.yml``, the one place it lives), execute the notebook in quick mode
+from ``book/`` with a fresh kernel, and keep outputs only in cells marked ``# NBVAL_CHECK_OUTPUT``
+(the ones nbval compares); the book build executes everything else itself.
+"""
+from __future__ import annotations
+
+import os
+import re
+import sys
+from pathlib import Path
+
+import nbformat
+
+ROOT = Path(__file__).resolve().parents[1]
+BOOK = ROOT / "book"
+SETUP_MARK = "# hopfield-lab: setup"
+CHECK_MARK = "# NBVAL_CHECK_OUTPUT"
+
+
+def repository_url() -> str:
+    text = (ROOT / "_config.yml").read_text()
+    m = re.search(r"^repository:\s*\n(?:\s+#.*\n)*\s+url:\s*(\S+)", text, re.M)
+    if not m:
+        raise SystemExit("_config.yml has no repository: url: entry")
+    return m.group(1)
+
+
+def setup_cell_source() -> str:
+    return "\n".join(
+        [
+            f"{SETUP_MARK} (on Colab: installs the library; everywhere: seeds, picks the device, prints the mode)",
+            "import sys",
+            "if \"google.colab\" in sys.modules:",
+            f"    %pip install -q \"hopfield-lab @ git+{repository_url()}\"",
+            "import hopfield_lab as hl",
+            "DEVICE = hl.setup(seed=0)",
+        ]
+    )
+
+
+def setup_cell() -> nbformat.NotebookNode:
+    cell = nbformat.v4.new_code_cell(setup_cell_source())
+    cell.metadata["tags"] = ["hide-input"]
+    return cell
+
+
+def with_setup(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    cells = [c for c in nb.cells if not (c.cell_type == "code" and c.source.startswith(SETUP_MARK))]
+    # keep a leading title markdown cell first, then the set-up cell
+    idx = 1 if cells and cells[0].cell_type == "markdown" else 0
+    nb.cells = cells[:idx] + [setup_cell()] + cells[idx:]
+    nb.metadata["kernelspec"] = {"display_name": "Python 3", "language": "python", "name": "python3"}
+    nb.metadata.setdefault("language_info", {"name": "python"})
+    return nb
+
+
+def execute_and_strip(nb: nbformat.NotebookNode, path: Path) -> nbformat.NotebookNode:
+    from nbclient import NotebookClient
+
+    os.environ["HOPFIELD_LAB_QUICK"] = "1"
+    os.environ.setdefault("HOPFIELD_LAB_DEVICE", "cpu")
+    NotebookClient(nb, timeout=900, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}).execute()
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        if CHECK_MARK not in cell.source:
+            cell.outputs = []
+            cell.execution_count = None
+    return nb
+
+
+def build(src: Path, out: Path) -> None:
+    import jupytext
+
+    nb = jupytext.read(src)
+    nb = with_setup(nb)
+    nb = execute_and_strip(nb, out)
+    nbformat.write(nb, out)
+    print(f"wrote {out}")
+
+
+def refresh(path: Path) -> None:
+    nb = nbformat.read(path, as_version=4)
+    nb = execute_and_strip(with_setup(nb), path)
+    nbformat.write(nb, path)
+    print(f"refreshed {path}")
+
+
+def check() -> int:
+    bad = 0
+    for path in sorted(BOOK.glob("*.ipynb")):
+        nb = nbformat.read(path, as_version=4)
+        code = [c for c in nb.cells if c.cell_type == "code"]
+        if not code or code[0].source != setup_cell_source():
+            print(f"{path}: first code cell is not the standard set-up cell; run tools/nb.py refresh {path}")
+            bad += 1
+    return bad
+
+
+def main(argv: list[str]) -> int:
+    if not argv:
+        print(__doc__)
+        return 2
+    cmd, *rest = argv
+    if cmd == "build" and len(rest) == 2:
+        build(Path(rest[0]), Path(rest[1]))
+    elif cmd == "refresh" and rest:
+        for p in rest:
+            refresh(Path(p))
+    elif cmd == "source" and len(rest) == 1:
+        import jupytext
+
+        print(jupytext.writes(nbformat.read(rest[0], as_version=4), fmt="py:percent"))
+    elif cmd == "check":
+        return 1 if check() else 0
+    else:
+        print(__doc__)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
