@@ -1,0 +1,69 @@
+"""Structure of the book: the table of contents, the chapters' set-up cells, exercises,
+nbval checks and citations. (nbval itself executes the notebooks.)"""
+import re
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tools"))
+import nb as nbtool  # noqa: E402
+
+TOC = (ROOT / "_toc.yml").read_text()
+TOC_FILES = re.findall(r"(?:root|file):\s*(\S+)", TOC)
+CHAPTERS = sorted((ROOT / "book").glob("[0-9][0-9]_*.ipynb"))
+BIB_KEYS = set(re.findall(r"@\w+\{([^,]+),", (ROOT / "references.bib").read_text()))
+
+
+def _resolve(entry):
+    for suffix in (".md", ".ipynb"):
+        p = ROOT / f"{entry}{suffix}"
+        if p.exists():
+            return p
+    return None
+
+
+@pytest.mark.parametrize("entry", TOC_FILES)
+def test_toc_entries_exist(entry):
+    assert _resolve(entry) is not None, f"_toc.yml lists {entry}, but no {entry}.md/.ipynb exists"
+
+
+def test_every_chapter_is_in_the_toc():
+    for path in CHAPTERS:
+        assert f"book/{path.stem}" in TOC_FILES, f"{path.name} is not listed in _toc.yml"
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
+def test_chapter_structure(path):
+    nb = nbformat.read(path, as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert code and code[0].source == nbtool.setup_cell_source(), (
+        f"{path.name}: the first code cell must be the standard set-up cell (tools/nb.py refresh)")
+    assert "hide-input" in code[0].metadata.get("tags", [])
+    text = "\n".join(c.source for c in nb.cells)
+    assert re.search(r"learning goals", text, re.I), f"{path.name}: no learning goals"
+    assert "{exercise}" in text and "{solution}" in text, f"{path.name}: no exercise with solution"
+    checks = [c for c in code if nbtool.CHECK_MARK in c.source]
+    assert checks, f"{path.name}: no '# NBVAL_CHECK_OUTPUT' cell, so nbval checks no result"
+    assert all(c.outputs for c in checks), f"{path.name}: a checked cell has no stored output"
+    stored = [c for c in code if c.outputs and nbtool.CHECK_MARK not in c.source]
+    assert not stored, f"{path.name}: outputs stored outside checked cells (tools/nb.py refresh)"
+    assert "ipywidgets" in text or "make_widget" in text, f"{path.name}: no interactive demo"
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "book").glob("*.*")), ids=lambda p: p.name)
+def test_citations_resolve(path):
+    if path.suffix not in {".md", ".ipynb"}:
+        pytest.skip("not a page")
+    text = path.read_text()
+    for group in re.findall(r"\{cite[a-z:]*\}`([^`]+)`", text):
+        for key in group.split(","):
+            assert key.strip() in BIB_KEYS, f"{path.name} cites {key.strip()!r}, not in references.bib"
+
+
+def test_repository_url_in_one_place():
+    url = nbtool.repository_url()
+    assert url.startswith("https://github.com/")
+    assert url in nbtool.setup_cell_source()

@@ -1,0 +1,67 @@
+"""The run-time switches: quick mode, device choice, seeding."""
+import pytest
+import torch
+
+import hopfield_lab as hl
+from hopfield_lab import runtime
+
+
+@pytest.mark.parametrize("value,expected", [("1", True), ("true", True), ("quick", True),
+                                            ("0", False), ("off", False), ("full", False)])
+def test_quick_reads_environment(monkeypatch, value, expected):
+    monkeypatch.setenv("HOPFIELD_LAB_QUICK", value)
+    assert hl.quick() is expected
+
+
+def test_quick_defaults_on_in_ci(monkeypatch):
+    monkeypatch.delenv("HOPFIELD_LAB_QUICK", raising=False)
+    monkeypatch.setenv("CI", "true")
+    assert hl.quick() is True
+    monkeypatch.delenv("CI")
+    assert hl.quick() is (not torch.cuda.is_available())
+
+
+def test_quick_rejects_unknown_value(monkeypatch):
+    monkeypatch.setenv("HOPFIELD_LAB_QUICK", "maybe")
+    with pytest.raises(ValueError, match="HOPFIELD_LAB_QUICK"):
+        hl.quick()
+
+
+def test_device_choice(monkeypatch):
+    monkeypatch.delenv("HOPFIELD_LAB_DEVICE", raising=False)
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert hl.get_device().type == expected
+    assert hl.get_device("cpu") == torch.device("cpu")
+    monkeypatch.setenv("HOPFIELD_LAB_DEVICE", "cpu")
+    assert hl.get_device().type == "cpu"
+    assert hl.device_name("cpu") == "cpu"
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error raised without a GPU")
+def test_cuda_request_without_gpu_explains():
+    with pytest.raises(RuntimeError, match="no CUDA GPU"):
+        hl.get_device("cuda")
+
+
+def test_seed_everything_is_reproducible():
+    hl.seed_everything(123)
+    a = torch.rand(5)
+    hl.seed_everything(123)
+    assert torch.equal(a, torch.rand(5))
+
+
+def test_setup_prints_device_and_mode(capsys, monkeypatch):
+    monkeypatch.setenv("HOPFIELD_LAB_QUICK", "1")
+    dev = runtime.setup(seed=0)
+    out = capsys.readouterr().out
+    assert "mode: quick" in out and "device:" in out
+    assert isinstance(dev, torch.device)
+
+
+def test_version_is_exposed():
+    assert isinstance(hl.__version__, str) and hl.__version__.count(".") >= 2
+
+
+def test_unknown_top_level_attribute():
+    with pytest.raises(AttributeError):
+        hl.no_such_thing  # noqa: B018
