@@ -1,0 +1,168 @@
+"""The paper recipe: hyperparameters of science.md §5, lr scaling, transforms, mixup/cutmix maths."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from hopfield_lab import recipes
+from hopfield_lab.recipes import PAPER, MixupCutmix, paper_recipe, scaled_lr, soft_target_cross_entropy
+
+
+def _torchvision_ok() -> bool:
+    try:
+        recipes.require_torchvision()
+        return True
+    except ImportError:
+        return False
+
+
+HAS_TV = _torchvision_ok()
+needs_tv = pytest.mark.skipif(
+    not HAS_TV, reason="torchvision (transforms.v2) does not import with this torch; `pip install torchvision` matching torch"
+)
+
+
+def test_paper_hyperparameters_match_the_official_configuration():
+    r = PAPER
+    assert (r.img_size, r.patch_size, r.dim, r.depth, r.mlp_ratio) == (224, 16, 512, 8, (0.5, 4.0))
+    assert r.num_tokens == 196
+    assert r.epochs == 300 and r.warmup_epochs == 20 and r.schedule == "cosine" and r.optimizer == "adamw"
+    assert r.batch_size == 4 * 96
+    assert r.weight_decay == 0.05 and r.label_smoothing == 0.1 and r.drop_path == 0.1
+    assert (r.randaugment_ops, r.randaugment_magnitude, r.randaugment_levels) == (2, 9, 10)
+    assert r.random_erasing == 0.25
+    assert (r.mixup_alpha, r.cutmix_alpha, r.switch_prob, r.mix_prob) == (0.8, 1.0, 0.5, 1.0)
+    assert r.mean == r.std == (0.5, 0.5, 0.5) and r.crop_pct == 0.875
+    # the official command: --lr-base 5e-4 --lr-base-size 512, linear scaling, 4 GPUs x 96
+    assert math.isclose(r.lr(), 3.75e-4, rel_tol=1e-12)
+
+
+@pytest.mark.parametrize("batch", [1, 96, 384, 512, 1024, 4096])
+def test_lr_scales_linearly_with_the_global_batch(batch):
+    assert math.isclose(PAPER.lr(batch), 5e-4 * batch / 512, rel_tol=1e-12)
+    assert math.isclose(scaled_lr(1.0, 2 * batch, 512) / scaled_lr(1.0, batch, 512), 2.0)
+
+
+def test_overrides_and_bad_fields():
+    r = paper_recipe(epochs=10, batch_size=128)
+    assert r.epochs == 10 and math.isclose(r.lr(), 1.25e-4) and r.weight_decay == PAPER.weight_decay
+    with pytest.raises(TypeError, match="Unknown recipe field"):
+        paper_recipe(learning_rate=1.0)
+    with pytest.raises(ValueError, match="positive"):
+        scaled_lr(5e-4, 0)
+    assert r.as_dict()["mean"] == [0.5, 0.5, 0.5]
+
+
+def test_paper_models_have_the_official_parameter_counts():
+    from hopfield_lab.mixer import create_model
+
+    # science.md §5: SymMixer S/16 with 10 classes has 10,795,530 parameters
+    m = create_model(PAPER.model_name("symmixer"), **PAPER.model_kwargs(10))
+    assert sum(p.numel() for p in m.parameters()) == 10_795_530
+    with pytest.raises(ValueError, match="Unknown model family"):
+        PAPER.model_name("resnet")
+
+
+@pytest.mark.skipif(HAS_TV, reason="torchvision is installed here; the missing-torchvision error cannot be shown")
+def test_missing_torchvision_gives_a_clear_error():
+    with pytest.raises(ImportError, match="pip install torchvision"):
+        recipes.paper_transforms()
+
+
+@needs_tv
+def test_paper_transforms_shapes_and_normalisation():
+    train_tf, test_tf = recipes.paper_transforms(paper_recipe(img_size=64))
+    torch.manual_seed(0)
+    img = torch.randint(0, 256, (3, 32, 32), dtype=torch.uint8)
+    x = train_tf(img)
+    assert x.shape == (3, 64, 64) and x.dtype == torch.float32
+    y = test_tf(img)
+    assert y.shape == (3, 64, 64)
+    # constant grey 255 * 0.5 maps to ~0 after (x - 0.5) / 0.5; resizing keeps a constant image constant
+    grey = torch.full((3, 32, 32), 255, dtype=torch.uint8)
+    assert torch.allclose(test_tf(grey), torch.ones(3, 64, 64), atol=1e-5)
+
+
+def _batch(B=16, K=10, C=3, H=12, W=12, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(B, C, H, W, generator=g)
+    y = torch.randint(0, K, (B,), generator=g)
+    return x, y
+
+
+@pytest.mark.parametrize("mode", ["mixup", "cutmix", "both", "off"])
+def test_soft_targets_are_probability_vectors(mode):
+    alphas = {"mixup": (0.8, 0.0), "cutmix": (0.0, 1.0), "both": (0.8, 1.0), "off": (0.0, 0.0)}[mode]
+    mix = MixupCutmix(10, mixup_alpha=alphas[0], cutmix_alpha=alphas[1], label_smoothing=0.1)
+    torch.manual_seed(1)
+    for seed in range(20):
+        x, y = _batch(seed=seed)
+        xm, t = mix(x, y)
+        assert xm.shape == x.shape and t.shape == (16, 10)
+        assert torch.allclose(t.sum(1), torch.ones(16), atol=1e-6)  # label mass sums to 1
+        assert (t >= 0).all()
+        assert 0.0 <= mix.last_lam <= 1.0
+        if mode != "both":
+            assert mix.last_mode == ("none" if mode == "off" else mode)
+
+
+def test_mixup_blends_images_and_targets_with_the_same_lambda():
+    mix = MixupCutmix(10, mixup_alpha=0.8, cutmix_alpha=0.0, label_smoothing=0.0)
+    x, y = _batch()
+    torch.manual_seed(3)
+    xm, t = mix(x, y)
+    lam = mix.last_lam
+    assert torch.allclose(xm, lam * x + (1 - lam) * x.flip(0), atol=1e-6)
+    expected = lam * F.one_hot(y, 10).float() + (1 - lam) * F.one_hot(y.flip(0), 10).float()
+    assert torch.allclose(t, expected, atol=1e-6)
+
+
+def test_cutmix_pastes_a_box_whose_area_fraction_is_one_minus_lambda():
+    mix = MixupCutmix(10, mixup_alpha=0.0, cutmix_alpha=1.0, label_smoothing=0.0)
+    torch.manual_seed(0)
+    for seed in range(10):
+        x, y = _batch(H=20, W=24, seed=seed)
+        y = torch.arange(16) % 10  # y != y.flip(0) for every row
+        xm, t = mix(x, y)
+        lam = mix.last_lam
+        from_self = (xm == x).all(1)  # (B, H, W)
+        from_partner = (xm == x.flip(0)).all(1)
+        assert (from_self | from_partner).all()  # every pixel comes from one of the two images
+        pasted = (~from_self[0]).double().mean().item()
+        assert math.isclose(pasted, 1 - lam, abs_tol=1e-9)  # lambda corrected to the pasted area
+        assert torch.allclose(t[torch.arange(16), y], torch.full((16,), lam), atol=1e-6)
+
+
+def test_label_smoothing_values_and_loss_identities():
+    K, eps = 10, 0.1
+    mix = MixupCutmix(K, mixup_alpha=0.8, cutmix_alpha=1.0, prob=0.0, label_smoothing=eps)
+    x, y = _batch(K=K)
+    xm, t = mix(x, y)
+    assert torch.equal(xm, x) and mix.last_mode == "none"
+    assert torch.allclose(t[torch.arange(16), y], torch.full((16,), 1 - eps + eps / K))
+    assert torch.allclose(t.sum(1), torch.ones(16))
+    logits = torch.randn(16, K)
+    # soft-target CE of smoothed one-hot targets == PyTorch's label-smoothed CE
+    assert torch.allclose(soft_target_cross_entropy(logits, t), F.cross_entropy(logits, y, label_smoothing=eps), atol=1e-6)
+    # and it is linear in the targets: mixed targets give the lambda-mixed losses
+    mix2 = MixupCutmix(K, mixup_alpha=0.8, cutmix_alpha=0.0, label_smoothing=eps)
+    torch.manual_seed(5)
+    _, t2 = mix2(x, y)
+    lam = mix2.last_lam
+    ce = lambda lab: F.cross_entropy(logits, lab, label_smoothing=eps)  # noqa: E731
+    assert torch.allclose(soft_target_cross_entropy(logits, t2), lam * ce(y) + (1 - lam) * ce(y.flip(0)), atol=1e-6)
+
+
+def test_mixing_runs_on_the_recipe_and_rejects_bad_input():
+    mix = PAPER.mixer(10)
+    assert isinstance(mix, MixupCutmix) and mix.label_smoothing == 0.1
+    assert paper_recipe(mixup_alpha=0.0, cutmix_alpha=0.0).mixer(10) is None
+    with pytest.raises(ValueError, match=r"\(B, C, H, W\)"):
+        mix(torch.zeros(4, 8), torch.zeros(4, dtype=torch.long))
+    with pytest.raises(TypeError, match="float"):
+        mix(torch.zeros(2, 3, 4, 4, dtype=torch.uint8), torch.zeros(2, dtype=torch.long))
+    with pytest.raises(ValueError, match="same shape"):
+        soft_target_cross_entropy(torch.zeros(2, 3), torch.zeros(2, 4))
