@@ -1,0 +1,662 @@
+"""Data sets and the GPU-resident loader.
+
+Every data set is returned the same way, as a whole split held in memory::
+
+    images, labels = load_dataset("cifar10", split="train")
+    # images: uint8 (N, C, H, W), labels: int64 (N,)
+
+Sources, by ``name``:
+
+==================  ==============================================================================
+``"mnist"``         torchvision's MNIST (train 60k / test 10k, 1x28x28)
+``"cifar10"``       CIFAR-10 (50k / 10k, 3x32x32): a local archive ``cifar10-jpeg.tar.gz`` found
+                    in ``root`` or ``$HOPFIELD_LAB_DATA`` first, else torchvision
+``"cifar100"``      torchvision's CIFAR-100 (50k / 10k, 3x32x32)
+``"digits"``        scikit-learn's bundled 8x8 digits (1797 images, no download), a fixed 80/20 split
+``"synthetic"``     seeded class-conditional patterns of any size (no download)
+``"mnist-test10k"`` the 10,000 MNIST *test* images of ``mnist-test10k-png.tar.gz``, split 8k/2k
+                    (an offline stand-in, never chosen silently)
+a path              a local ImageFolder directory (``<split>/<class>/*.png`` or ``<class>/*.png``)
+                    or a ``.tar.gz`` of one, e.g. ``/work/shared/data/cifar10-jpeg.tar.gz``
+==================  ==============================================================================
+
+Archives are decoded once (Pillow) and cached as a ``.pt`` file of uint8 tensors under
+``$HOPFIELD_LAB_CACHE`` (default ``~/.cache/hopfield_lab``), so the second load takes well under a second. Nothing ever switches data silently:
+when a download fails the error says what to do; :func:`quick_dataset` chooses offline data
+*explicitly* and prints its choice.
+
+:class:`DeviceLoader` keeps a whole split as uint8 on the device (CIFAR-10 train is 150 MB) and
+does normalisation and augmentation there, in a handful of batched tensor operations.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import tarfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+DATA_ENV = "HOPFIELD_LAB_DATA"
+"""Environment variable naming the data root (downloads and offline archives)."""
+
+CACHE_ENV = "HOPFIELD_LAB_CACHE"
+"""Environment variable naming where decoded archives are cached (default ``~/.cache/hopfield_lab``)."""
+
+ARCHIVES = {
+    "cifar10": "cifar10-jpeg.tar.gz",
+    "mnist-test10k": "mnist-test10k-png.tar.gz",
+}
+"""Offline archives looked for (by file name) in the data root before anything is downloaded."""
+
+TORCHVISION = {"mnist": "MNIST", "cifar10": "CIFAR10", "cifar100": "CIFAR100"}
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm"}
+
+# Per-channel mean / std of the training images (fractions of 255).
+NORMALIZATION = {
+    "mnist": ((0.1307,), (0.3081,)),
+    "mnist-test10k": ((0.1307,), (0.3081,)),
+    "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
+    "cifar100": ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
+}
+
+NUM_CLASSES = {"mnist": 10, "mnist-test10k": 10, "cifar10": 10, "cifar100": 100, "digits": 10}
+
+SPLITS = ("train", "test")
+
+
+class DataUnavailableError(RuntimeError):
+    """The requested data set cannot be loaded here (no internet, no torchvision, no archive)."""
+
+
+# ---------------------------------------------------------------------------------------------
+# roots and caches
+# ---------------------------------------------------------------------------------------------
+def data_root(root: str | os.PathLike | None = None) -> Path:
+    """The data root: ``root`` if given, else ``$HOPFIELD_LAB_DATA``, else ``~/.cache/hopfield_lab``."""
+    if root is None:
+        root = os.environ.get(DATA_ENV) or (Path.home() / ".cache" / "hopfield_lab")
+    return Path(root).expanduser()
+
+
+def _search_dirs(root: str | os.PathLike | None) -> list[Path]:
+    """Directories searched for offline archives: ``root``, ``$HOPFIELD_LAB_DATA``, the default root."""
+    dirs = []
+    for d in (root, os.environ.get(DATA_ENV), Path.home() / ".cache" / "hopfield_lab"):
+        if d:
+            p = Path(d).expanduser()
+            if p not in dirs:
+                dirs.append(p)
+    return dirs
+
+
+def find_archive(name: str, root: str | os.PathLike | None = None) -> Path | None:
+    """The offline archive (or its unpacked directory) for ``name`` in the search dirs, or None."""
+    fname = ARCHIVES.get(name)
+    if fname is None:
+        return None
+    for d in _search_dirs(root):
+        if (d / fname).is_file():
+            return d / fname
+        unpacked = d / name  # an already unpacked copy: <dir>/cifar10/{train,test}/<class>/...
+        if (unpacked / "train").is_dir() and (unpacked / "test").is_dir():
+            return unpacked
+    return None
+
+
+def cache_dir(path: str | os.PathLike | None = None) -> Path:
+    """Where decoded archives are cached: ``path``, else ``$HOPFIELD_LAB_CACHE``, else ``~/.cache/hopfield_lab``.
+
+    Kept apart from the data root so that read-only data folders are never written to.
+    """
+    if path is None:
+        path = os.environ.get(CACHE_ENV) or (Path.home() / ".cache" / "hopfield_lab")
+    return Path(path).expanduser()
+
+
+def _cache_file(source: Path, cache_dir: Path) -> Path:
+    st = source.stat()
+    key = f"{source.resolve()}|{st.st_size}|{int(st.st_mtime)}"
+    digest = hashlib.sha1(key.encode()).hexdigest()[:12]
+    stem = source.name.split(".")[0]
+    return cache_dir / "decoded" / f"{stem}-{digest}.pt"
+
+
+def _atomic_torch_save(obj, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+# ---------------------------------------------------------------------------------------------
+# decoding image folders and archives
+# ---------------------------------------------------------------------------------------------
+def _decode(blobs: list[bytes]) -> torch.Tensor:
+    """Decode encoded images (all the same size) into one uint8 tensor (N, C, H, W)."""
+    from PIL import Image
+
+    if not blobs:
+        raise DataUnavailableError("No images were found to decode.")
+    first = Image.open(io.BytesIO(blobs[0]))
+    mode = "L" if first.mode in ("L", "1", "I", "I;16", "LA") else "RGB"
+    w, h = first.size
+    c = 1 if mode == "L" else 3
+    out = np.empty((len(blobs), h, w, c), dtype=np.uint8)
+    for i, blob in enumerate(blobs):
+        img = Image.open(io.BytesIO(blob)).convert(mode)
+        if img.size != (w, h):
+            raise DataUnavailableError(
+                f"Images differ in size ({img.size} vs {(w, h)}); this loader keeps whole splits in "
+                "one tensor, so resize the images to a common size first."
+            )
+        out[i] = np.asarray(img).reshape(h, w, c)
+    return torch.from_numpy(out).permute(0, 3, 1, 2).contiguous()
+
+
+def _split_of(parts: tuple[str, ...]) -> str | None:
+    for p in parts:
+        q = p.lower()
+        if q in ("train", "training"):
+            return "train"
+        if q in ("test", "testing", "val", "valid", "validation"):
+            return "test"
+    return None
+
+
+def _group(entries: list[tuple[tuple[str, ...], bytes]]) -> dict:
+    """Turn (path parts, bytes) of an ImageFolder tree into {split: (images, labels)} + classes.
+
+    Layout ``.../<split>/<class>/<file>`` gives the splits; a bare ``<class>/<file>`` tree (no
+    split directories) is split 85/15 with a fixed seed.
+    """
+    by_split: dict[str | None, list[tuple[str, bytes]]] = {}
+    for parts, blob in entries:
+        if len(parts) < 2:
+            continue
+        cls = parts[-2]
+        by_split.setdefault(_split_of(parts[:-2]), []).append((cls, blob))
+    classes = sorted({cls for items in by_split.values() for cls, _ in items})
+    if not classes:
+        raise DataUnavailableError("No images in a <class>/<image> layout were found.")
+    index = {c: i for i, c in enumerate(classes)}
+    result = {}
+    if "train" in by_split or "test" in by_split:
+        for split in SPLITS:
+            items = by_split.get(split, [])
+            if items:
+                result[split] = (_decode([b for _, b in items]),
+                                 torch.tensor([index[c] for c, _ in items], dtype=torch.int64))
+    else:
+        items = by_split[None]
+        images = _decode([b for _, b in items])
+        labels = torch.tensor([index[c] for c, _ in items], dtype=torch.int64)
+        perm = torch.randperm(len(labels), generator=torch.Generator().manual_seed(0))
+        n_test = max(1, int(round(0.15 * len(labels))))
+        result["test"] = (images[perm[:n_test]], labels[perm[:n_test]])
+        result["train"] = (images[perm[n_test:]], labels[perm[n_test:]])
+    return {"splits": result, "classes": classes}
+
+
+def _read_tree(source: Path) -> dict:
+    """Read an ImageFolder directory or a ``.tar.gz`` of one (or the MNIST-PNG archive with its CSV)."""
+    entries: list[tuple[tuple[str, ...], bytes]] = []
+    csv_text = None
+    if source.is_dir():
+        for p in sorted(source.rglob("*")):
+            if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES:
+                entries.append((p.relative_to(source).parts, p.read_bytes()))
+            elif p.is_file() and p.suffix.lower() == ".csv" and csv_text is None:
+                csv_text = (p.relative_to(source).parts, p.read_text())
+    else:
+        try:
+            with tarfile.open(source, "r:*") as tar:
+                for m in tar:
+                    if not m.isfile():
+                        continue
+                    parts = tuple(Path(m.name).parts)
+                    suffix = Path(m.name).suffix.lower()
+                    if suffix in IMAGE_SUFFIXES:
+                        entries.append((parts, tar.extractfile(m).read()))
+                    elif suffix == ".csv" and csv_text is None:
+                        csv_text = (parts, tar.extractfile(m).read().decode())
+        except (tarfile.TarError, OSError) as exc:
+            raise DataUnavailableError(f"Could not read the archive {source}: {exc}") from exc
+    entries.sort(key=lambda e: e[0])
+    if csv_text is not None:  # flat image directory + "file,target" CSV (the MNIST-PNG archive)
+        parts, text = csv_text
+        base = parts[:-1]
+        labels_of = {}
+        for line in text.strip().splitlines()[1:]:
+            f, t = line.rsplit(",", 1)
+            labels_of[base + tuple(Path(f).parts)] = int(t)
+        labelled = [(p, b) for p, b in entries if p in labels_of]
+        if labelled:
+            images = _decode([b for _, b in labelled])
+            labels = torch.tensor([labels_of[p] for p, _ in labelled], dtype=torch.int64)
+            classes = [str(i) for i in range(int(labels.max()) + 1)]
+            return {"splits": {"all": (images, labels)}, "classes": classes}
+    return _group(entries)
+
+
+def load_image_tree(source: str | os.PathLike, cache: str | os.PathLike | None = None,
+                    verbose: bool = True) -> dict:
+    """Decode an ImageFolder directory or ``.tar.gz`` once and cache it as uint8 tensors.
+
+    Returns ``{"splits": {split: (images uint8 (N,C,H,W), labels int64 (N,))}, "classes": [...]}``.
+    The cache (``<cache>/decoded/<name>-<hash>.pt``, see :func:`cache_dir`) is keyed by the source's path, size and
+    modification time; it is written atomically.
+    """
+    source = Path(source).expanduser()
+    if not source.exists():
+        raise DataUnavailableError(f"{source} does not exist: pass an existing ImageFolder "
+                                   "directory or a .tar.gz of one.")
+    cache = _cache_file(source, cache_dir(cache))
+    if cache.is_file():
+        try:
+            return torch.load(cache, weights_only=True)
+        except Exception:  # a damaged cache is rebuilt
+            pass
+    if verbose:
+        print(f"hopfield_lab.data: decoding {source} once (cached at {cache})", flush=True)
+    tree = _read_tree(source)
+    try:
+        _atomic_torch_save(tree, cache)
+    except OSError as exc:  # read-only cache: still usable, just slower next time
+        if verbose:
+            print(f"hopfield_lab.data: could not write the cache {cache}: {exc}")
+    return tree
+
+
+# ---------------------------------------------------------------------------------------------
+# built-in data sets
+# ---------------------------------------------------------------------------------------------
+def synthetic_dataset(n: int = 2048, num_classes: int = 10, channels: int = 3, size: int = 32,
+                      noise: float = 0.35, seed: int = 0, split: str = "train"):
+    """Seeded class-conditional patterns: each class a smooth random prototype, plus pixel noise.
+
+    Train and test share the prototypes (drawn from ``seed``) and differ in the noise (the test
+    split uses another stream), so a model can generalise. Returns uint8 images
+    ``(n, channels, size, size)`` and int64 labels ``(n,)`` (balanced, shuffled).
+    """
+    g = torch.Generator().manual_seed(seed)
+    low = torch.rand(num_classes, channels, 4, 4, generator=g)
+    protos = F.interpolate(low, size=(size, size), mode="bilinear", align_corners=False)
+    protos = (protos - protos.mean()) / (protos.std() + 1e-8)
+    gs = torch.Generator().manual_seed(seed * 7919 + (1 if split == "train" else 2))
+    labels = torch.arange(n) % num_classes
+    labels = labels[torch.randperm(n, generator=gs)]
+    x = protos[labels] + noise * 2.5 * torch.randn(n, channels, size, size, generator=gs)
+    images = (128 + 40 * x).round().clamp(0, 255).to(torch.uint8)
+    return images, labels.to(torch.int64)
+
+
+def _digits(split: str):
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    images = torch.from_numpy((d.images * (255.0 / 16.0)).round().astype(np.uint8))[:, None]
+    labels = torch.from_numpy(d.target.astype(np.int64))
+    perm = torch.randperm(len(labels), generator=torch.Generator().manual_seed(0))
+    n_test = 360
+    idx = perm[:n_test] if split == "test" else perm[n_test:]
+    return images[idx].contiguous(), labels[idx].contiguous()
+
+
+def _torchvision(name: str, split: str, root: Path, download: bool):
+    help_text = (
+        f"To use {name!r} without a download: set {DATA_ENV} to a folder holding the data "
+        f"(torchvision's layout{', or ' + ARCHIVES[name] if name in ARCHIVES else ''}), pass "
+        "an ImageFolder directory or .tar.gz as the data set, or use quick mode "
+        "(hopfield_lab.data.quick_dataset / dataset='synthetic' or 'digits')."
+    )
+    try:
+        import torchvision.datasets as tvd
+    except Exception as exc:  # ImportError, or a torchvision built for another torch
+        raise DataUnavailableError(
+            f"Loading {name!r} needs torchvision, which cannot be imported here ({type(exc).__name__}: "
+            f"{exc}). Install a torchvision matching your torch (pip install torchvision). {help_text}"
+        ) from exc
+    cls = getattr(tvd, TORCHVISION[name])
+    try:
+        ds = cls(str(root), train=(split == "train"), download=download)
+    except Exception as exc:  # URLError, RuntimeError("Dataset not found")...
+        raise DataUnavailableError(
+            f"Could not load {name!r} ({split}) with torchvision into {root} "
+            f"(download={download}): {type(exc).__name__}: {exc}. {help_text}"
+        ) from exc
+    data = ds.data
+    data = data if isinstance(data, torch.Tensor) else torch.from_numpy(np.asarray(data))
+    if data.ndim == 3:
+        data = data[:, None]
+    else:
+        data = data.permute(0, 3, 1, 2)
+    labels = torch.as_tensor(np.asarray(ds.targets), dtype=torch.int64)
+    return data.contiguous().to(torch.uint8), labels
+
+
+_MEMO: dict = {}
+
+
+def load_dataset(name: str, split: str = "train", root: str | os.PathLike | None = None,
+                 download: bool = True, **options):
+    """Load a whole split as ``(images uint8 (N, C, H, W), labels int64 (N,))``.
+
+    Parameters
+    ----------
+    name:
+        ``"mnist"``, ``"cifar10"``, ``"cifar100"``, ``"digits"``, ``"synthetic"``,
+        ``"mnist-test10k"``, or a path to an ImageFolder directory / ``.tar.gz`` of one.
+    split:
+        ``"train"`` or ``"test"``.
+    root:
+        Data root for downloads, offline archives and decoded caches; default
+        ``$HOPFIELD_LAB_DATA`` or ``~/.cache/hopfield_lab``. For ``"cifar10"`` an archive named
+        ``cifar10-jpeg.tar.gz`` in ``root`` or ``$HOPFIELD_LAB_DATA`` is used before torchvision.
+    download:
+        Let torchvision download missing files.
+    options:
+        For ``"synthetic"``: ``n``, ``num_classes``, ``channels``, ``size``, ``noise``, ``seed``.
+
+    Raises :class:`DataUnavailableError` with instructions when the data cannot be had; it never
+    substitutes other data.
+    """
+    if split not in SPLITS:
+        raise ValueError(f"split must be 'train' or 'test', not {split!r}.")
+    key = (str(name), split, str(root), tuple(sorted(options.items())))
+    if key in _MEMO:
+        return _MEMO[key]
+    out = _load(str(name), split, root, download, options)
+    if name != "synthetic":
+        _MEMO[key] = out
+    return out
+
+
+def _load(name: str, split: str, root, download: bool, options: dict):
+    low = name.lower()
+    if low == "synthetic":
+        if split == "test":
+            options = {**options, "n": options.get("n_test", options.get("n", 2048) // 4)}
+        options.pop("n_test", None)
+        return synthetic_dataset(split=split, **options)
+    if options:
+        raise TypeError(f"Options {sorted(options)} are only understood by the 'synthetic' data set.")
+    if low == "digits":
+        return _digits(split)
+    if low == "mnist-test10k":
+        src = find_archive("mnist-test10k", root)
+        if src is None:
+            raise DataUnavailableError(
+                f"'mnist-test10k' needs the archive {ARCHIVES['mnist-test10k']} in the data root "
+                f"({', '.join(map(str, _search_dirs(root)))}); set {DATA_ENV} to the folder that "
+                "holds it, or use dataset='mnist' (torchvision download)."
+            )
+        images, labels = load_image_tree(src)["splits"]["all"]
+        perm = torch.randperm(len(labels), generator=torch.Generator().manual_seed(0))
+        idx = perm[:2000] if split == "test" else perm[2000:]
+        return images[idx].contiguous(), labels[idx].contiguous()
+    if low in TORCHVISION:
+        src = find_archive(low, root)
+        if src is not None:
+            tree = load_image_tree(src)
+            return tree["splits"][split]
+        return _torchvision(low, split, data_root(root) / "torchvision", download)
+    path = Path(name).expanduser()
+    if path.exists():
+        tree = load_image_tree(path)
+        if split not in tree["splits"]:
+            raise DataUnavailableError(f"{path} has no {split!r} split (found {sorted(tree['splits'])}).")
+        return tree["splits"][split]
+    raise DataUnavailableError(
+        f"Unknown data set {name!r}: use one of 'mnist', 'cifar10', 'cifar100', 'digits', "
+        "'synthetic', 'mnist-test10k', or the path of an ImageFolder directory or .tar.gz "
+        f"(no such path: {path})."
+    )
+
+
+def num_classes(name: str, labels: torch.Tensor | None = None) -> int:
+    """Number of classes of a named data set (or 1 + the largest label seen)."""
+    if name in NUM_CLASSES:
+        return NUM_CLASSES[name]
+    if labels is None:
+        raise ValueError(f"Cannot tell the number of classes of {name!r} without its labels.")
+    return int(labels.max()) + 1
+
+
+def normalization(name: str, images: torch.Tensor | None = None):
+    """Per-channel ``(mean, std)`` as fractions of 255: known values, else measured on ``images``."""
+    base = Path(str(name)).name.split(".")[0].split("-")[0].lower()
+    for key in (str(name).lower(), base):
+        if key in NORMALIZATION:
+            mean, std = NORMALIZATION[key]
+            if images is None or len(mean) == images.shape[1]:
+                return mean, std
+    if images is None:
+        raise ValueError(f"No known normalisation for {name!r}: pass the training images.")
+    x = images[: 20000].to(torch.float32) / 255.0
+    mean = x.mean(dim=(0, 2, 3))
+    std = x.std(dim=(0, 2, 3)).clamp_min(1e-3)
+    return tuple(mean.tolist()), tuple(std.tolist())
+
+
+def quick_dataset(preferred: str = "cifar10", root: str | os.PathLike | None = None,
+                  verbose: bool = True) -> str:
+    """Choose a data set that is available offline, *explicitly*, and print the choice.
+
+    Tries ``preferred`` from a local archive (no download), then ``"digits"`` for grey-scale
+    requests or ``"synthetic"``. Returns the name to pass to :func:`load_dataset`.
+    """
+    choice, why = None, ""
+    if preferred in ("synthetic", "digits"):
+        choice, why = preferred, "bundled, no download"
+    elif find_archive(preferred, root) is not None:
+        choice, why = preferred, f"local archive {find_archive(preferred, root)}"
+    elif preferred == "mnist" and find_archive("mnist-test10k", root) is not None:
+        choice, why = "mnist-test10k", "MNIST's 10k test images, split 8k/2k (offline stand-in)"
+    elif preferred == "mnist":
+        choice, why = "digits", "scikit-learn's 8x8 digits (offline stand-in for MNIST)"
+    else:
+        choice, why = "synthetic", f"no offline copy of {preferred!r} found"
+    if verbose:
+        print(f"hopfield_lab.data: quick mode uses {choice!r} ({why}).", flush=True)
+    return choice
+
+
+# ---------------------------------------------------------------------------------------------
+# the device-resident loader
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class Augment:
+    """On-device augmentation options.
+
+    crop_padding: pad each side by this many pixels, then crop back at a random offset (0: off).
+    pad_mode: ``"reflect"`` or ``"zeros"``.
+    flip: random horizontal flip with probability 1/2.
+    """
+
+    crop_padding: int = 0
+    pad_mode: str = "reflect"
+    flip: bool = False
+
+    def __post_init__(self):
+        if self.pad_mode not in ("reflect", "zeros"):
+            raise ValueError(f"pad_mode must be 'reflect' or 'zeros', not {self.pad_mode!r}.")
+        if self.crop_padding < 0:
+            raise ValueError("crop_padding must be >= 0.")
+
+    @property
+    def active(self) -> bool:
+        return self.crop_padding > 0 or self.flip
+
+
+def random_crop_flip(x: torch.Tensor, aug: Augment, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Batched random crop (with padding) and horizontal flip of float images ``(B, C, H, W)``.
+
+    Each image gets its own offsets ``(dy, dx)`` in ``[0, 2p]`` and its own coin; two gathers do
+    the crops for the whole batch at once.
+    """
+    B, C, H, W = x.shape
+    dev = x.device
+    p = aug.crop_padding
+    if p > 0:
+        if aug.pad_mode == "reflect" and (p >= H or p >= W):
+            raise ValueError(f"reflect padding {p} needs images larger than {p} pixels.")
+        xp = F.pad(x, (p, p, p, p), mode="reflect" if aug.pad_mode == "reflect" else "constant")
+        off = torch.randint(0, 2 * p + 1, (2, B), device=dev, generator=generator)
+        rows = off[0][:, None] + torch.arange(H, device=dev)  # (B, H)
+        cols = off[1][:, None] + torch.arange(W, device=dev)  # (B, W)
+        xp = xp.gather(2, rows[:, None, :, None].expand(B, C, H, W + 2 * p))
+        x = xp.gather(3, cols[:, None, None, :].expand(B, C, H, W))
+    if aug.flip:
+        coin = torch.rand(B, device=dev, generator=generator) < 0.5
+        x = torch.where(coin[:, None, None, None], x.flip(3), x)
+    return x
+
+
+class DeviceLoader:
+    """Batches of a whole split held on the device as uint8, normalised and augmented there.
+
+    Parameters
+    ----------
+    images, labels:
+        uint8 ``(N, C, H, W)`` and int64 ``(N,)``; moved to ``device`` once.
+    batch_size:
+        Images per batch (per process under DDP).
+    device:
+        Where data and batches live (``"cuda"``, ``"cpu"``...).
+    train:
+        Shuffle each epoch and (by default) drop the last incomplete batch so every batch has the
+        same shape (no recompilation under ``torch.compile``).
+    mean, std:
+        Per-channel normalisation as fractions of 255 (default: no normalisation beyond /255).
+    augment:
+        An :class:`Augment` (random crop with padding, flip), applied only when ``train``.
+    img_size:
+        Resize batches to this size on the device (bilinear, antialiased); ``None`` keeps the size.
+    seed:
+        The shuffle and augmentation streams of epoch ``e`` are seeded with ``(seed, e)``, so an
+        epoch's batches depend only on ``seed`` and ``e``: resuming at an epoch boundary is exact.
+    shard:
+        Under DDP, a function mapping the global permutation (same on all ranks) to this rank's
+        equal-size part (:func:`hopfield_lab.distributed.shard`).
+    dtype:
+        Floating dtype of the image batches.
+
+    Iterating yields ``(images float (B, C, H', W'), labels int64 (B,))`` on ``device``.
+    Call :meth:`set_epoch` before each epoch.
+    """
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, batch_size: int, *,
+                 device: str | torch.device = "cpu", train: bool = False,
+                 mean=None, std=None, augment: Augment | None = None,
+                 img_size: int | None = None, drop_last: bool | None = None, seed: int = 0,
+                 shard: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                 dtype: torch.dtype = torch.float32):
+        if images.dtype != torch.uint8 or images.ndim != 4:
+            raise ValueError(f"images must be uint8 (N, C, H, W), got {images.dtype} {tuple(images.shape)}.")
+        if labels.ndim != 1 or len(labels) != len(images):
+            raise ValueError(f"labels must be (N,) with N = {len(images)}, got {tuple(labels.shape)}.")
+        if batch_size < 1:
+            raise ValueError("batch_size must be >= 1.")
+        self.device = torch.device(device)
+        self.images = images.to(self.device)
+        self.labels = labels.to(self.device, torch.int64)
+        self.batch_size = int(batch_size)
+        self.train = bool(train)
+        self.drop_last = self.train if drop_last is None else bool(drop_last)
+        self.augment = augment if (augment is not None and self.train) else Augment()
+        self.img_size = img_size
+        self.seed = int(seed)
+        self.shard = shard
+        self.dtype = dtype
+        C = images.shape[1]
+        mean = (0.0,) * C if mean is None else tuple(mean)
+        std = (1.0,) * C if std is None else tuple(std)
+        if len(mean) != C or len(std) != C:
+            raise ValueError(f"mean/std need {C} values (one per channel), got {len(mean)}/{len(std)}.")
+        # x_norm = (u8 / 255 - mean) / std  =  u8 * scale + shift
+        self._scale = (1.0 / (255.0 * torch.tensor(std))).view(1, C, 1, 1).to(self.device, dtype)
+        self._shift = (-torch.tensor(mean) / torch.tensor(std)).view(1, C, 1, 1).to(self.device, dtype)
+        self.epoch = 0
+        if self.drop_last and self.num_samples < self.batch_size:
+            raise ValueError(
+                f"batch_size {self.batch_size} exceeds the {self.num_samples} training images "
+                "(per process); lower the batch size.")
+
+    # -- sizes ------------------------------------------------------------------------------
+    @property
+    def num_samples(self) -> int:
+        """Images this process sees per epoch."""
+        n = len(self.labels)
+        if self.shard is not None:
+            n = len(self.shard(torch.arange(n)))
+        return n
+
+    def __len__(self) -> int:
+        n = self.num_samples
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        C, H, W = self.images.shape[1:]
+        if self.img_size is not None:
+            H = W = self.img_size
+        return (C, H, W)
+
+    # -- epochs -----------------------------------------------------------------------------
+    def set_epoch(self, epoch: int) -> None:
+        """Select the shuffle/augmentation streams of ``epoch``."""
+        self.epoch = int(epoch)
+
+    def state_dict(self) -> dict:
+        return {"epoch": self.epoch, "seed": self.seed}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.epoch = int(state["epoch"])
+        self.seed = int(state["seed"])
+
+    def _order(self) -> torch.Tensor:
+        n = len(self.labels)
+        if self.train:
+            g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+            order = torch.randperm(n, generator=g)
+        else:
+            order = torch.arange(n)
+        if self.shard is not None:
+            order = self.shard(order)
+        return order.to(self.device)
+
+    def _aug_generator(self) -> torch.Generator:
+        g = torch.Generator(device=self.device)
+        g.manual_seed(self.seed * 1_000_003 + self.epoch + 7_777_777)
+        return g
+
+    def transform(self, u8: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """uint8 batch ``(B, C, H, W)`` -> normalised, augmented float batch."""
+        x = u8.to(self.dtype)
+        if self.augment.active:  # before normalising, so zero padding is black
+            x = random_crop_flip(x, self.augment, generator)
+        x = x * self._scale + self._shift
+        if self.img_size is not None and tuple(x.shape[-2:]) != (self.img_size, self.img_size):
+            x = F.interpolate(x, size=(self.img_size, self.img_size), mode="bilinear",
+                              align_corners=False, antialias=True)
+        return x
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        order = self._order()
+        gen = self._aug_generator() if self.augment.active else None
+        n = len(order)
+        stop = (n // self.batch_size) * self.batch_size if self.drop_last else n
+        for start in range(0, stop, self.batch_size):
+            idx = order[start:start + self.batch_size]
+            yield self.transform(self.images[idx], gen), self.labels[idx]
