@@ -1,0 +1,193 @@
+"""Plotting helpers shared by the book's chapters.
+
+Small on purpose; three functions:
+
+* :func:`pattern_grid` -- a grid of images (patterns, cues, recalls, receptive fields) with titles.
+* :func:`animate` -- turn a drawing function into a JavaScript player (``to_jshtml``) that moves
+  in the static HTML book; the figure is closed so the notebook does not show it twice.
+* :func:`animate_images` -- the common case: a player over a sequence of image grids.
+
+Example::
+
+    from hopfield_lab import viz
+    fig = viz.pattern_grid(patterns, shape=(16, 16), titles=["A", "B"], suptitle="Stored patterns")
+    player = viz.animate_images(frames, shape=(16, 16), frame_titles=[f"update {t}" for t in ts])
+    player  # last expression of a cell: the player is displayed
+
+Images may be torch tensors (any device) or NumPy arrays, either ``(K, H, W)`` or flat
+``(K, H*W)`` with ``shape=(H, W)``. ±1 patterns show as black (+1) on white (−1) with the default
+``cmap="gray_r"``.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable, Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+__all__ = ["pattern_grid", "animate", "animate_images", "as_images"]
+
+
+def as_images(images, shape: tuple[int, int] | None = None) -> np.ndarray:
+    """Convert images to a NumPy array ``(K, H, W)``.
+
+    Args:
+        images: tensor or array ``(K, H, W)``, ``(H, W)`` (one image), or flat ``(K, H*W)`` /
+            ``(H*W,)`` together with ``shape=(H, W)``.
+        shape: ``(H, W)`` for flat images.
+    """
+    if hasattr(images, "detach"):
+        images = images.detach().float().cpu().numpy()
+    a = np.asarray(images, dtype=float)
+    if shape is not None:
+        h, w = shape
+        if a.shape[-1] != h * w:
+            raise ValueError(f"flat images have {a.shape[-1]} pixels, but shape={shape} needs {h * w}.")
+        a = a.reshape(-1, h, w)
+    elif a.ndim == 2:
+        a = a[None]
+    if a.ndim != 3:
+        raise ValueError(
+            f"images must be (K, H, W), (H, W), or flat (K, H*W) with shape=(H, W); got array of shape {a.shape}."
+        )
+    return a
+
+
+def _grid(k: int, ncols: int | None) -> tuple[int, int]:
+    ncols = ncols or min(k, 8)
+    return math.ceil(k / ncols), ncols
+
+
+def pattern_grid(
+    images,
+    *,
+    shape: tuple[int, int] | None = None,
+    titles: Sequence[str] | None = None,
+    ncols: int | None = None,
+    suptitle: str | None = None,
+    cmap: str = "gray_r",
+    vmin: float | None = None,
+    vmax: float | None = None,
+    size: float = 1.4,
+    ax=None,
+):
+    """Show images in a grid with one title each; returns the figure.
+
+    Args:
+        images: ``(K, H, W)`` or flat ``(K, H*W)`` with ``shape``; tensors are moved to the CPU.
+        shape: ``(H, W)`` for flat images.
+        titles: one short title per image (e.g. ``"cue, 20 % noise"``).
+        ncols: images per row (default ``min(K, 8)``).
+        suptitle: a title for the whole figure.
+        cmap, vmin, vmax: colour map and range (default: the images' own min/max, symmetric
+            ``[−1, 1]`` for ±1 patterns).
+        size: inches per image.
+        ax: optional array of axes to draw into (then no new figure is made).
+    """
+    a = as_images(images, shape)
+    k = len(a)
+    if titles is not None and len(titles) != k:
+        raise ValueError(f"got {len(titles)} titles for {k} images.")
+    if vmin is None and vmax is None and np.isin(a, (-1.0, 1.0)).all():
+        vmin, vmax = -1.0, 1.0
+    rows, cols = _grid(k, ncols)
+    if ax is None:
+        fig, axes = plt.subplots(rows, cols, figsize=(size * cols, size * rows + (0.35 if suptitle else 0)),
+                                 squeeze=False)
+    else:
+        axes = np.asarray(ax).reshape(rows, cols)
+        fig = axes.flat[0].figure
+    for j, axj in enumerate(axes.flat):
+        axj.set_xticks([])
+        axj.set_yticks([])
+        if j >= k:
+            axj.axis("off")
+            continue
+        axj.imshow(a[j], cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest")
+        if titles is not None:
+            axj.set_title(titles[j], fontsize=9)
+    if suptitle:
+        fig.suptitle(suptitle)
+    fig.tight_layout()
+    return fig
+
+
+def animate(update: Callable[[int], object], n_frames: int, fig, *, interval: int = 200,
+            default_mode: str = "once"):
+    """A JavaScript animation player (``FuncAnimation(...).to_jshtml()``) for the static book.
+
+    Args:
+        update: ``update(i)`` redraws ``fig`` for frame ``i`` (``0 <= i < n_frames``).
+        n_frames: number of frames.
+        fig: the matplotlib figure that ``update`` draws into; it is closed afterwards so the
+            notebook shows only the player.
+        interval: milliseconds between frames.
+        default_mode: ``"once"``, ``"loop"`` or ``"reflect"``.
+    Returns:
+        ``IPython.display.HTML``: the player; display it (last expression of a cell).
+    """
+    from IPython.display import HTML
+    from matplotlib import animation
+
+    if n_frames < 1:
+        raise ValueError(f"n_frames must be ≥ 1, got {n_frames}.")
+    anim = animation.FuncAnimation(fig, update, frames=n_frames, interval=interval, blit=False)
+    try:
+        html = anim.to_jshtml(default_mode=default_mode)
+    finally:
+        plt.close(fig)
+    return HTML(html)
+
+
+def animate_images(
+    frames,
+    *,
+    shape: tuple[int, int] | None = None,
+    titles: Sequence[str] | None = None,
+    frame_titles: Sequence[str] | None = None,
+    ncols: int | None = None,
+    cmap: str = "gray_r",
+    vmin: float | None = None,
+    vmax: float | None = None,
+    size: float = 1.6,
+    interval: int = 200,
+    default_mode: str = "once",
+):
+    """A player over a sequence of image grids.
+
+    Args:
+        frames: ``(T, K, H, W)`` or flat ``(T, K, H*W)`` with ``shape`` (``K`` images per frame;
+            ``(T, H, W)`` is one image per frame). Tensors or arrays.
+        titles: a title per image position (``K``), fixed across frames.
+        frame_titles: a figure title per frame (``T``), e.g. ``"after 64 updates, E = −41.3"``.
+        Other arguments as in :func:`pattern_grid` and :func:`animate`.
+    Returns:
+        ``IPython.display.HTML``.
+    """
+    if hasattr(frames, "detach"):
+        frames = frames.detach().float().cpu().numpy()
+    f = np.asarray(frames, dtype=float)
+    if shape is not None:
+        f = f.reshape(f.shape[0], -1, shape[0] * shape[1]).reshape(f.shape[0], -1, *shape)
+    elif f.ndim == 3:
+        f = f[:, None]
+    if f.ndim != 4:
+        raise ValueError(f"frames must be (T, K, H, W) or (T, K, H*W) with shape=(H, W); got {f.shape}.")
+    t, k = f.shape[:2]
+    if frame_titles is not None and len(frame_titles) != t:
+        raise ValueError(f"got {len(frame_titles)} frame titles for {t} frames.")
+    if vmin is None and vmax is None:
+        vmin, vmax = (-1.0, 1.0) if np.isin(f, (-1.0, 1.0)).all() else (float(f.min()), float(f.max()))
+    fig = pattern_grid(f[0], titles=titles, ncols=ncols, cmap=cmap, vmin=vmin, vmax=vmax, size=size,
+                       suptitle=frame_titles[0] if frame_titles else None)
+    ims = [ax.images[0] for ax in fig.axes if ax.images]
+
+    def update(i):
+        for j, im in enumerate(ims):
+            im.set_data(f[i, j])
+        if frame_titles:
+            fig._suptitle.set_text(frame_titles[i])
+        return ims
+
+    return animate(update, t, fig, interval=interval, default_mode=default_mode)
