@@ -114,7 +114,7 @@ def pattern_grid(
 
 
 def animate(update: Callable[[int], object], n_frames: int, fig, *, interval: int = 200,
-            default_mode: str = "once"):
+            default_mode: str = "once", dpi: float | None = 80):
     """A JavaScript animation player (``FuncAnimation(...).to_jshtml()``) for the static book.
 
     Args:
@@ -124,6 +124,8 @@ def animate(update: Callable[[int], object], n_frames: int, fig, *, interval: in
             notebook shows only the player.
         interval: milliseconds between frames.
         default_mode: ``"once"``, ``"loop"`` or ``"reflect"``.
+        dpi: resolution of the embedded frames (lower = smaller page, faster); ``None`` keeps
+            the figure's own.
     Returns:
         ``IPython.display.HTML``: the player; display it (last expression of a cell).
     """
@@ -132,6 +134,8 @@ def animate(update: Callable[[int], object], n_frames: int, fig, *, interval: in
 
     if n_frames < 1:
         raise ValueError(f"n_frames must be ≥ 1, got {n_frames}.")
+    if dpi is not None:
+        fig.set_dpi(dpi)
     anim = animation.FuncAnimation(fig, update, frames=n_frames, interval=interval, blit=False)
     try:
         html = anim.to_jshtml(default_mode=default_mode)
@@ -153,6 +157,7 @@ def animate_images(
     size: float = 1.6,
     interval: int = 200,
     default_mode: str = "once",
+    dpi: float | None = 80,
 ):
     """A player over a sequence of image grids.
 
@@ -190,4 +195,4 @@ def animate_images(
             fig._suptitle.set_text(frame_titles[i])
         return ims
 
-    return animate(update, t, fig, interval=interval, default_mode=default_mode)
+    return animate(update, t, fig, interval=interval, default_mode=default_mode, dpi=dpi)
