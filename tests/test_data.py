@@ -1,0 +1,205 @@
+"""Data sets and the device-resident loader (tiny data only; no download, no shared archives)."""
+import io
+import tarfile
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from hopfield_lab import data as hd
+
+
+@pytest.fixture(autouse=True)
+def _isolated(tmp_path, monkeypatch):
+    """Caches and data roots in a temp folder; no $HOPFIELD_LAB_DATA from the environment."""
+    monkeypatch.setenv(hd.CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.delenv(hd.DATA_ENV, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    hd._MEMO.clear()
+
+
+def _png(arr: np.ndarray, fmt="PNG") -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, format=fmt)
+    return buf.getvalue()
+
+
+def _image_tree(root, splits=("train", "test"), classes=("cat", "ant", "dog"), per_class=3, size=6):
+    """ImageFolder tree root/<prefix>/<split>/<class>/<i>.png; pixel value encodes (class, i)."""
+    truth = {}
+    for s in splits:
+        for ci, c in enumerate(classes):
+            d = root / s / c if s else root / c
+            d.mkdir(parents=True, exist_ok=True)
+            for i in range(per_class):
+                arr = np.full((size, size, 3), 10 * ci + i + (100 if s == "test" else 0), np.uint8)
+                (d / f"{i:03d}.png").write_bytes(_png(arr))
+                truth.setdefault(s, []).append((c, arr))
+    return truth
+
+
+def test_synthetic_shapes_seeded_and_learnable():
+    x, y = hd.load_dataset("synthetic", "train", n=200, size=12, channels=3, num_classes=5, seed=3)
+    assert x.dtype == torch.uint8 and x.shape == (200, 3, 12, 12)
+    assert y.dtype == torch.int64 and y.shape == (200,) and set(y.tolist()) == set(range(5))
+    x2, y2 = hd.load_dataset("synthetic", "train", n=200, size=12, channels=3, num_classes=5, seed=3)
+    assert torch.equal(x, x2) and torch.equal(y, y2)
+    xt, yt = hd.load_dataset("synthetic", "test", n=200, n_test=60, size=12, num_classes=5, seed=3)
+    assert xt.shape == (60, 3, 12, 12) and not torch.equal(xt[:10], x[:10])
+    # class means of train and test agree better with their own class than with others
+    mtr = torch.stack([x[y == k].float().mean(0) for k in range(5)]).flatten(1)
+    mte = torch.stack([xt[yt == k].float().mean(0) for k in range(5)]).flatten(1)
+    assert torch.equal(torch.cdist(mte, mtr).argmin(1), torch.arange(5))
+
+
+def test_digits_split_shapes():
+    xtr, ytr = hd.load_dataset("digits", "train")
+    xte, yte = hd.load_dataset("digits", "test")
+    assert xtr.shape == (1437, 1, 8, 8) and xte.shape == (360, 1, 8, 8)
+    assert xtr.dtype == torch.uint8 and int(xtr.max()) == 255 and ytr.dtype == torch.int64
+    assert hd.num_classes("digits") == 10 and set(yte.tolist()) == set(range(10))
+
+
+def test_image_folder_directory_and_cache(tmp_path, capsys):
+    root = tmp_path / "imgs"
+    truth = _image_tree(root)
+    x, y = hd.load_dataset(str(root), "train")
+    assert x.shape == (9, 3, 6, 6) and x.dtype == torch.uint8
+    # classes are numbered in sorted order (ant=0, cat=1, dog=2), as in torchvision's ImageFolder
+    names = sorted({c for c, _ in truth["train"]})
+    for img, lab in zip(x, y):
+        v = int(img[0, 0, 0])
+        cls = ("cat", "ant", "dog")[v // 10]
+        assert names[int(lab)] == cls
+    assert "decoding" in capsys.readouterr().out
+    hd._MEMO.clear()
+    x2, y2 = hd.load_dataset(str(root), "test")  # served from the cache now
+    assert "decoding" not in capsys.readouterr().out
+    assert x2.shape == (9, 3, 6, 6) and int(x2.min()) >= 100
+    assert list((tmp_path / "cache" / "decoded").glob("imgs-*.pt"))
+
+
+def test_archive_found_by_name_in_data_root(tmp_path, monkeypatch):
+    src = tmp_path / "src"
+    _image_tree(src / "cifar10", classes=("airplane", "truck"), per_class=2, size=4)
+    droot = tmp_path / "data"
+    droot.mkdir()
+    with tarfile.open(droot / "cifar10-jpeg.tar.gz", "w:gz") as tar:
+        tar.add(src / "cifar10", arcname="cifar10")
+    x, y = hd.load_dataset("cifar10", "test", root=droot)
+    assert x.shape == (4, 3, 4, 4) and sorted(y.tolist()) == [0, 0, 1, 1]
+    hd._MEMO.clear()
+    monkeypatch.setenv(hd.DATA_ENV, str(droot))  # found through $HOPFIELD_LAB_DATA as well
+    x2, _ = hd.load_dataset("cifar10", "train")
+    assert x2.shape == (4, 3, 4, 4)
+
+
+def test_csv_labelled_png_archive(tmp_path):
+    d = tmp_path / "m" / "mnist-test10k" / "imgs"
+    d.mkdir(parents=True)
+    rows = ["file,target"]
+    for i in range(20):
+        (d / f"{i:06d}.png").write_bytes(_png(np.full((5, 5), i, np.uint8)))
+        rows.append(f"imgs/{i:06d}.png,{i % 4}")
+    (d.parent / "labels.csv").write_text("\n".join(rows))
+    arch = tmp_path / "mnist-test10k-png.tar.gz"
+    with tarfile.open(arch, "w:gz") as tar:
+        tar.add(tmp_path / "m" / "mnist-test10k", arcname="mnist-test10k")
+    tree = hd.load_image_tree(arch)
+    x, y = tree["splits"]["all"]
+    assert x.shape == (20, 1, 5, 5)
+    assert torch.equal(y, x[:, 0, 0, 0].long() % 4)  # labels follow the CSV, grey stays 1 channel
+
+
+def test_missing_data_gives_instructions(tmp_path):
+    with pytest.raises(hd.DataUnavailableError, match="HOPFIELD_LAB_DATA"):
+        hd.load_dataset("cifar100", "train", root=tmp_path, download=False)
+    with pytest.raises(hd.DataUnavailableError, match="mnist-test10k"):
+        hd.load_dataset("mnist-test10k", "train", root=tmp_path)
+    with pytest.raises(hd.DataUnavailableError, match="Unknown data set"):
+        hd.load_dataset("no-such-set", "train")
+    with pytest.raises(ValueError, match="split"):
+        hd.load_dataset("digits", "validation")
+
+
+def test_quick_dataset_says_what_it_uses(tmp_path, capsys):
+    assert hd.quick_dataset("cifar10", root=tmp_path) == "synthetic"
+    assert "synthetic" in capsys.readouterr().out
+    assert hd.quick_dataset("mnist", root=tmp_path) == "digits"
+    assert "digits" in capsys.readouterr().out
+
+
+def test_device_loader_batches_epochs_and_normalisation():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 256, (103, 3, 8, 8), dtype=torch.uint8, generator=g)
+    y = torch.arange(103)
+    mean, std = hd.normalization("custom", x)
+    tr = hd.DeviceLoader(x, y, 16, train=True, mean=mean, std=std, seed=1)
+    assert len(tr) == 6 and tr.image_shape == (3, 8, 8)
+    tr.set_epoch(0)
+    b0 = list(tr)
+    assert all(xb.shape == (16, 3, 8, 8) and xb.dtype == torch.float32 for xb, _ in b0)
+    seen = torch.cat([yb for _, yb in b0])
+    assert len(set(seen.tolist())) == 96  # a permutation, last partial batch dropped
+    # images follow their labels through the shuffle; normalisation is (u8/255 - mean)/std
+    xb, yb = b0[0]
+    ref = (x[yb].float() / 255 - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
+    torch.testing.assert_close(xb, ref)
+    tr.set_epoch(0)
+    assert torch.equal(torch.cat([yb for _, yb in tr]), seen)  # an epoch is reproducible
+    tr.set_epoch(1)
+    assert not torch.equal(torch.cat([yb for _, yb in tr]), seen)  # and reshuffled next epoch
+    te = hd.DeviceLoader(x, y, 16, train=False)
+    assert len(te) == 7 and torch.equal(torch.cat([yb for _, yb in te]), y)  # all, in order
+
+
+def test_random_crop_is_a_window_of_the_padded_image_and_flip_mirrors():
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(12, 2, 6, 6, generator=g)
+    for mode in ("reflect", "zeros"):
+        aug = hd.Augment(crop_padding=2, pad_mode=mode)
+        out = hd.random_crop_flip(x, aug, torch.Generator().manual_seed(1))
+        xp = torch.nn.functional.pad(x, (2,) * 4, mode="reflect" if mode == "reflect" else "constant")
+        offsets = set()
+        for b in range(12):
+            hits = [(i, j) for i in range(5) for j in range(5)
+                    if torch.equal(out[b], xp[b, :, i:i + 6, j:j + 6])]
+            assert hits, "every crop is a 6x6 window of the padded image"
+            offsets.add(hits[0])
+        assert len(offsets) > 1
+    out = hd.random_crop_flip(x, hd.Augment(flip=True), torch.Generator().manual_seed(2))
+    flipped = [torch.equal(o, xi.flip(2)) for o, xi in zip(out, x)]
+    kept = [torch.equal(o, xi) for o, xi in zip(out, x)]
+    assert all(f or k for f, k in zip(flipped, kept)) and any(flipped) and any(kept)
+
+
+def test_device_loader_shards_are_disjoint():
+    x = torch.zeros(40, 1, 4, 4, dtype=torch.uint8)
+    y = torch.arange(40)
+    parts = []
+    for rank in range(2):
+        ld = hd.DeviceLoader(x, y, 5, train=True, seed=0, shard=lambda idx, r=rank: idx[r::2][:20])
+        ld.set_epoch(3)
+        parts.append(torch.cat([yb for _, yb in ld]))
+    assert len(parts[0]) == 20 and not set(parts[0].tolist()) & set(parts[1].tolist())
+
+
+def test_device_loader_rejects_bad_input():
+    with pytest.raises(ValueError, match="uint8"):
+        hd.DeviceLoader(torch.zeros(4, 1, 2, 2), torch.zeros(4, dtype=torch.long), 2)
+    with pytest.raises(ValueError, match="batch_size"):
+        hd.DeviceLoader(torch.zeros(4, 1, 2, 2, dtype=torch.uint8), torch.zeros(4, dtype=torch.long), 8, train=True)
+    with pytest.raises(ValueError, match="pad_mode"):
+        hd.Augment(crop_padding=2, pad_mode="edge")
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_device_loader_on_cuda():
+    x, y = hd.load_dataset("synthetic", "train", n=256, size=16)
+    ld = hd.DeviceLoader(x, y, 64, device="cuda", train=True, augment=hd.Augment(4, "reflect", True),
+                         mean=(0.5,) * 3, std=(0.25,) * 3)
+    ld.set_epoch(0)
+    xb, yb = next(iter(ld))
+    assert xb.is_cuda and yb.is_cuda and xb.shape == (64, 3, 16, 16) and yb.dtype == torch.int64

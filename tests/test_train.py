@@ -1,0 +1,182 @@
+"""The training engine on tiny synthetic data (CPU, a few seconds each)."""
+import json
+import math
+import os
+
+import pytest
+import torch
+
+from hopfield_lab import data as hd
+from hopfield_lab import train as ht
+from hopfield_lab.mixer import create_model
+from hopfield_lab.train import TrainConfig, train
+
+
+@pytest.fixture(autouse=True)
+def _env(tmp_path, monkeypatch):
+    monkeypatch.setenv(hd.CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.delenv(hd.DATA_ENV, raising=False)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    hd._MEMO.clear()
+
+
+def tiny(**kw) -> TrainConfig:
+    """A 16-px, 2-block, C=64 Mixer on 256 synthetic images: ~0.2 s per epoch on one core."""
+    base = dict(model="asymmixer_cifar_tiny", lam=1e-2, dataset="synthetic", epochs=3, batch_size=64,
+                lr=3e-3, dataset_options={"n": 256, "n_test": 128, "size": 16}, progress=False)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def test_loss_falls_and_result_has_required_fields(tmp_path):
+    res = train(tiny(epochs=4, out_dir=str(tmp_path / "run")))
+    h = res["history"]
+    assert len(h) == 4 and h[-1]["train_loss"] < h[0]["train_loss"] - 0.2
+    assert res["test_acc"] > 0.3  # 10 classes: chance is 0.1
+    on_disk = json.loads((tmp_path / "run" / "result.json").read_text())
+    for key in ("model", "lam", "dataset", "epochs", "test_acc", "history", "wall_time_s", "img_per_s",
+                "device", "torch_version", "git_commit", "config", "symmetry", "params"):
+        assert key in on_disk, key
+    assert on_disk["model"] == "asymmixer_cifar_tiny" and on_disk["lam"] == 1e-2 and on_disk["device"] == "cpu"
+    assert 0 <= on_disk["test_acc"] <= 1 and on_disk["test_acc"] == res["test_acc"]
+    assert on_disk["config"]["epochs"] == 4 and on_disk["finished"] is True
+    for row in on_disk["history"]:
+        assert {"epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "epoch_time_s"} <= set(row)
+    # the penalty logged is lam * sum ||V||^2 of the weights, which the penalty shrinks
+    assert h[-1]["penalty"] < h[0]["penalty"]
+
+
+def test_resumed_run_equals_uninterrupted_run(tmp_path):
+    full = train(tiny(out_dir=str(tmp_path / "a")))
+    part = train(tiny(out_dir=str(tmp_path / "b"), stop_after_epochs=1))
+    assert part["finished"] is False and part["epochs_done"] == 1
+    assert not (tmp_path / "b" / "result.json").exists()  # a stopped run is not a result
+    resumed = train(tiny(out_dir=str(tmp_path / "b")))
+    assert resumed["finished"] is True
+    keys = ("train_loss", "train_acc", "test_loss", "test_acc", "lr", "penalty")
+    for ra, rb in zip(full["history"], resumed["history"]):
+        assert {k: ra[k] for k in keys} == {k: rb[k] for k in keys}  # exact on CPU
+    sa = ht.load_checkpoint(tmp_path / "a" / ht.CHECKPOINT_NAME)["model"]
+    sb = ht.load_checkpoint(tmp_path / "b" / ht.CHECKPOINT_NAME)["model"]
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def test_resume_refuses_another_configuration(tmp_path):
+    train(tiny(epochs=2, out_dir=str(tmp_path), stop_after_epochs=1))
+    with pytest.raises(ValueError, match="lr"):
+        train(tiny(epochs=2, out_dir=str(tmp_path), lr=1e-2))
+
+
+def test_penalty_changes_only_V_gradients():
+    torch.manual_seed(0)
+    x, y = torch.randn(8, 3, 16, 16), torch.randint(0, 10, (8,))
+    lam = 0.37
+    after = {}
+    for l in (0.0, lam):
+        torch.manual_seed(1)
+        m = create_model("asymmixer_cifar_tiny", img_size=16, lam=l)
+        before = {k: v.detach().clone() for k, v in m.named_parameters()}
+        opt = torch.optim.SGD(m.parameters(), lr=1.0)  # p_new = p - grad
+        ht.train_step(m, x, y, opt)
+        after[l] = {k: v.detach() for k, v in m.named_parameters()}
+    n_v = 0
+    for k, p0 in before.items():
+        diff = after[lam][k] - after[0.0][k]  # = -(grad with penalty - grad without)
+        is_v = k.endswith("fc2.weight") and "blocks" in k  # AsymMlp: fc1 = A or B, fc2 = V
+        if is_v:
+            n_v += 1
+            torch.testing.assert_close(diff, -2 * lam * p0, rtol=1e-4, atol=1e-6)
+        else:
+            assert torch.equal(diff, torch.zeros_like(diff)), k
+    assert n_v == 4  # 2 blocks x (token, channel) branches
+
+
+def test_interrupted_checkpoint_write_keeps_previous(tmp_path, monkeypatch):
+    path = tmp_path / "ck.pt"
+    ht.atomic_save({"epoch": 1, "w": torch.ones(3)}, path)
+
+    def broken_save(obj, fh, *a, **k):
+        fh.write(b"half a checkpoint")
+        raise OSError("disk full (simulated)")
+
+    monkeypatch.setattr(torch, "save", broken_save)
+    with pytest.raises(OSError, match="simulated"):
+        ht.atomic_save({"epoch": 2, "w": torch.zeros(3)}, path)
+    monkeypatch.undo()
+    ck = torch.load(path)
+    assert ck["epoch"] == 1 and torch.equal(ck["w"], torch.ones(3))
+    assert os.listdir(tmp_path) == ["ck.pt"]  # no temp file left behind
+
+
+def test_failed_checkpoint_in_training_leaves_a_resumable_run(tmp_path, monkeypatch):
+    cfg = tiny(epochs=2, out_dir=str(tmp_path), eval_every=2, symmetry_metrics=False)
+    train(TrainConfig(**{**cfg.to_dict(), "stop_after_epochs": 1}))
+    real = ht.atomic_save
+
+    def fail(obj, path):
+        raise KeyboardInterrupt("killed while writing")
+
+    monkeypatch.setattr(ht, "atomic_save", fail)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg)
+    monkeypatch.setattr(ht, "atomic_save", real)
+    assert ht.load_checkpoint(tmp_path / ht.CHECKPOINT_NAME)["epoch"] == 1
+    assert train(cfg)["epochs_done"] == 2
+
+
+@pytest.mark.parametrize("bad,match", [
+    (dict(epochs=0), "epochs"), (dict(schedule="step"), "schedule"), (dict(lr=-1.0), "lr"),
+    (dict(label_smoothing=1.5), "label_smoothing"), (dict(model="paramixer_cifar_tiny", lam=0.1), "lam"),
+    (dict(warmup_epochs=5), "warmup_epochs"), (dict(pad_mode="edge"), "pad_mode"),
+])
+def test_bad_configs_are_rejected_clearly(bad, match):
+    with pytest.raises(ValueError, match=match):
+        tiny(**bad).validate()
+
+
+def test_unknown_model_missing_data_and_oversized_batch(tmp_path):
+    with pytest.raises(ValueError, match="valid names"):
+        train(tiny(model="resnet50", lam=None))
+    with pytest.raises(hd.DataUnavailableError, match="HOPFIELD_LAB_DATA"):
+        train(tiny(dataset="cifar100", data_root=str(tmp_path), download=False, dataset_options={}))
+    with pytest.raises(ValueError, match="batch"):
+        train(tiny(batch_size=512))
+    with pytest.raises(ValueError, match="Unknown TrainConfig"):
+        TrainConfig.from_dict({"modle": "x"})
+
+
+def test_schedules():
+    opt = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    sch = ht.make_scheduler(opt, tiny(schedule="cosine", epochs=4, warmup_epochs=1, lr=1.0), steps_per_epoch=10)
+    lrs = []
+    for _ in range(40):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sch.step()
+    assert lrs[0] == pytest.approx(0.1) and lrs[9] == pytest.approx(1.0)  # linear warm-up
+    assert all(a >= b for a, b in zip(lrs[9:], lrs[10:])) and lrs[-1] < 0.01
+    assert lrs[20] == pytest.approx(0.5 * (1 + math.cos(math.pi * 10 / 30)))  # = 0.75
+    opt = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    sch = ht.make_scheduler(opt, tiny(schedule="onecycle", epochs=4, warmup_epochs=1, lr=1.0), steps_per_epoch=10)
+    lrs = []
+    for _ in range(40):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sch.step()
+    assert max(lrs) == pytest.approx(1.0) and lrs.index(max(lrs)) in (9, 10) and lrs[-1] < 1e-3
+
+
+def test_symmetry_metrics_recorded_per_epoch(tmp_path):
+    pytest.importorskip("hopfield_lab.symmetry")
+    res = train(tiny(epochs=2, model="symmixer_cifar_tiny", lam=None))
+    assert [s["epoch"] for s in res["symmetry_history"]] == [1, 2]
+    assert isinstance(res["symmetry"], list) and res["symmetry"]
+    json.dumps(res)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_bf16_training_on_cuda(tmp_path):
+    res = train(tiny(epochs=2, device="cuda", amp=True, out_dir=str(tmp_path)))
+    assert res["device"] != "cpu" and res["amp"] == "bf16"
+    assert res["history"][-1]["train_loss"] < res["history"][0]["train_loss"]
