@@ -38,6 +38,7 @@ import torch
 from einops import rearrange
 from torch import Tensor, nn
 
+from .ham import HAM, Dense, Layer
 from .lagrangians import LayerNorm, ReLU
 
 __all__ = [
@@ -67,6 +68,11 @@ class State(NamedTuple):
 class EnergyMetaFormer(nn.Module):
     """Three-layer HAM ``xs (ReLU) - xv (LayerNorm) - xc (ReLU)`` with dense symmetric synapses.
 
+    A thin wrapper around :class:`hopfield_lab.ham.HAM` (attribute ``ham``: layers ``"xs"``,
+    ``"xv"``, ``"xc"``; :class:`~hopfield_lab.ham.Dense` synapses ``"xi_s"`` (xv -> xs) and
+    ``"xi_c"`` (xv -> xc)) that adds the paper's initialisation, batched :class:`State` tuples,
+    the denoising loss and receptive fields.
+
     Args:
         n_visible: visible neurons ``n_v`` (784 for MNIST).
         n_s, n_c: hidden neurons of the two ReLU layers (900 each in the paper).
@@ -91,11 +97,53 @@ class EnergyMetaFormer(nn.Module):
             if int(n) < 1:
                 raise ValueError(f"{name}={n} must be a positive number of neurons.")
         self.n_visible, self.n_s, self.n_c = int(n_visible), int(n_s), int(n_c)
-        self.L_s = ReLU()
-        self.L_v = LayerNorm(gamma=1.0, delta=None, eps=eps)
-        self.L_c = ReLU()
-        self.xi_s = nn.Parameter(init_mean + init_std * torch.randn(n_s, n_visible, generator=generator))
-        self.xi_c = nn.Parameter(init_mean + init_std * torch.randn(n_c, n_visible, generator=generator))
+        w_s = init_mean + init_std * torch.randn(n_s, n_visible, generator=generator)
+        w_c = init_mean + init_std * torch.randn(n_c, n_visible, generator=generator)
+        self.ham = HAM(
+            layers={
+                "xs": Layer(self.n_s, ReLU()),
+                "xv": Layer(self.n_visible, LayerNorm(gamma=1.0, delta=None, eps=eps)),
+                "xc": Layer(self.n_c, ReLU()),
+            },
+            synapses={
+                "xi_s": Dense(pre="xv", post="xs", weight=w_s),  # (n_s, n_v)
+                "xi_c": Dense(pre="xv", post="xc", weight=w_c),  # (n_c, n_v)
+            },
+        )
+
+    @property
+    def L_s(self):
+        """The ReLU Lagrangian of layer xs."""
+        return self.ham.layers["xs"].lagrangian
+
+    @property
+    def L_v(self):
+        """The LayerNorm Lagrangian of the visible layer xv."""
+        return self.ham.layers["xv"].lagrangian
+
+    @property
+    def L_c(self):
+        """The ReLU Lagrangian of layer xc."""
+        return self.ham.layers["xc"].lagrangian
+
+    @property
+    def xi_s(self) -> nn.Parameter:
+        """Synapse xs-xv, ``(n_s, n_v)``: row k is hidden neuron k's receptive field."""
+        return self.ham.synapses["xi_s"].weight
+
+    @property
+    def xi_c(self) -> nn.Parameter:
+        """Synapse xv-xc, ``(n_c, n_v)``."""
+        return self.ham.synapses["xi_c"].weight
+
+    @staticmethod
+    def as_dict(x: State) -> dict:
+        """A :class:`State` as the ``{"xs", "xv", "xc"}`` dict used by :class:`~hopfield_lab.ham.HAM`."""
+        return {"xs": x.s, "xv": x.v, "xc": x.c}
+
+    @staticmethod
+    def from_dict(d: dict) -> State:
+        return State(d["xs"], d["xv"], d["xc"])
 
     def extra_repr(self) -> str:
         return f"n_s={self.n_s}, n_visible={self.n_visible}, n_c={self.n_c}"
@@ -131,34 +179,21 @@ class EnergyMetaFormer(nn.Module):
         return State(self.L_s.activation(x.s), self.L_v.activation(x.v), self.L_c.activation(x.c))
 
     # ---------------------------------------------------------------- energy
-    def energy(self, x: State, g: State | None = None) -> Tensor:
-        """Energy of each state of the batch: ``(B,)``."""
-        if g is None:
-            g = self.activations(x)
-        legendre = self.L_s.legendre(x.s) + self.L_v.legendre(x.v) + self.L_c.legendre(x.c)
-        h_s = g.v @ self.xi_s.T  # (B, n_s): input to the s layer
-        h_c = g.v @ self.xi_c.T  # (B, n_c)
-        return legendre - (g.s * h_s).sum(-1) - (g.c * h_c).sum(-1)
+    def energy(self, x: State) -> Tensor:
+        """Energy of each state of the batch: ``(B,)`` (:meth:`hopfield_lab.ham.HAM.energy`)."""
+        return self.ham.energy(self.as_dict(x))
 
-    def dEdg(self, x: State, g: State | None = None) -> State:
-        """Closed-form ``dE/dg`` of each layer: the state minus the layer's input."""
-        if g is None:
-            g = self.activations(x)
-        return State(
-            x.s - g.v @ self.xi_s.T,
-            x.v - g.s @ self.xi_s - g.c @ self.xi_c,
-            x.c - g.v @ self.xi_c.T,
-        )
+    def dEdg(self, x: State) -> State:
+        """Closed-form ``dE/dg`` of each layer: the state minus the layer's synaptic input."""
+        return self.from_dict(self.ham.dEdg(self.as_dict(x)))
 
     def energy_and_dEdg(self, x: State) -> tuple[Tensor, State]:
         """``(E (B,), dE/dg)`` sharing one evaluation of the activations and layer inputs."""
-        g = self.activations(x)
-        h_s = g.v @ self.xi_s.T
-        h_c = g.v @ self.xi_c.T
-        legendre = self.L_s.legendre(x.s) + self.L_v.legendre(x.v) + self.L_c.legendre(x.c)
-        E = legendre - (g.s * h_s).sum(-1) - (g.c * h_c).sum(-1)
-        grad = State(x.s - h_s, x.v - g.s @ self.xi_s - g.c @ self.xi_c, x.c - h_c)
-        return E, grad
+        d = self.as_dict(x)
+        gs = self.ham.activations(d)
+        I = self.ham.inputs(gs)
+        E = self.ham.energy(d, gs)
+        return E, State(x.s - I["xs"], x.v - I["xv"], x.c - I["xc"])
 
     # ---------------------------------------------------------------- dynamics
     def step(self, x: State, alpha: float) -> State:
