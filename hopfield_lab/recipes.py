@@ -37,6 +37,7 @@ __all__ = [
     "paper_transforms",
     "MixupCutmix",
     "soft_target_cross_entropy",
+    "paper_loaders",
 ]
 
 
@@ -101,17 +102,23 @@ class Recipe:
     notes: str = field(default="Karakida, Ota, Taki 2024, official train command (timm 0.9.2)", compare=False)
 
     def model_name(self, family: str) -> str:
-        """The registry name of a model family at this recipe's size, e.g. ``"paramixer_s16_224"``."""
+        """The registry name the recipe's model is built from, e.g. ``"paramixer_s16_224"``.
+
+        :meth:`model_kwargs` then sets the recipe's size (image, patch, width, depth, ratios),
+        so the name only selects the family.
+        """
         families = ("vanillamixer", "paramixer", "symmixer", "asymmixer")
         if family not in families:
             raise ValueError(f"Unknown model family {family!r}; choose one of {', '.join(families)}.")
-        return f"{family}_s{self.patch_size}_{self.img_size}"
+        return f"{family}_s16_224"
 
-    def model_kwargs(self, num_classes: int) -> dict:
+    def model_kwargs(self, num_classes: int | None = None) -> dict:
         """Keyword overrides for :func:`hopfield_lab.mixer.create_model` (official names)."""
-        return dict(num_classes=num_classes, img_size=self.img_size, patch_size=self.patch_size,
-                    embed_dim=self.dim, num_blocks=self.depth, mlp_ratio=tuple(self.mlp_ratio),
-                    drop_path_rate=self.drop_path)
+        kw = dict(img_size=self.img_size, patch_size=self.patch_size, embed_dim=self.dim,
+                  num_blocks=self.depth, mlp_ratio=tuple(self.mlp_ratio), drop_path_rate=self.drop_path)
+        if num_classes is not None:
+            kw["num_classes"] = num_classes
+        return kw
 
     def lr(self, batch_size: int | None = None) -> float:
         """Peak learning rate for a global batch (default: this recipe's), linearly scaled."""
@@ -141,6 +148,40 @@ class Recipe:
             switch_prob=self.switch_prob,
             label_smoothing=self.label_smoothing,
         )
+
+    def train_config(self, family: str = "paramixer", dataset: str = "cifar10", **overrides) -> dict:
+        """Fields of :class:`hopfield_lab.train.TrainConfig` for this recipe (``TrainConfig(**d)`` accepts it).
+
+        ``family``: ``vanillamixer | paramixer | symmixer | asymmixer`` (the S/16 model at
+        ``img_size``). The learning rate is scaled to ``batch_size``. With mixup/cutmix on, the
+        label smoothing lives in the soft targets of :meth:`mixer`, so the trainer's own
+        ``label_smoothing`` is 0 (it would otherwise be applied twice). The trainer's on-device
+        crop/flip is off: augmentation happens in :func:`paper_transforms`. Overrides win, e.g.
+        ``epochs=30, lam=1e-2, out_dir="runs/paper"``; when ``batch_size`` is overridden without
+        ``lr``, the lr is rescaled to it.
+        """
+        batch = int(overrides.get("batch_size", self.batch_size))
+        model_overrides = self.model_kwargs()
+        model_overrides.pop("img_size")  # the trainer takes it from the loaders' meta
+        model_overrides.update(overrides.pop("model_overrides", {}) or {})
+        cfg = dict(
+            model=self.model_name(family),
+            dataset=dataset,
+            epochs=self.epochs,
+            batch_size=batch,
+            lr=self.lr(batch),
+            weight_decay=self.weight_decay,
+            schedule=self.schedule,
+            warmup_epochs=self.warmup_epochs,
+            label_smoothing=0.0 if self.uses_mixing else self.label_smoothing,
+            crop_padding=0,
+            flip=False,
+            img_size=self.img_size,
+            amp=self.amp,
+            model_overrides=model_overrides,
+        )
+        cfg.update(overrides)
+        return cfg
 
     def as_dict(self) -> dict:
         """All fields as plain data (tuples become lists), e.g. for a result JSON."""
@@ -329,3 +370,78 @@ def soft_target_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> to
         raise ValueError(f"logits {tuple(logits.shape)} and soft targets {tuple(targets.shape)} must have the same shape.")
     logp = F.log_softmax(logits.float(), dim=-1)
     return -(targets.float() * logp).sum(-1).mean()
+
+
+def paper_loaders(recipe: Recipe = PAPER, *, transforms: tuple | None = None, num_workers: int | None = None,
+                  mixing: bool = True):
+    """A ``loaders`` callable for :func:`hopfield_lab.train.train`: streaming loaders with the recipe's augmentation.
+
+    Usage::
+
+        from hopfield_lab.recipes import PAPER, paper_loaders
+        from hopfield_lab.train import train
+        train(PAPER.train_config("paramixer", "cifar10", out_dir="runs/paper"), loaders=paper_loaders())
+
+    The returned function ``(config, dist_info) -> (train_loader, test_loader, meta)`` reads the
+    split named by ``config.dataset`` with :func:`hopfield_lab.data.load_dataset` (uint8, kept
+    on the CPU) -- or, when ``config.dataset`` is a folder with ``train/`` and ``val/`` (or
+    ``test/``) class subfolders, opens it lazily with ``torchvision.datasets.ImageFolder`` (for
+    ImageNet-size data that does not fit in memory) -- and streams it through
+    :class:`~hopfield_lab.streaming.StreamingLoader` workers with the recipe's transforms; the
+    train loader applies the recipe's :class:`MixupCutmix` on the device (``mixing=False``: off).
+
+    Args:
+        transforms: ``(train_transform, test_transform)`` instead of :func:`paper_transforms`
+            (each maps a ``(C, H, W)`` uint8 tensor or PIL image to a float ``(C, S, S)`` tensor).
+        num_workers: loader processes per rank (default: the CPU cores shared by the local ranks).
+    """
+
+    def build(cfg, info):
+        from pathlib import Path
+
+        from . import data as hd
+        from .distributed import local_batch_size
+        from .streaming import StreamingLoader, TransformDataset
+
+        train_tf, test_tf = transforms if transforms is not None else paper_transforms(recipe)
+        folder = Path(str(cfg.dataset)).expanduser()
+        if folder.is_dir() and (folder / "train").is_dir():
+            tv = require_torchvision()
+            test_dir = next((folder / d for d in ("val", "test") if (folder / d).is_dir()), None)
+            if test_dir is None:
+                raise FileNotFoundError(f"{folder} has train/ but neither val/ nor test/: add the test split.")
+            tr = tv.datasets.ImageFolder(str(folder / "train"))
+            te = tv.datasets.ImageFolder(str(test_dir))
+            if cfg.train_subset or cfg.test_subset:
+                from torch.utils.data import Subset
+
+                tr = Subset(tr, range(min(cfg.train_subset or len(tr), len(tr))))
+                te = Subset(te, range(min(cfg.test_subset or len(te), len(te))))
+            ds_tr, ds_te = TransformDataset(tr, transform=train_tf), TransformDataset(te, transform=test_tf)
+            n_cls = len((tr.dataset if hasattr(tr, "dataset") else tr).classes)
+            in_chans = 3
+        else:
+            opts = dict(cfg.dataset_options)
+            x_tr, y_tr = hd.load_dataset(cfg.dataset, "train", root=cfg.data_root, download=cfg.download, **opts)
+            x_te, y_te = hd.load_dataset(cfg.dataset, "test", root=cfg.data_root, download=cfg.download, **opts)
+            if cfg.train_subset:
+                x_tr, y_tr = x_tr[: cfg.train_subset], y_tr[: cfg.train_subset]
+            if cfg.test_subset:
+                x_te, y_te = x_te[: cfg.test_subset], y_te[: cfg.test_subset]
+            if cfg.dataset == "synthetic":
+                n_cls = int(opts.get("num_classes", 10))
+            else:
+                n_cls = hd.num_classes(cfg.dataset, torch.cat([y_tr, y_te]))
+            ds_tr = TransformDataset(x_tr.cpu(), y_tr.cpu(), transform=train_tf)
+            ds_te = TransformDataset(x_te.cpu(), y_te.cpu(), transform=test_tf)
+            in_chans = int(x_tr.shape[1])
+        bs = local_batch_size(cfg.batch_size, info)
+        mixer = recipe.mixer(n_cls) if mixing else None
+        train_loader = StreamingLoader(ds_tr, bs, device=info.device, train=True, seed=cfg.seed, info=info,
+                                       num_workers=num_workers, batch_transform=mixer)
+        test_loader = StreamingLoader(ds_te, bs, device=info.device, train=False, info=info, num_workers=num_workers)
+        meta = {"num_classes": n_cls, "in_chans": in_chans, "img_size": recipe.img_size,
+                "n_train": len(ds_tr), "n_test": len(ds_te)}
+        return train_loader, test_loader, meta
+
+    return build

@@ -166,3 +166,57 @@ def test_mixing_runs_on_the_recipe_and_rejects_bad_input():
         mix(torch.zeros(2, 3, 4, 4, dtype=torch.uint8), torch.zeros(2, dtype=torch.long))
     with pytest.raises(ValueError, match="same shape"):
         soft_target_cross_entropy(torch.zeros(2, 3), torch.zeros(2, 4))
+
+
+# ---------------------------------------------------------------------------------------------
+# the recipe in the trainer
+# ---------------------------------------------------------------------------------------------
+def test_train_config_is_a_valid_trainconfig_with_the_official_model():
+    from hopfield_lab import train as T
+
+    cfg = T.TrainConfig(**PAPER.train_config("asymmixer", "cifar10", lam=1e-2)).validate()
+    assert cfg.model == "asymmixer_s16_224" and cfg.epochs == 300 and cfg.batch_size == 384
+    assert math.isclose(cfg.lr, 3.75e-4) and cfg.weight_decay == 0.05 and cfg.schedule == "cosine"
+    assert cfg.warmup_epochs == 20 and cfg.label_smoothing == 0.0  # smoothing lives in the mixed targets
+    assert paper_recipe(mixup_alpha=0, cutmix_alpha=0).train_config()["label_smoothing"] == 0.1
+    assert math.isclose(PAPER.train_config(batch_size=256)["lr"], 2.5e-4)  # rescaled with the batch
+    assert PAPER.train_config(lr=1e-3, batch_size=256)["lr"] == 1e-3  # an explicit lr wins
+    model = T.build_model(cfg, num_classes=10, in_chans=3, img_size=224)
+    assert sum(p.numel() for p in model.parameters()) == 19_585_546  # science.md §5, AsymMixer S/16
+    assert max(m.p for m in model.modules() if type(m).__name__ == "DropPath") == 0.1
+
+
+def _small_transform(u8: torch.Tensor) -> torch.Tensor:
+    """Torch-only stand-in for the torchvision pipeline: random flip, scale to [-1, 1]."""
+    x = u8.float() / 127.5 - 1.0
+    return x.flip(-1) if torch.rand(()) < 0.5 else x
+
+
+def _trainer_takes_soft_targets() -> bool:
+    from hopfield_lab import train as T
+
+    m = torch.nn.Linear(4, 3)
+    try:
+        T.train_step(m, torch.randn(5, 4), torch.full((5, 3), 1 / 3), torch.optim.SGD(m.parameters(), lr=0.1))
+        return True
+    except RuntimeError:
+        return False
+
+
+def test_paper_loaders_train_and_resume_exactly(tmp_path):
+    from hopfield_lab import train as T
+
+    soft = _trainer_takes_soft_targets()  # mixup/cutmix needs soft-target support in train_step
+    tiny = paper_recipe(img_size=16, patch_size=4, dim=16, depth=2, epochs=2, batch_size=16, warmup_epochs=1)
+    cfg = tiny.train_config("paramixer", "synthetic", dataset_options=dict(n=48, n_test=16, size=16, num_classes=4),
+                            device="cpu", progress=False, symmetry_metrics=False)
+    loaders = recipes.paper_loaders(tiny, transforms=(_small_transform, _small_transform), num_workers=0, mixing=soft)
+    torch.manual_seed(0)
+    full = T.train(dict(cfg, out_dir=str(tmp_path / "full")), loaders=loaders)
+    T.train(dict(cfg, out_dir=str(tmp_path / "part"), stop_after_epochs=1), loaders=loaders)
+    resumed = T.train(dict(cfg, out_dir=str(tmp_path / "part")), loaders=loaders)
+    assert full["finished"] and full["n_train"] == 48 and full["img_size"] == 16
+    losses = [r["train_loss"] for r in full["history"]]
+    assert all(math.isfinite(v) for v in losses)
+    assert [r["train_loss"] for r in resumed["history"]] == losses  # per-sample seeds + saved RNG: exact
+    assert resumed["test_acc"] == full["test_acc"]
