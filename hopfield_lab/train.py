@@ -91,8 +91,8 @@ class TrainConfig:
     flip: bool = _f(True, "random horizontal flips")
     img_size: int | None = _f(None, "resize images on the device to this size and build the model "
                                     "for it (default: the data's size)")
-    train_subset: int | None = _f(None, "use only the first N training images (quick runs)")
-    test_subset: int | None = _f(None, "use only the first N test images (quick runs)")
+    train_subset: int | None = _f(None, "use only N training images, a fixed random subset (quick runs)")
+    test_subset: int | None = _f(None, "use only N test images, a fixed random subset (quick runs)")
     amp: bool = _f(True, "bf16 autocast on CUDA (ignored on CPU)")
     compile: bool = _f(False, "torch.compile the model")
     device: str | None = _f(None, "cuda | cpu | cuda:1 ... (default: CUDA if present)")
@@ -217,14 +217,19 @@ def evaluate(model: nn.Module, loader, *, amp_dtype: torch.dtype | None = None,
     model.eval()
     dev = None
     tot = None
+    full = None
     for images, labels in loader:
         if tot is None:
             dev = images.device
             tot = torch.zeros(3, dtype=torch.float64, device=dev)
+            full = images.shape[0]
+        b = images.shape[0]
+        if b < full:  # pad the last batch: one static shape, no recompilation under torch.compile
+            images = torch.cat([images, images.new_zeros((full - b, *images.shape[1:]))])
         with torch.autocast(device_type=dev.type, dtype=amp_dtype or torch.bfloat16,
                             enabled=amp_dtype is not None):
             logits = model(images)
-        logits = logits.float()
+        logits = logits[:b].float()
         tot[0] += F.cross_entropy(logits, labels, reduction="sum").double()
         tot[1] += (logits.argmax(-1) == labels).sum()
         tot[2] += labels.numel()
@@ -393,6 +398,12 @@ def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
 # ---------------------------------------------------------------------------------------------
 # data
 # ---------------------------------------------------------------------------------------------
+def _subset(x: torch.Tensor, y: torch.Tensor, k: int):
+    """A fixed random subset of k samples (archives are stored class by class, so never the first k)."""
+    idx = torch.randperm(len(y), generator=torch.Generator().manual_seed(12345))[:k]
+    return x[idx], y[idx]
+
+
 def make_loaders(cfg: TrainConfig, info: D.DistInfo):
     """The default loaders: whole splits on ``info.device`` (:class:`~hopfield_lab.data.DeviceLoader`).
 
@@ -405,9 +416,9 @@ def make_loaders(cfg: TrainConfig, info: D.DistInfo):
     x_tr, y_tr = hd.load_dataset(cfg.dataset, "train", root=cfg.data_root, download=cfg.download, **opts)
     x_te, y_te = hd.load_dataset(cfg.dataset, "test", root=cfg.data_root, download=cfg.download, **opts)
     if cfg.train_subset:
-        x_tr, y_tr = x_tr[: cfg.train_subset], y_tr[: cfg.train_subset]
+        x_tr, y_tr = _subset(x_tr, y_tr, cfg.train_subset)
     if cfg.test_subset:
-        x_te, y_te = x_te[: cfg.test_subset], y_te[: cfg.test_subset]
+        x_te, y_te = _subset(x_te, y_te, cfg.test_subset)
     if cfg.dataset == "synthetic":
         n_cls = int(opts.get("num_classes", 10))
     else:
@@ -531,20 +542,27 @@ def train(config: TrainConfig | dict, *, model: nn.Module | None = None,
     t_run = time.perf_counter()
     for epoch in range(start_epoch, last):
         train_loader.set_epoch(epoch)
-        sums = torch.zeros(4, dtype=torch.float64, device=device)  # loss*B, penalty, correct, B
+        loss_acc = torch.zeros((), dtype=torch.float64, device=device)  # sum of loss * B
+        pen_acc = torch.zeros((), dtype=torch.float64, device=device)
+        correct_acc = torch.zeros((), dtype=torch.float64, device=device)
+        n_local = 0
         sync()
         t0 = time.perf_counter()
-        for images, labels in train_loader:
+        for images, labels in train_loader:  # no host sync inside the loop
             out = train_step(train_model, images, labels, optimizer, scheduler=scheduler,
                              label_smoothing=cfg.label_smoothing, amp_dtype=amp_dtype,
                              grad_clip=cfg.grad_clip)
-            B = labels.numel()
-            sums += torch.stack([out.loss.double() * B, out.penalty.double(),
-                                 out.correct.double(), torch.tensor(B, dtype=torch.float64, device=device)])
+            B = labels.shape[0]
+            loss_acc += out.loss * B
+            pen_acc += out.penalty
+            correct_acc += out.correct
+            n_local += B
             bar.update(1)
         sync()
         dt = time.perf_counter() - t0
         train_time += dt
+        sums = torch.stack([loss_acc, pen_acc, correct_acc,
+                            torch.tensor(float(n_local), dtype=torch.float64, device=device)])
         D.all_reduce_(sums, info)
         loss_sum, pen_sum, correct, n_seen = sums.tolist()
         row = {"epoch": epoch + 1, "train_loss": loss_sum / n_seen, "train_acc": correct / n_seen,
