@@ -33,13 +33,13 @@ _MASK = (1 << 63) - 1
 
 
 def default_num_workers(info: DistInfo | None = None) -> int:
-    """CPU cores available to this process divided among the local ranks (at most 8, at least 0)."""
+    """CPU cores available to this process divided among the local ranks, less one for the main process (0 to 32)."""
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # macOS / Windows
         cores = os.cpu_count() or 1
     local = int(os.environ.get("LOCAL_WORLD_SIZE", info.world_size if info is not None else 1))
-    return max(0, min(8, cores // max(local, 1) - 1))
+    return max(0, min(32, cores // max(local, 1) - 1))
 
 
 def _sample_seed(seed: int, epoch: int, index: int) -> int:
