@@ -65,6 +65,10 @@ Example: the three-layer HAM behind the SymMixer (science.md §4)::
     mixer.flow(X)["x"]                         # A^T GELU(A G) + GELU(G B^T) B - X
     mixer.run(X, steps=1000, dt=0.01, record_energy=True).energy   # never increases
 
+:meth:`HAM.run` runs under ``torch.no_grad()`` unless ``grad=True`` (e.g. to train through a
+few descent steps, as the Energy MetaFormer does); :meth:`HAM.step`, :meth:`HAM.dEdg` and
+:meth:`HAM.energy` follow the caller's grad mode.
+
 Errors: mismatched shapes name the synapse, the layer and the expected shape; non-positive
 ``tau`` or step sizes raise ``ValueError``; NaN, inf or exploding states during :meth:`HAM.run`
 raise :class:`DivergenceError` naming the layer and the step and suggesting a smaller step.
@@ -425,6 +429,10 @@ class _Dynamics(nn.Module):
                 raise KeyError(f"clamped layer {c!r} is not a layer here; layers: {list(self.dynamic_layers)}.")
         return clamped
 
+    def forward(self, xs: States) -> torch.Tensor:
+        """Calling the network returns its energy (shape ``B``)."""
+        return self.energy(xs)
+
     def dEdg(self, xs: States) -> States:
         r"""Closed-form ``dE/dg^A = x^A - I^A`` for every layer (``= -tau_A dx^A/dt``)."""
         self._check_states(xs)
@@ -763,6 +771,11 @@ class ReducedHAM(_Dynamics):
             if h not in ham.layers:
                 raise KeyError(f"cannot eliminate {h!r}: not a layer; layers: {list(ham.layers)}.")
         for n, s in ham.synapses.items():
+            if s.self_loop and s.pre in hidden:
+                raise ValueError(
+                    f"cannot eliminate {s.pre!r}: it has a recurrent synapse {n!r}, so its fixed point is "
+                    "implicit. Eliminate layers without recurrent synapses only."
+                )
             if s.pre in hidden and s.post in hidden:
                 raise ValueError(
                     f"cannot eliminate {s.pre!r} and {s.post!r} together: synapse {n!r} connects them, so "

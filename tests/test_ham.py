@@ -100,6 +100,7 @@ def test_energy_by_hand_vector_network():
         - 0.5 * (g["v"] * (g["v"] @ R.T)).sum(-1)
     )
     torch.testing.assert_close(ham.energy(xs), E)
+    torch.testing.assert_close(ham(xs), E)
     terms = ham.energy_terms(xs)
     assert set(terms) == {"v", "h1", "h2", "W1", "W2", "R"}
     torch.testing.assert_close(sum(terms.values()), E)
@@ -305,6 +306,23 @@ def test_reduced_mixer_is_the_symmixer():
         assert ham.dEdg(full)[h].abs().max() < 1e-12  # the hidden layers are at rest
 
 
+def test_modern_hopfield_is_one_euler_step_of_the_reduced_network():
+    """Visible identity layer + eliminated softmax memory layer (W = X^T): one Euler step with
+    dt = tau gives the modern Hopfield update X softmax(beta X^T xi), i.e. attention."""
+    g = _gen(21)
+    N, M, beta = 8, 5, 4.0
+    X = torch.randn(N, M, generator=g)  # M stored patterns as columns
+    ham = HAM({"v": Layer(N, "identity", tau=1.0), "m": Layer(M, lg.Softmax(beta=beta), tau=1e-3)},
+              {"W": Dense("v", "m", weight=X.T)})
+    red = ham.eliminate("m")
+    xi = torch.randn(3, N, generator=g)
+    new = red.step({"v": xi}, dt=1.0, method="euler")["v"]
+    torch.testing.assert_close(new, torch.softmax(beta * xi @ X, -1) @ X.T)
+    # reduced energy: 1/2 |xi|^2 - beta^-1 logsumexp(beta X^T xi)
+    torch.testing.assert_close(red.energy({"v": xi}),
+                               0.5 * (xi * xi).sum(-1) - torch.logsumexp(beta * xi @ X, -1) / beta)
+
+
 def test_reduced_dEdg_equals_autograd():
     ham = vector_net(3)
     red = ham.eliminate("h1")  # v and h2 kept; h1 sits between them
@@ -409,6 +427,8 @@ def test_other_argument_errors():
         ham.eliminate("v", "h")
     with pytest.raises(KeyError, match="not a layer"):
         ham.eliminate("q")
+    with pytest.raises(ValueError, match="recurrent synapse 'R'"):
+        vector_net().eliminate("v")
 
 
 def test_divergence_names_layer_and_step():
