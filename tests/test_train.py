@@ -8,7 +8,7 @@ import torch
 
 from hopfield_lab import data as hd
 from hopfield_lab import train as ht
-from hopfield_lab.mixer import create_model
+from hopfield_lab.mixer import Mixer, create_model
 from hopfield_lab.train import TrainConfig, train
 
 
@@ -23,7 +23,8 @@ def _env(tmp_path, monkeypatch):
 def tiny(**kw) -> TrainConfig:
     """A 16-px, 2-block, C=64 Mixer on 256 synthetic images: ~0.2 s per epoch on one core."""
     base = dict(model="asymmixer_cifar_tiny", lam=1e-2, dataset="synthetic", epochs=3, batch_size=64,
-                lr=3e-3, dataset_options={"n": 256, "n_test": 128, "size": 16}, progress=False)
+                lr=3e-3, dataset_options={"n": 256, "n_test": 128, "size": 16}, progress=False,
+                device="cpu")
     base.update(kw)
     return TrainConfig(**base)
 
@@ -67,7 +68,15 @@ def test_resume_refuses_another_configuration(tmp_path):
         train(tiny(epochs=2, out_dir=str(tmp_path), lr=1e-2))
 
 
-def test_penalty_changes_only_V_gradients():
+class _AutogradPenaltyMixer(Mixer):
+    """Same model; overriding symmetry_penalty sends train_step through autograd of the penalty."""
+
+    def symmetry_penalty(self):
+        return super().symmetry_penalty()
+
+
+@pytest.mark.parametrize("path", ["closed_form", "autograd"])
+def test_penalty_changes_only_V_gradients(path):
     torch.manual_seed(0)
     x, y = torch.randn(8, 3, 16, 16), torch.randint(0, 10, (8,))
     lam = 0.37
@@ -75,6 +84,9 @@ def test_penalty_changes_only_V_gradients():
     for l in (0.0, lam):
         torch.manual_seed(1)
         m = create_model("asymmixer_cifar_tiny", img_size=16, lam=l)
+        if path == "autograd":
+            m.__class__ = _AutogradPenaltyMixer
+        assert (ht.breaking_weights(m) is None) == (path == "autograd")
         before = {k: v.detach().clone() for k, v in m.named_parameters()}
         opt = torch.optim.SGD(m.parameters(), lr=1.0)  # p_new = p - grad
         ht.train_step(m, x, y, opt)
