@@ -6,14 +6,16 @@ module reproduces that configuration with PyTorch's own tools:
 
 * :data:`PAPER` / :func:`paper_recipe` -- every hyperparameter in one frozen dataclass;
   :meth:`Recipe.lr` scales the learning rate linearly with the global batch
-  (``5e-4 * batch / 512``, so 3.75e-4 at the official batch 384).
+  :cite:`goyal2017accurate` (``5e-4 * batch / 512``, so 3.75e-4 at the official batch 384);
+  :meth:`Recipe.train_config` gives the trainer's fields and :func:`paper_loaders` its loaders.
 * :func:`paper_transforms` -- the per-image train and test transforms built from
-  ``torchvision.transforms.v2`` (random-resized crop, flip, RandAugment m9, normalisation,
-  random erasing 0.25). torchvision is imported lazily; without it a clear error says what to
-  install.
-* :class:`MixupCutmix` -- batch-level mixup (alpha 0.8) / cutmix (alpha 1.0) with label smoothing
-  folded into the soft targets, written in plain torch so it runs on the GPU after the transfer;
-  :func:`soft_target_cross_entropy` is the matching loss.
+  ``torchvision.transforms.v2`` (random-resized crop, flip, RandAugment m9
+  :cite:`cubuk2020randaugment`, normalisation, random erasing 0.25 :cite:`zhong2020random`).
+  torchvision is imported lazily; without it a clear error says what to install.
+* :class:`MixupCutmix` -- batch-level mixup :cite:`zhang2018mixup` (alpha 0.8) / cutmix
+  :cite:`yun2019cutmix` (alpha 1.0) with label smoothing folded into the soft targets, written
+  in plain torch so it runs on the GPU after the transfer; :func:`soft_target_cross_entropy` is
+  the matching loss. (torchvision's own ``v2.MixUp`` / ``v2.CutMix`` do not smooth labels.)
 
 Differences from the official timm pipeline, stated honestly: torchvision's RandAugment has no
 per-op magnitude noise (timm's ``mstd0.5``) and a slightly different op list (no Invert /
@@ -42,7 +44,7 @@ __all__ = [
 
 
 def scaled_lr(base_lr: float, global_batch: int, base_batch: int = 512) -> float:
-    """Linear learning-rate scaling: ``base_lr * global_batch / base_batch`` (Goyal et al. 2017)."""
+    """Linear learning-rate scaling :cite:`goyal2017accurate`: ``base_lr * global_batch / base_batch``."""
     if global_batch < 1 or base_batch < 1:
         raise ValueError(f"Batch sizes must be positive, got global_batch={global_batch}, base_batch={base_batch}.")
     return base_lr * global_batch / base_batch
