@@ -1,0 +1,289 @@
+"""Demos of chapter 4 (Krotov's hierarchical associative memory).
+
+* :func:`plane_network` -- a HAM whose visible layer has two neurons (so trajectories can be
+  drawn in the plane) and whose hidden layer stores ``K`` memories.
+* :func:`simulate` -- run a HAM's dynamics (Euler, RK4 or descent), optionally with an untied
+  (asymmetric) feedback added to one synapse, recording states and energies.
+* :func:`energy_increases` -- how many steps of an energy trace went up.
+* :func:`make_widget` -- the chapter's ipywidgets demo (method, step, tau of the hidden layer,
+  symmetry breaking); :func:`plane_animation` -- its static twin, animated over step sizes.
+* :func:`memory_network` -- the two-layer HAM whose adiabatic limit is a classical, dense or
+  modern Hopfield network (a visible layer and one memory neuron per stored pattern);
+  :func:`recall_fraction` -- how many corrupted cues it restores.
+
+The network code is :mod:`hopfield_lab.ham`; this module only builds small examples and draws them.
+"""
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+import torch
+
+from .. import lagrangians as lg
+from ..ham import HAM, Dense, Layer, ReducedHAM, Trajectory
+
+METHODS = ("euler", "rk4", "descent")
+
+
+# --- a network in the plane ----------------------------------------------------------------------
+
+def plane_patterns(K: int = 3, radius: float = 1.5, dtype=torch.float64) -> torch.Tensor:
+    """``K`` stored patterns on a circle of ``radius`` in the plane, shape ``(K, 2)``."""
+    ang = torch.arange(K, dtype=dtype) * (2 * math.pi / K) + math.pi / 2
+    return radius * torch.stack([torch.cos(ang), torch.sin(ang)], -1)
+
+
+def plane_network(K: int = 3, beta: float = 3.0, tau_h: float = 0.2, tau_v: float = 1.0,
+                  radius: float = 1.5) -> HAM:
+    """Visible layer ``"v"`` of 2 neurons (identity Lagrangian), hidden layer ``"h"`` of ``K``
+    memory neurons (log-sum-exp Lagrangian, inverse temperature ``beta``) and the synapse ``"xi"``
+    whose rows are the stored patterns (:func:`plane_patterns`), float64.
+
+    In the adiabatic limit ``tau_h -> 0`` this is the modern Hopfield network of chapter 2 in
+    two dimensions.
+    """
+    xi = plane_patterns(K, radius)
+    return HAM(
+        layers={"v": Layer(2, lg.Identity(), tau=tau_v), "h": Layer(K, lg.Softmax(beta=beta), tau=tau_h)},
+        synapses={"xi": Dense("v", "h", weight=xi, learnable=False)},
+    ).double()
+
+
+def plane_initial_states(ham: HAM, n: int = 8, radius: float = 2.2) -> dict:
+    """``n`` initial states: visible on a circle of ``radius`` (between the memories), hidden at 0."""
+    ang = torch.arange(n, dtype=torch.float64) * (2 * math.pi / n) + math.pi / n
+    v = radius * torch.stack([torch.cos(ang), torch.sin(ang)], -1)
+    xs = ham.init_states(batch=n)
+    xs["v"] = v
+    return xs
+
+
+def simulate(ham: HAM, xs: dict, steps: int, dt: float, method: str = "euler",
+             breaking: Optional[dict] = None) -> Trajectory:
+    """Run the dynamics of ``ham`` from ``xs``, recording every state and the energy.
+
+    Without ``breaking`` this is ``ham.run(..., record_energy=True, record_states=True)``.
+    ``breaking = {synapse name: V}`` adds an *untied* feedback: the ``pre`` layer of that (vector,
+    dense) synapse receives ``g_post @ V`` on top of the symmetric feedback ``g_post @ W``
+    (``V`` of the weight's shape ``(N_post, N_pre)``). The energy recorded is still the symmetric
+    network's ``E``, which then need not decrease. Methods: ``"euler"``, ``"rk4"`` (``tau``-weighted
+    time steps ``dt``) and ``"descent"`` (``x <- x - dt * (dE/dg - extra)``).
+
+    Returns a :class:`hopfield_lab.ham.Trajectory` (``states[name]``: ``(steps+1, *B, *shape)``,
+    ``energy``: ``(steps+1, *B)``). Raises ``ValueError`` for an unknown method or synapse.
+    """
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; choose one of {METHODS}")
+    if not breaking:
+        return ham.run(xs, steps=steps, dt=dt, method=method, record_energy=True, record_states=True,
+                       max_abs=1e6)
+    for name, V in breaking.items():
+        if name not in ham.synapses:
+            raise ValueError(f"breaking names synapse {name!r}, which is not in the network: {list(ham.synapses)}")
+        if tuple(V.shape) != tuple(ham.synapses[name].weight.shape):
+            raise ValueError(f"breaking[{name!r}] has shape {tuple(V.shape)}, expected the weight's "
+                             f"{tuple(ham.synapses[name].weight.shape)}")
+
+    def velocity(x):  # -(dE/dg - extra): tau dx/dt for euler/rk4, the descent direction for descent
+        d = ham.dEdg(x)
+        gs = ham.activations(x)
+        out = {n: -v for n, v in d.items()}
+        for name, V in breaking.items():
+            s = ham.synapses[name]
+            out[s.pre] = out[s.pre] + gs[s.post] @ V.to(gs[s.post].dtype)
+        return out
+
+    def flow(x):
+        v = velocity(x)
+        return {n: v[n] / ham.layers[n].tau for n in v}
+
+    states = {n: [v] for n, v in xs.items()}
+    energies = [ham.energy(xs)]
+    x = dict(xs)
+    with torch.no_grad():
+        for _ in range(steps):
+            if method == "descent":
+                v = velocity(x)
+                x = {n: x[n] + dt * v[n] for n in x}
+            elif method == "euler":
+                f = flow(x)
+                x = {n: x[n] + dt * f[n] for n in x}
+            else:
+                k1 = flow(x)
+                k2 = flow({n: x[n] + 0.5 * dt * k1[n] for n in x})
+                k3 = flow({n: x[n] + 0.5 * dt * k2[n] for n in x})
+                k4 = flow({n: x[n] + dt * k3[n] for n in x})
+                x = {n: x[n] + dt / 6 * (k1[n] + 2 * k2[n] + 2 * k3[n] + k4[n]) for n in x}
+            for n in x:
+                states[n].append(x[n])
+            energies.append(ham.energy(x))
+    unit = 1.0 if method == "descent" else dt
+    return Trajectory(x=x, t=torch.arange(steps + 1, dtype=torch.float64) * unit,
+                      energy=torch.stack(energies), states={n: torch.stack(v) for n, v in states.items()},
+                      steps=steps)
+
+
+def energy_increases(energy: torch.Tensor, rtol: float = 1e-12) -> int:
+    """Number of (step, sample) pairs where ``energy`` (shape ``(T, *B)``) went up by more than
+    ``rtol * (1 + |E|)`` (rounding noise is not counted)."""
+    dE = energy[1:] - energy[:-1]
+    return int((dE > rtol * (1 + energy[:-1].abs())).sum())
+
+
+def rotation_breaking(ham: HAM, strength: float) -> dict:
+    """An untied feedback for :func:`plane_network`: ``V = strength * xi R`` with ``R`` the
+    rotation by 90 degrees, so the visible layer receives a rotated copy of the memories."""
+    W = ham.synapses["xi"].weight.detach()
+    R = torch.tensor([[0.0, -1.0], [1.0, 0.0]], dtype=W.dtype)
+    return {"xi": strength * W @ R}
+
+
+def _draw_plane(axes, ham: HAM, traj: Trajectory, title: str) -> None:
+    import numpy as np
+
+    ax0, ax1 = axes
+    ax0.clear()
+    ax1.clear()
+    # contour of the adiabatic (reduced) energy, a map of where the memories are
+    red = ham.eliminate("h")
+    u = torch.linspace(-2.6, 2.6, 81, dtype=torch.float64)
+    U, W = torch.meshgrid(u, u, indexing="xy")
+    E = red.energy({"v": torch.stack([U, W], -1)})
+    ax0.contourf(U.numpy(), W.numpy(), E.numpy(), levels=20, cmap="Greys_r", alpha=0.6)
+    v = traj.states["v"].numpy()  # (T, B, 2)
+    v = np.clip(v, -2.6, 2.6)
+    for b in range(v.shape[1]):
+        ax0.plot(v[:, b, 0], v[:, b, 1], "-", color=f"C{b % 10}", lw=1.2)
+        ax0.plot(v[0, b, 0], v[0, b, 1], "o", color=f"C{b % 10}", ms=4)
+    pats = ham.synapses["xi"].weight.detach().numpy()
+    ax0.plot(pats[:, 0], pats[:, 1], "*", color="gold", mec="k", ms=14, label="stored patterns")
+    ax0.set(xlim=(-2.6, 2.6), ylim=(-2.6, 2.6), aspect="equal", xlabel="visible state x₁ (dimensionless)",
+            ylabel="visible state x₂ (dimensionless)", title="trajectories over the adiabatic energy (darker = lower)")
+    ax0.legend(loc="lower right", fontsize=8)
+    t = traj.t.numpy()
+    e = traj.energy.numpy()
+    for b in range(e.shape[1]):
+        ax1.plot(t, e[:, b], color=f"C{b % 10}", lw=1)
+    ax1.set(xlabel="time t (units of τ_v; descent: step number)", ylabel="network energy E (dimensionless)",
+            title="energy of the full network")
+    axes[0].figure.suptitle(title)
+
+
+def plane_run(method: str = "euler", dt: float = 0.05, tau_h: float = 0.2, breaking: float = 0.0,
+              beta: float = 3.0, T: float = 8.0, max_steps: int = 2000) -> tuple[HAM, Trajectory, int]:
+    """Build :func:`plane_network`, run it for time ``T`` (descent: ``T/dt`` steps, capped at
+    ``max_steps``) and return ``(ham, trajectory, number of energy increases)``."""
+    ham = plane_network(beta=beta, tau_h=tau_h)
+    xs = plane_initial_states(ham)
+    steps = min(max_steps, max(1, int(round(T / dt))))
+    br = rotation_breaking(ham, breaking) if breaking > 0 else None
+    traj = simulate(ham, xs, steps, dt, method, br)
+    return ham, traj, energy_increases(traj.energy)
+
+
+def _title(method, dt, tau_h, breaking, ups, traj):
+    return (f"{method}, step {dt:g}, τ_h = {tau_h:g}, asymmetry {breaking:g}: "
+            f"{ups} of {traj.energy[1:].numel()} steps raised the energy")
+
+
+def make_widget():
+    """The chapter's interactive demo: a HAM with a 2-neuron visible layer and 3 memories.
+
+    Controls: integration method, step size, the hidden layer's time constant ``tau_h`` and the
+    strength of an untied (asymmetric) feedback. Left: trajectories of the visible state over
+    the adiabatic energy; right: the full network's energy over time, with the number of steps
+    that raised it in the title.
+
+    Returns an ``ipywidgets.VBox`` with extra attributes ``controls`` (dict of control widgets),
+    ``update()`` (the callback) and ``last`` (dict with ``traj``, ``increases`` and the settings).
+    """
+    import ipywidgets as w
+    import matplotlib.pyplot as plt
+
+    controls = {
+        "method": w.Dropdown(options=list(METHODS), value="euler", description="method"),
+        "dt": w.FloatLogSlider(value=0.05, base=10, min=-2, max=0.3, step=0.05, description="step dt"),
+        "tau_h": w.FloatLogSlider(value=0.2, base=10, min=-2, max=0.5, step=0.05, description="τ_h"),
+        "breaking": w.FloatSlider(value=0.0, min=0.0, max=1.0, step=0.05, description="asymmetry"),
+    }
+    out = w.Output()
+    box = w.VBox([w.HBox([controls["method"], controls["dt"]]), w.HBox([controls["tau_h"], controls["breaking"]]), out])
+    box.controls = controls
+    box.last = None
+
+    def update(*_):
+        p = {k: c.value for k, c in controls.items()}
+        try:
+            ham, traj, ups = plane_run(**p)
+            err = None
+        except Exception as e:  # the HAM's divergence error: show it instead of a trace-back
+            ham, traj, ups, err = None, None, None, e
+        with out:
+            out.clear_output(wait=True)
+            if err is not None:
+                print(f"The dynamics diverged: {err}")
+            else:
+                fig, axes = plt.subplots(1, 2, figsize=(11, 4.4), constrained_layout=True)
+                _draw_plane(axes, ham, traj, _title(p["method"], p["dt"], p["tau_h"], p["breaking"], ups, traj))
+                plt.show()
+                plt.close(fig)
+        box.last = dict(p, traj=traj, increases=ups, error=err)
+
+    for c in controls.values():
+        c.observe(update, names="value")
+    box.update = update
+    update()
+    return box
+
+
+def plane_animation(dts, method: str = "euler", tau_h: float = 0.2, breaking: float = 0.0, dpi: int = 72):
+    """Static twin of :func:`make_widget`: one frame per step size in ``dts``.
+
+    Returns ``IPython.display.HTML`` (a jshtml player, via :func:`hopfield_lab.viz.animate`).
+    """
+    import matplotlib.pyplot as plt
+
+    from ..viz import animate
+
+    runs = [plane_run(method, float(dt), tau_h, breaking) for dt in dts]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.4), constrained_layout=True)
+
+    def update(i):
+        ham, traj, ups = runs[i]
+        _draw_plane(axes, ham, traj, _title(method, float(dts[i]), tau_h, breaking, ups, traj)
+                    + f"   [frame {i + 1}/{len(dts)}]")
+
+    return animate(update, len(runs), fig, interval=700, dpi=dpi, default_mode="loop")
+
+
+# --- two-layer memories: the classical, dense and modern Hopfield networks as HAMs ----------------
+
+def memory_network(patterns: torch.Tensor, hidden: str | lg.Lagrangian, scale: float = 1.0,
+                   visible: str | lg.Lagrangian = "tanh", tau_h: float = 0.1) -> HAM:
+    """A visible layer ``"v"`` of N neurons and a hidden layer ``"h"`` with one neuron per stored
+    pattern, joined by the synapse ``"xi"`` with weight ``scale * patterns`` (shape ``(K, N)``).
+
+    Eliminating ``"h"`` (``ham.eliminate("h")``) leaves the energy
+    ``<x, g> - L_v(x) - L_h(scale * patterns @ g)``: with ``hidden="identity"`` the continuous
+    Hopfield network with weights ``scale² ξᵀξ``, with ``RePU(n)`` a dense associative memory,
+    with ``Softmax(beta)`` the modern Hopfield network.
+    """
+    K, N = patterns.shape
+    w = scale * patterns.to(torch.float64)
+    return HAM(
+        layers={"v": Layer(N, visible, tau=1.0), "h": Layer(K, hidden, tau=tau_h)},
+        synapses={"xi": Dense("v", "h", weight=w, learnable=False)},
+    ).double()
+
+
+def recall_fraction(reduced: ReducedHAM, targets: torch.Tensor, cues: torch.Tensor, steps: int = 200,
+                    dt: float = 0.1) -> float:
+    """Fraction of ``cues`` (shape ``(B, N)``, row ``b`` a corrupted copy of ``targets[b]``, a ±1
+    pattern) whose final visible activation has exactly the signs of its target, after ``steps``
+    Euler steps of the reduced (adiabatic) dynamics started at ``x = cue``."""
+    if cues.shape != targets.shape:
+        raise ValueError(f"cues {tuple(cues.shape)} and targets {tuple(targets.shape)} must have the same shape")
+    traj = reduced.run({"v": cues.to(torch.float64)}, steps=steps, dt=dt, method="euler", max_abs=None)
+    g = reduced.ham.layers["v"].activation(traj.x["v"])
+    return float((torch.sign(g) == targets.to(torch.float64)).all(-1).double().mean())
