@@ -22,7 +22,7 @@ import random
 from typing import Callable, Iterator, Sequence
 
 import torch
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset, Sampler, get_worker_info
 
 from .distributed import DistInfo
 from .distributed import shard as _dist_shard
@@ -77,9 +77,23 @@ class TransformDataset(Dataset):
         seed = None
         if isinstance(i, tuple):  # (index, seed) from ShardSampler(seed_per_sample=True)
             i, seed = i
-        if seed is not None:
+        if seed is None:
+            return self._get(i)
+        if get_worker_info() is not None:  # a loader process: its generators are its own
             torch.manual_seed(seed)
             random.seed(seed)
+            return self._get(i)
+        # in the training process itself (num_workers=0): leave its random streams untouched
+        py_state = random.getstate()
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            random.seed(seed)
+            try:
+                return self._get(i)
+            finally:
+                random.setstate(py_state)
+
+    def _get(self, i):
         if self.labels is not None:
             x, y = self.data[i], int(self.labels[i])
         else:
@@ -230,6 +244,8 @@ class StreamingLoader:
             drop_last=self.drop_last,
             num_workers=num_workers,
             pin_memory=pin_memory,
+            # the loader's own generator (worker base seeds): the training process's RNG is untouched
+            generator=torch.Generator().manual_seed(int(seed)),
             **kwargs,
         )
         self.batch_transform = batch_transform

@@ -153,6 +153,11 @@ def test_per_sample_seeds_make_augmentation_independent_of_workers_and_world_siz
         assert torch.equal(one[i], two_workers[i]) and torch.equal(one[i], ranks[i])
     again = images(StreamingLoader(ds, 4, train=True, seed=1, num_workers=0))
     assert all(torch.equal(one[i], again[i]) for i in one)  # a resumed run sees the same images
+    torch.manual_seed(123)  # the training process's own random stream is left alone
+    before = torch.rand(3)
+    torch.manual_seed(123)
+    images(StreamingLoader(ds, 4, train=True, seed=1, num_workers=0))
+    assert torch.equal(torch.rand(3), before)
 
 
 def test_streaming_batch_transform_and_errors():
