@@ -478,6 +478,19 @@ def make_loaders(cfg: TrainConfig, info: D.DistInfo):
 # ---------------------------------------------------------------------------------------------
 # the run
 # ---------------------------------------------------------------------------------------------
+def _raise_recompile_limit(limit: int = 64) -> None:
+    """Let one process compile many models (a sweep): every model family x train/eval mode is a
+    separate entry of the same ``forward`` frame, and dynamo's default limit (8) would make the
+    ninth silently run eagerly."""
+    cfg = torch._dynamo.config
+    for name in ("recompile_limit", "cache_size_limit"):
+        if hasattr(cfg, name) and getattr(cfg, name) < limit:
+            try:
+                setattr(cfg, name, limit)
+            except Exception:
+                pass
+
+
 def _check_resumable(saved: dict, cfg: TrainConfig) -> None:
     now = cfg.to_dict()
     diff = {k: (saved.get(k), now[k]) for k in now
@@ -561,6 +574,7 @@ def train(config: TrainConfig | dict, *, model: nn.Module | None = None,
     train_model = D.wrap_model(base, info)
     eval_model = base
     if cfg.compile:
+        _raise_recompile_limit()
         train_model = torch.compile(train_model)
         eval_model = torch.compile(base)
 
