@@ -374,6 +374,17 @@ def soft_target_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> to
     return -(targets.float() * logp).sum(-1).mean()
 
 
+def _subset(n: int, k: int | None) -> torch.Tensor:
+    """A fixed random subset of ``k`` of ``n`` indices (seed 0), in increasing order.
+
+    Not the first ``k``: image-folder archives list their samples class by class, so a prefix
+    can hold a single class.
+    """
+    if not k or k >= n:
+        return torch.arange(n)
+    return torch.randperm(n, generator=torch.Generator().manual_seed(0))[:k].sort().values
+
+
 def paper_loaders(recipe: Recipe = PAPER, *, transforms: tuple | None = None, num_workers: int | None = None,
                   mixing: bool = True):
     """A ``loaders`` callable for :func:`hopfield_lab.train.train`: streaming loaders with the recipe's augmentation.
@@ -391,6 +402,8 @@ def paper_loaders(recipe: Recipe = PAPER, *, transforms: tuple | None = None, nu
     ImageNet-size data that does not fit in memory) -- and streams it through
     :class:`~hopfield_lab.streaming.StreamingLoader` workers with the recipe's transforms; the
     train loader applies the recipe's :class:`MixupCutmix` on the device (``mixing=False``: off).
+    ``train_subset`` / ``test_subset`` take a fixed random subset (seed 0), not the first N
+    samples (archives list their images class by class).
 
     Args:
         transforms: ``(train_transform, test_transform)`` instead of :func:`paper_transforms`
@@ -417,8 +430,8 @@ def paper_loaders(recipe: Recipe = PAPER, *, transforms: tuple | None = None, nu
             if cfg.train_subset or cfg.test_subset:
                 from torch.utils.data import Subset
 
-                tr = Subset(tr, range(min(cfg.train_subset or len(tr), len(tr))))
-                te = Subset(te, range(min(cfg.test_subset or len(te), len(te))))
+                tr = Subset(tr, _subset(len(tr), cfg.train_subset).tolist())
+                te = Subset(te, _subset(len(te), cfg.test_subset).tolist())
             ds_tr, ds_te = TransformDataset(tr, transform=train_tf), TransformDataset(te, transform=test_tf)
             n_cls = len((tr.dataset if hasattr(tr, "dataset") else tr).classes)
             in_chans = 3
@@ -427,9 +440,11 @@ def paper_loaders(recipe: Recipe = PAPER, *, transforms: tuple | None = None, nu
             x_tr, y_tr = hd.load_dataset(cfg.dataset, "train", root=cfg.data_root, download=cfg.download, **opts)
             x_te, y_te = hd.load_dataset(cfg.dataset, "test", root=cfg.data_root, download=cfg.download, **opts)
             if cfg.train_subset:
-                x_tr, y_tr = x_tr[: cfg.train_subset], y_tr[: cfg.train_subset]
+                keep = _subset(len(y_tr), cfg.train_subset)
+                x_tr, y_tr = x_tr[keep], y_tr[keep]
             if cfg.test_subset:
-                x_te, y_te = x_te[: cfg.test_subset], y_te[: cfg.test_subset]
+                keep = _subset(len(y_te), cfg.test_subset)
+                x_te, y_te = x_te[keep], y_te[keep]
             if cfg.dataset == "synthetic":
                 n_cls = int(opts.get("num_classes", 10))
             else:
