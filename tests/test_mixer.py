@@ -403,3 +403,16 @@ def test_cuda_forward_and_penalty_device():
     assert m(torch.randn(2, 3, 32, 32, device="cuda")).device.type == "cuda"
     assert m.symmetry_penalty().device.type == "cuda"
     assert hl.create_model("paramixer_cifar_tiny").cuda().symmetry_penalty().device.type == "cuda"
+
+
+@pytest.mark.parametrize("family", ["paramixer", "symmixer", "asymmixer"])
+def test_token_mixing_paths_agree(family):
+    blk = tiny(family).blocks[0]
+    x = torch.randn(3, 16, 12, dtype=torch.float64)
+    ref = blk.update(x)
+    for mode in ("matmul", "transpose"):
+        blk.mlp_tokens.token_mixing = mode
+        torch.testing.assert_close(blk.update(x), ref, rtol=1e-12, atol=1e-12)
+    blk.mlp_tokens.token_mixing = "sideways"
+    with pytest.raises(ValueError, match="token_mixing"):
+        blk.update(x)
