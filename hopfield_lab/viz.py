@@ -83,7 +83,8 @@ def pattern_grid(
         cmap, vmin, vmax: colour map and range (default: the images' own min/max, symmetric
             ``[−1, 1]`` for ±1 patterns).
         size: inches per image.
-        ax: optional array of axes to draw into (then no new figure is made).
+        ax: optional array of axes to draw into (then no new figure is made, the layout is
+            left to the caller, and the figure (or subfigure) holding the axes is returned).
     """
     a = as_images(images, shape)
     k = len(a)
@@ -109,7 +110,8 @@ def pattern_grid(
             axj.set_title(titles[j], fontsize=9)
     if suptitle:
         fig.suptitle(suptitle)
-    fig.tight_layout()
+    if ax is None:  # a figure we made: lay it out; given axes belong to the caller's layout
+        fig.tight_layout()
     return fig
 
 
