@@ -23,11 +23,10 @@ import argparse
 import ast
 import dataclasses
 import json
-import sys
 import time
 from pathlib import Path
 
-from .train import CHECKPOINT_NAME, _RESUME_FREE, TrainConfig, is_asym
+from .train import _RESUME_FREE, TrainConfig, is_asym
 
 _SWEEP_OWN = {"model", "lam", "seed", "out_dir", "result_path", "stop_after_epochs"}
 
@@ -215,6 +214,10 @@ def cmd_sweep(args) -> int:
         if main:
             print(f"[{i + 1}/{len(plan)}] {p['name']}: test_acc={res['test_acc']:.4f} "
                   f"{res['img_per_s'] or 0:.0f} img/s {res['wall_time_s']:.1f} s", flush=True)
+    try:
+        (out / "checkpoints").rmdir()  # empty once every run has finished
+    except OSError:
+        pass
     if main:
         print(f"\nsweep finished in {time.perf_counter() - t0:.1f} s; results in {out}")
         print(f"{'model':32s} {'lam':>8s} {'seed':>4s} {'test_acc':>8s} {'img/s':>8s} {'time_s':>7s}")

@@ -32,7 +32,6 @@ import os
 import platform
 import random
 import subprocess
-import sys
 import time
 import weakref
 from dataclasses import asdict, dataclass, field
@@ -679,6 +678,10 @@ def train(config: TrainConfig | dict, *, model: nn.Module | None = None,
             atomic_write_json(result, target)
         if ckpt_path is not None and not cfg.keep_checkpoint and ckpt_path.exists():
             ckpt_path.unlink()
+            try:
+                ckpt_path.parent.rmdir()  # only if nothing else is in it
+            except OSError:
+                pass
     D.barrier(info)
     return result
 

@@ -71,7 +71,7 @@ def test_tiny_sweep_writes_json_and_resumes_by_skipping(tmp_path, capsys):
             assert key in r, (name, key)
         assert r["dataset"] == "synthetic" and r["epochs"] == 1 and len(r["history"]) == 1
     assert json.loads((out / files[1]).read_text())["lam"] == 0.1
-    assert not list((out / "checkpoints").rglob("*.pt"))  # finished runs leave no checkpoint
+    assert not (out / "checkpoints").exists()  # finished runs leave no checkpoint behind
     mtimes = {p: p.stat().st_mtime_ns for p in out.glob("*.json")}
     capsys.readouterr()
     assert cli.main(argv) == 0  # rerun: everything is skipped
