@@ -21,8 +21,8 @@ a path              a local ImageFolder directory (``<split>/<class>/*.png`` or 
 ==================  ==============================================================================
 
 Archives are decoded once (Pillow) and cached as a ``.pt`` file of uint8 tensors under
-``$HOPFIELD_LAB_CACHE`` (default ``~/.cache/hopfield_lab``), so the second load takes well under a second. Nothing ever switches data silently:
-when a download fails the error says what to do; :func:`quick_dataset` chooses offline data
+``$HOPFIELD_LAB_CACHE`` (default ``~/.cache/hopfield_lab``), so the second load takes well under
+a second. Nothing ever switches data silently: when a download fails the error says what to do; :func:`quick_dataset` chooses offline data
 *explicitly* and prints its choice.
 
 :class:`DeviceLoader` keeps a whole split as uint8 on the device (CIFAR-10 train is 150 MB) and
@@ -111,7 +111,8 @@ def find_archive(name: str, root: str | os.PathLike | None = None) -> Path | Non
 
 
 def cache_dir(path: str | os.PathLike | None = None) -> Path:
-    """Where decoded archives are cached: ``path``, else ``$HOPFIELD_LAB_CACHE``, else ``~/.cache/hopfield_lab``.
+    """Where decoded archives are cached: ``path``, else ``$HOPFIELD_LAB_CACHE``, else
+    ``~/.cache/hopfield_lab``.
 
     Kept apart from the data root so that read-only data folders are never written to.
     """
@@ -254,8 +255,8 @@ def load_image_tree(source: str | os.PathLike, cache: str | os.PathLike | None =
     """Decode an ImageFolder directory or ``.tar.gz`` once and cache it as uint8 tensors.
 
     Returns ``{"splits": {split: (images uint8 (N,C,H,W), labels int64 (N,))}, "classes": [...]}``.
-    The cache (``<cache>/decoded/<name>-<hash>.pt``, see :func:`cache_dir`) is keyed by the source's path, size and
-    modification time; it is written atomically.
+    The cache (``<cache>/decoded/<name>-<hash>.pt``, see :func:`cache_dir`) is keyed by the
+    source's path, size and modification time; it is written atomically.
     """
     source = Path(source).expanduser()
     if not source.exists():

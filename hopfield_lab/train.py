@@ -154,6 +154,24 @@ class TrainConfig:
         return cls(**d)
 
 
+def quick_config(model: str = "paramixer_cifar_tiny", dataset: str = "cifar10", **overrides) -> TrainConfig:
+    """A run sized for quick mode (well under a minute on 2 CPU cores).
+
+    The data are chosen *explicitly* with :func:`hopfield_lab.data.quick_dataset`, which prints
+    its choice (``dataset`` from a local archive if one is found, else an offline stand-in);
+    4096 training and 1024 test images, 3 epochs, batch 128, CPU-friendly. ``overrides`` are
+    TrainConfig fields.
+    """
+    from .data import quick_dataset
+
+    kw = dict(model=model, dataset=quick_dataset(dataset, overrides.get("data_root")), epochs=3,
+              batch_size=128, train_subset=4096, test_subset=1024, progress=False)
+    if kw["dataset"] == "synthetic":
+        kw["dataset_options"] = {"n": 4096, "n_test": 1024}
+    kw.update(overrides)
+    return TrainConfig(**kw)
+
+
 def is_asym(model_name: str) -> bool:
     """True for the AsymMixer family (the only one with a symmetry-breaking penalty lambda)."""
     return str(model_name).lower().startswith("asym")
@@ -526,13 +544,22 @@ def train(config: TrainConfig | dict, *, model: nn.Module | None = None,
     """
     cfg = TrainConfig.from_dict(config) if isinstance(config, dict) else config
     cfg.validate()
-    t_start = time.perf_counter()
-    info = D.init_distributed(cfg.device)
-    device = info.device
+    before = (torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.benchmark)
     if cfg.deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.use_deterministic_algorithms(True)
         torch.backends.cudnn.benchmark = False
+    try:
+        return _train(cfg, model, loaders)
+    finally:  # a deterministic run does not change the process for later runs
+        torch.use_deterministic_algorithms(before[0])
+        torch.backends.cudnn.benchmark = before[1]
+
+
+def _train(cfg: TrainConfig, model: nn.Module | None, loaders) -> dict:
+    t_start = time.perf_counter()
+    info = D.init_distributed(cfg.device)
+    device = info.device
     seed_everything(cfg.seed)
 
     if loaders is None:

@@ -62,6 +62,13 @@ def test_resumed_run_equals_uninterrupted_run(tmp_path):
     assert all(torch.equal(sa[k], sb[k]) for k in sa)
 
 
+def test_deterministic_run_is_repeatable_and_restores_global_state():
+    a = train(tiny(epochs=1, deterministic=True))
+    b = train(tiny(epochs=1, deterministic=True))
+    assert a["history"][0]["train_loss"] == b["history"][0]["train_loss"]
+    assert not torch.are_deterministic_algorithms_enabled()
+
+
 def test_resume_refuses_another_configuration(tmp_path):
     train(tiny(epochs=2, out_dir=str(tmp_path), stop_after_epochs=1))
     with pytest.raises(ValueError, match="lr"):
@@ -192,3 +199,10 @@ def test_bf16_training_on_cuda(tmp_path):
     res = train(tiny(epochs=2, device="cuda", amp=True, out_dir=str(tmp_path)))
     assert res["device"] != "cpu" and res["amp"] == "bf16"
     assert res["history"][-1]["train_loss"] < res["history"][0]["train_loss"]
+
+
+def test_quick_config_chooses_offline_data_explicitly(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    cfg = ht.quick_config("symmixer_cifar_tiny", "cifar10", data_root=str(tmp_path), epochs=1)
+    assert cfg.dataset == "synthetic" and cfg.epochs == 1 and cfg.train_subset == 4096
+    assert "quick mode uses 'synthetic'" in capsys.readouterr().out
