@@ -71,7 +71,8 @@ def main(argv=None) -> int:
     ap.add_argument("--rounds", type=int, default=2, help="alternating rounds; the best is reported")
     ap.add_argument("--compile", default="", help="comma-separated torch.compile modes to add, e.g. "
                     "default,reduce-overhead")
-    ap.add_argument("--compile-official", action="store_true", help="also compile the official model")
+    ap.add_argument("--compile-official", default="", help="torch.compile modes for the official model "
+                    "(comma-separated, e.g. default)")
     ap.add_argument("--token-mixing", default=None, choices=["auto", "matmul", "transpose"],
                     help="our token-mixing implementation (default: auto)")
     ap.add_argument("--official", help="path to a checkout of Toshihiro-Ota/paramixer (optional)")
@@ -94,8 +95,7 @@ def main(argv=None) -> int:
     for family in args.models.split(","):
         if official:
             variants.append((family, "official", None))
-            if args.compile_official:
-                variants += [(family, "official", m) for m in modes]
+            variants += [(family, "official", m) for m in args.compile_official.split(",") if m]
         variants.append((family, "ours", None))
         variants += [(family, "ours", m) for m in modes]
 

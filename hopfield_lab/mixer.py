@@ -48,7 +48,6 @@ __all__ = [
     "model_config", "NORMS", "FAMILIES",
 ]
 
-IntPair = "int | tuple[int, int]"
 
 
 def _pair(v) -> tuple:
@@ -518,6 +517,7 @@ class Mixer(nn.Module):
         self.num_classes = num_classes
         self.num_features = self.embed_dim = embed_dim
         self.lam = float(lam)
+        self.model_name = "custom"  # create_model() sets the registry name
         self.norm_kind = norm if isinstance(norm, str) else getattr(norm, "__name__", "custom")
         norm_layer = _resolve_norm(norm)
 
@@ -717,4 +717,6 @@ def create_model(name: str, **overrides) -> Mixer:
     proj_drop_rate``), ``norm`` in ``{"tokens_channels", "channels", "lagrangian"}`` and ``lam``
     (AsymMixer only). MNIST-style input: ``img_size=28, patch_size=4 (or 7), in_chans=1``.
     """
-    return Mixer(**model_config(name, **overrides))
+    model = Mixer(**model_config(name, **overrides))
+    model.model_name = name
+    return model
