@@ -240,15 +240,23 @@ class EnergyMetaFormer(nn.Module):
         out = self.denoise(clean + sigma * noise, steps, alpha)
         return (out - clean).pow(2).mean()
 
-    def receptive_fields(self, layer: str = "s", sort: bool = True) -> Tensor:
-        """Rows of ``xi_s`` or ``xi_c`` ``(n_hidden, n_v)``, each scaled to unit L2 norm; with
-        ``sort`` the rows come in order of decreasing norm of the raw weights (strongest first)."""
+    def receptive_fields(self, layer: str = "s", sort: bool = True, centre: bool = True) -> Tensor:
+        """Rows of ``xi_s`` or ``xi_c`` ``(n_hidden, n_v)``, each scaled to unit L2 norm.
+
+        ``centre``: subtract each row's mean first. The LayerNorm activation ``g_v`` has zero mean,
+        so a row's mean never reaches the hidden neuron, and its feedback shifts ``x_v`` uniformly,
+        which ``g_v`` ignores too: the mean is invisible to the dynamics (it is the 0.2 offset of
+        the initialisation). ``sort``: strongest (largest norm of the shown part) first.
+        """
         if layer not in ("s", "c"):
             raise ValueError(f"layer={layer!r}: use 's' (xs-xv synapse) or 'c' (xv-xc synapse).")
         W = (self.xi_s if layer == "s" else self.xi_c).detach()
+        if centre:
+            W = W - W.mean(dim=1, keepdim=True)
         norms = W.norm(dim=1)
         if sort:
-            W, norms = W[norms.argsort(descending=True)], norms.sort(descending=True).values
+            order = norms.argsort(descending=True)
+            W, norms = W[order], norms[order]
         return W / norms.clamp_min(1e-12)[:, None]
 
 
@@ -287,7 +295,7 @@ class TrainConfig:
     @classmethod
     def quick(cls) -> "TrainConfig":
         """A CPU-sized run (seconds): small hidden layers, few epochs, a larger learning rate."""
-        return cls(n_s=100, n_c=100, epochs=8, batch_size=128, lr=2e-3)
+        return cls(n_s=100, n_c=100, epochs=40, batch_size=128, lr=1e-2)
 
     @classmethod
     def for_mode(cls, quick: bool | None = None) -> "TrainConfig":
