@@ -15,6 +15,11 @@ module                      contents
 ``symmetry``                symmetry metrics of trained two-layer MLPs
 ``data``                    data sets and the GPU-resident loader
 ``train``                   the training engine
+``distributed``             torchrun / DDP helpers
+``recipes``, ``streaming``  the paper's 224-px recipe and the streaming loader
+``metaformer``              the Energy MetaFormer
+``odes``                    the symmetry-breaking ODE demos
+``demos``                   the chapters' interactive demos
 ==========================  ===================================================
 """
 from __future__ import annotations
@@ -25,6 +30,9 @@ from ._version import __version__
 from .runtime import device_name, get_device, quick, seed_everything, setup
 
 _LAZY = {
+    "HAM": "ham",
+    "load_dataset": "data",
+    "TrainConfig": "train",
     "create_model": "mixer",
     "list_models": "mixer",
     "load_official_state_dict": "official",
