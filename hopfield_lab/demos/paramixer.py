@@ -1,0 +1,289 @@
+"""Demos of chapter 6 (from the three-layer Hopfield network to the parallelized MLP-Mixer).
+
+* :func:`symmixer_block` -- a SymMixer block (tied weights, Lagrangian LayerNorm) with weights on
+  spheres of given radii, the set-up of the paper's demos.
+* :func:`initial_states` -- a batch of visible states ``(B, S, C)``.
+* :func:`adiabatic_comparison` -- the full three-layer HAM with fast hidden layers (time constant
+  ``tau``) against the SymMixer flow: trajectories, deviation, energies.
+* :func:`mixer_as_euler` -- the residual block ``X <- X + M(N(X))`` against the leaky Euler
+  iteration ``Y <- (1 - e_k) Y + e_k M(N(Y))`` with ``e_k = 1/(k+2)``.
+* :func:`serial_parallel_gap` -- how far a serial (vanilla) block is from a parallel one as the
+  mixing strength ``h`` shrinks.
+* :func:`norm_jacobian_asymmetry` -- is a norm the gradient of a Lagrangian? (Jacobian symmetry)
+* :func:`make_widget` -- the chapter's ipywidgets demo: ``tau`` of the hidden layers, Euler step.
+* :func:`tau_player` -- its static twin: a ``to_jshtml`` player over ``tau``.
+
+The models live in :mod:`hopfield_lab.mixer` and :mod:`hopfield_lab.ham`
+(:meth:`~hopfield_lab.mixer.ParallelMixerBlock.to_ham`, :meth:`~hopfield_lab.ham.HAM.eliminate`);
+this module only runs and draws them. Shapes: visible states ``(B, S, C)`` (batch, tokens,
+channels); trajectories ``(R, B, S, C)`` for ``R`` recorded times.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+from .. import mixer as mx
+from ..ham import DivergenceError
+
+
+def symmixer_block(S: int = 4, C: int = 8, Ns: int = 20, Nc: int = 160, radii: tuple[float, float] = (1.0, 2.5),
+                   seed: int = 0, dtype: torch.dtype = torch.float64) -> mx.ParallelMixerBlock:
+    """A SymMixer block ``(B, S, C) -> (B, S, C)``: :class:`~hopfield_lab.mixer.SymMlp` token and
+    channel MLPs (``A: (Ns, S)``, ``B: (Nc, C)``) and the Lagrangian LayerNorm over tokens x
+    channels. ``A`` and ``B`` are drawn from a Gaussian and scaled to Frobenius norms ``radii``
+    (uniform on spheres, as in the paper's ODE demos)."""
+    for name, n in (("S", S), ("C", C), ("Ns", Ns), ("Nc", Nc)):
+        if n < 1:
+            raise ValueError(f"{name}={n} must be >= 1.")
+    blk = mx.ParallelMixerBlock(C, S, mlp_ratio=(Ns / C, Nc / C), mlp_layer=mx.SymMlp,
+                                norm_layer=mx.NORMS["lagrangian"])
+    if blk.mlp_tokens.fc2.weight.shape != (Ns, S) or blk.mlp_channels.fc2.weight.shape != (Nc, C):
+        raise ValueError(f"could not build hidden sizes Ns={Ns}, Nc={Nc} for S={S}, C={C} from mlp ratios.")
+    gen = torch.Generator().manual_seed(seed)
+    blk = blk.to(dtype)
+    with torch.no_grad():
+        for lin, r in ((blk.mlp_tokens.fc2, radii[0]), (blk.mlp_channels.fc2, radii[1])):
+            w = torch.randn(lin.weight.shape, generator=gen, dtype=dtype)
+            lin.weight.copy_(r * w / w.norm())
+    return blk.eval()
+
+
+def initial_states(block: mx.ParallelMixerBlock, batch: int = 10, mean: float = 0.5, std: float = 0.5,
+                   seed: int = 0) -> Tensor:
+    """``mean + std * N(0, 1)`` visible states of shape ``(batch, S, C)``."""
+    gen = torch.Generator().manual_seed(seed)
+    dtype = block.mlp_tokens.fc2.weight.dtype
+    return mean + std * torch.randn(batch, block.seq_len, block.dim, generator=gen, dtype=dtype)
+
+
+def _rel_dev(a: Tensor, b: Tensor) -> Tensor:
+    """Largest (over the batch) relative distance ``|a - b| / |b|`` at each recorded time: ``(R,)``."""
+    return ((a - b).flatten(2).norm(dim=-1) / b.flatten(2).norm(dim=-1).clamp_min(1e-12)).amax(dim=1)
+
+
+@torch.no_grad()
+def adiabatic_comparison(block: mx.ParallelMixerBlock, x0: Tensor, tau: float, T: float = 5.0,
+                         dt: float | None = None, method: str = "rk4", n_records: int = 100) -> dict:
+    """Integrate the full HAM (hidden time constants ``tau``, visible 1) and the SymMixer flow from
+    the same visible state ``x0`` ``(B, S, C)``, the hidden layers starting at their fixed points.
+
+    ``dt`` defaults to ``min(0.01, tau / 4)`` (explicit methods need ``dt`` well below ``tau``).
+    Returns a dict: ``t`` ``(R,)``, ``x_full`` and ``x_flow`` ``(R, B, S, C)``, ``deviation``
+    ``(R,)`` (largest relative distance over the batch), ``energy_full`` (the full HAM's energy)
+    and ``energy_flow`` (the SymMixer energy of the flow) ``(R, B)``, ``diverged`` (True if the full
+    network blew up, e.g. Euler with ``dt > 2 tau``; its entries are then NaN), ``tau``, ``dt``.
+    """
+    if tau <= 0 or T <= 0:
+        raise ValueError(f"tau={tau} and T={T} must be positive.")
+    dt = min(0.01, tau / 4) if dt is None else float(dt)
+    steps = max(1, int(round(T / dt)))
+    every = max(1, steps // n_records)
+    ham = block.to_ham(tau=1.0, tau_tokens=tau, tau_channels=tau)
+    red = ham.eliminate("hs", "hc")
+    flow = red.run({"x": x0}, steps, dt, method=method, record_energy=True, record_states=True, record_every=every)
+    diverged = False
+    try:
+        full = ham.run(red.complete({"x": x0}), steps, dt, method=method, record_energy=True, record_states=True,
+                       record_every=every, max_abs=1e6)
+        x_full, e_full = full.states["x"], full.energy
+    except DivergenceError:
+        diverged = True
+        x_full = torch.full_like(flow.states["x"], float("nan"))
+        e_full = torch.full_like(flow.energy, float("nan"))
+    return {
+        "t": flow.t,
+        "x_full": x_full,
+        "x_flow": flow.states["x"],
+        "deviation": _rel_dev(x_full, flow.states["x"]),
+        "energy_full": e_full,
+        "energy_flow": flow.energy,
+        "diverged": diverged,
+        "tau": float(tau),
+        "dt": dt,
+    }
+
+
+@torch.no_grad()
+def mixer_as_euler(block: mx.ParallelMixerBlock, x0: Tensor, n_iter: int = 20) -> dict:
+    """Iterate the residual block ``X_{k+1} = X_k + M(N(X_k))`` and the leaky Euler step
+    ``Y_{k+1} = (1 - e_k) Y_k + e_k M(N(Y_k))`` with ``e_k = 1/(k+2)``, both from ``x0``.
+
+    For a scale-invariant norm (``eps -> 0``, ``delta = 0``) ``X_k = (k+1) Y_k`` exactly: the
+    residual block is the leaky Euler scheme with shrinking steps, and ``Y_k`` is the running mean
+    of ``x0`` and the first ``k`` mixing outputs. Returns ``X``, ``Y`` ``(n_iter + 1, B, S, C)``,
+    ``rel_err`` ``(n_iter + 1,)`` (largest ``|X_k/(k+1) - Y_k| / |Y_k|``), ``energy_X``,
+    ``energy_Y`` ``(n_iter + 1, B)`` (the block's energy, for a SymMixer block) and ``norm_X``
+    ``(n_iter + 1,)`` (mean Frobenius norm of ``X_k``).
+    """
+    X, Y = [x0], [x0]
+    for k in range(n_iter):
+        X.append(X[-1] + block.update(X[-1]))
+        e = 1.0 / (k + 2)
+        Y.append((1 - e) * Y[-1] + e * block.update(Y[-1]))
+    X, Y = torch.stack(X), torch.stack(Y)
+    scale = torch.arange(1, n_iter + 2, dtype=X.dtype).view(-1, 1, 1, 1)
+    out = {"X": X, "Y": Y, "rel_err": _rel_dev(X / scale, Y), "norm_X": X.flatten(2).norm(dim=-1).mean(1)}
+    try:
+        out["energy_X"] = torch.stack([block.energy(x) for x in X])
+        out["energy_Y"] = torch.stack([block.energy(y) for y in Y])
+    except TypeError:  # not a SymMixer block: no energy
+        out["energy_X"] = out["energy_Y"] = None
+    return out
+
+
+@torch.no_grad()
+def serial_parallel_gap(S: int = 4, C: int = 8, Ns: int = 20, Nc: int = 32, hs=(1.0, 0.3, 0.1, 0.03, 0.01),
+                        batch: int = 10, seed: int = 0) -> dict:
+    """Distance between the updates of a serial (vanilla) and a parallel block with the *same*
+    weights, when the output weights of both MLPs are scaled by ``h``.
+
+    The serial block is two Euler steps in a row (token mixing, then channel mixing of the updated
+    state), the parallel block one step of the sum; they differ at second order, so the gap shrinks
+    like ``h^2``. Returns ``h`` and ``gap`` (mean over the batch of ``|update_serial - update_parallel|``)
+    as float64 tensors, and ``rel_gap`` (gap over the parallel update's norm, shrinks like ``h``)."""
+    torch.manual_seed(seed)
+    ratios = (Ns / C, Nc / C)
+    ser = mx.SerialMixerBlock(C, S, mlp_ratio=ratios).double().eval()
+    par = mx.ParallelMixerBlock(C, S, mlp_ratio=ratios).double().eval()
+    par.mlp_tokens.load_state_dict(ser.mlp_tokens.state_dict())
+    par.mlp_channels.load_state_dict(ser.mlp_channels.state_dict())
+    w_t, w_c = ser.mlp_tokens.fc2.weight.clone(), ser.mlp_channels.fc2.weight.clone()
+    x = torch.randn(batch, S, C, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    gaps, rel = [], []
+    for h in hs:
+        for b in (ser, par):
+            b.mlp_tokens.fc2.weight.copy_(h * w_t)
+            b.mlp_channels.fc2.weight.copy_(h * w_c)
+        us, up = ser.update(x), par.update(x)
+        d = (us - up).flatten(1).norm(dim=-1)
+        gaps.append(d.mean())
+        rel.append((d / up.flatten(1).norm(dim=-1)).mean())
+    return {"h": torch.tensor(hs, dtype=torch.float64), "gap": torch.stack(gaps), "rel_gap": torch.stack(rel)}
+
+
+def norm_jacobian_asymmetry(S: int = 4, C: int = 8, seed: int = 0) -> dict:
+    """``max |J - J^T|`` of the Jacobian ``(S*C, S*C)`` of three norms at a random ``(S, C)`` state:
+
+    ``"lagrangian (tokens x channels)"`` (scalar gain over the whole matrix), ``"per token (channels)"``
+    (a scalar-gain LayerNorm over each token's channels) and ``"nn.LayerNorm (element-wise gain)"``
+    (tokens x channels with a random element-wise gain, as after training). Zero (to rounding)
+    means the norm is the gradient of a scalar Lagrangian.
+    """
+    from ..lagrangians import LayerNorm
+
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(S, C, generator=gen, dtype=torch.float64)
+    ln = torch.nn.LayerNorm((S, C), eps=1e-6).double()
+    with torch.no_grad():
+        ln.weight.copy_(1 + 0.3 * torch.randn(S, C, generator=gen, dtype=torch.float64))
+    norms = {
+        "lagrangian (tokens x channels)": LayerNorm(eps=1e-6, dim=(-2, -1)).double().activation,
+        "per token (channels)": LayerNorm(eps=1e-6, dim=-1).double().activation,
+        "nn.LayerNorm (element-wise gain)": ln,
+    }
+    out = {}
+    for name, f in norms.items():
+        J = torch.autograd.functional.jacobian(f, x).reshape(S * C, S * C)
+        out[name] = float((J - J.T).abs().max())
+    return out
+
+
+# ------------------------------------------------------------------------------------------ drawing
+def _draw(axes, res, n_lines=4, title_extra=""):
+    t = res["t"].numpy()
+    ax0, ax1, ax2 = axes
+    for a in axes:
+        a.clear()
+    for i in range(n_lines):
+        s, c = divmod(i, res["x_flow"].shape[-1])
+        col = f"C{i}"
+        ax0.plot(t, res["x_flow"][:, 0, s, c].numpy(), "--", color=col, lw=1.5)
+        ax0.plot(t, res["x_full"][:, 0, s, c].numpy(), "-", color=col, lw=1, alpha=0.8)
+    ax0.plot([], [], "k-", label="three-layer HAM")
+    ax0.plot([], [], "k--", label="SymMixer flow")
+    ax0.legend(fontsize=8)
+    ax0.set_xlabel("time t (units of τ_v)")
+    ax0.set_ylabel("visible state X[s, c]")
+    ax0.set_title("trajectories of 4 visible neurons", fontsize=10)
+    if res["diverged"]:
+        ax1.text(0.5, 0.5, f"three-layer HAM diverged:\nEuler needs dt < 2τ\n(dt = {res['dt']:g}, τ = {res['tau']:g})",
+                 ha="center", va="center", transform=ax1.transAxes, color="C3")
+    else:
+        ax1.semilogy(t[1:], res["deviation"].numpy()[1:].clip(1e-16), color="C3")
+    ax1.set_xlabel("time t (units of τ_v)")
+    ax1.set_ylabel("max relative deviation |X_HAM − X_flow| / |X_flow|")
+    ax1.set_title("HAM vs SymMixer flow", fontsize=10)
+    ax2.plot(t, res["energy_flow"].mean(1).numpy(), "--", color="k", label="SymMixer energy (flow)")
+    if not res["diverged"]:
+        ax2.plot(t, res["energy_full"].mean(1).numpy(), "-", color="C0", label="HAM energy")
+    ax2.set_xlabel("time t (units of τ_v)")
+    ax2.set_ylabel("energy E (dimensionless), batch mean")
+    ax2.set_title("energies", fontsize=10)
+    ax2.legend(fontsize=8)
+    fig = ax0.figure
+    fig.suptitle(f"Fast hidden layers, τ_s = τ_c = {res['tau']:g}, step dt = {res['dt']:g}{title_extra}")
+
+
+def make_widget(block: mx.ParallelMixerBlock | None = None, x0: Tensor | None = None, T: float = 5.0):
+    """The chapter's interactive demo: the hidden layers' time constant ``tau`` and the Euler step ``dt``.
+
+    Both the three-layer HAM and the SymMixer flow are integrated with explicit Euler steps of size
+    ``dt`` up to time ``T``. Returns an ``ipywidgets.VBox`` with attributes ``controls`` (the
+    sliders), ``update()`` (the callback) and ``last`` (the :func:`adiabatic_comparison` dict of
+    the latest drawing).
+    """
+    import ipywidgets as w
+    import matplotlib.pyplot as plt
+
+    block = block if block is not None else symmixer_block()
+    x0 = x0 if x0 is not None else initial_states(block, batch=4)
+    controls = {
+        "tau": w.FloatLogSlider(value=0.1, base=10, min=-2.5, max=0, step=0.1, description="τ hidden"),
+        "dt": w.FloatLogSlider(value=0.01, base=10, min=-3, max=-0.3, step=0.1, description="Euler dt"),
+    }
+    out = w.Output()
+    box = w.VBox([w.HBox(list(controls.values())), out])
+    box.controls = controls
+    box.last = None
+
+    def update(*_):
+        tau, dt = controls["tau"].value, controls["dt"].value
+        res = adiabatic_comparison(block, x0, tau, T=T, dt=dt, method="euler")
+        with out:
+            out.clear_output(wait=True)
+            fig, axes = plt.subplots(1, 3, figsize=(14, 3.8), constrained_layout=True)
+            _draw(axes, res)
+            plt.show()
+            plt.close(fig)
+        box.last = res
+
+    for c in controls.values():
+        c.observe(update, names="value")
+    box.update = update
+    update()
+    return box
+
+
+def tau_player(block: mx.ParallelMixerBlock, x0: Tensor, taus=(1.0, 0.3, 0.1, 0.03, 0.01), T: float = 5.0,
+               interval: int = 700, dpi: int = 72):
+    """Static twin of :func:`make_widget`: one frame per ``tau`` (RK4, ``dt = min(0.01, tau/4)``).
+
+    Returns ``(IPython.display.HTML player, list of adiabatic_comparison dicts)``."""
+    import matplotlib.pyplot as plt
+
+    from .. import viz
+
+    results = [adiabatic_comparison(block, x0, tau, T=T) for tau in taus]
+    fig, axes = plt.subplots(1, 3, figsize=(14, 3.8), constrained_layout=True)
+    lo = min(float(r["deviation"][1:].min()) for r in results)
+    hi = max(float(r["deviation"].max()) for r in results)
+
+    def frame(i):
+        _draw(axes, results[i], title_extra=f"  (frame {i + 1}/{len(results)}, RK4)")
+        axes[1].set_ylim(max(lo, 1e-6) / 2, hi * 2)
+
+    frame(0)
+    return viz.animate(frame, len(results), fig, interval=interval, dpi=dpi), results
