@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source tools/env.sh
-export HOPFIELD_LAB_QUICK=1 MPLBACKEND=Agg
+export HOPFIELD_LAB_QUICK=1
 echo "==> python -m pytest tests book --nbval-lax --nbval-current-env $*"
 set +e
 python -m pytest tests book --nbval-lax --nbval-current-env \
