@@ -230,7 +230,10 @@ def train_step(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
     project's Mixers its gradient ``2 lam V`` is added to ``V.grad`` directly after backward
     (:func:`breaking_weights`), which is the same update and much cheaper in eager mode.
 
-    Shapes: images ``(B, C, H, W)``, labels ``(B,)`` int64.
+    Shapes: images ``(B, C, H, W)``; labels ``(B,)`` int64 class indices, or ``(B, K)`` soft
+    targets (probability rows, e.g. from :class:`hopfield_lab.recipes.MixupCutmix`), which the
+    cross-entropy takes as they are; ``correct`` then counts predictions equal to each row's
+    largest target.
     """
     model.train()
     optimizer.zero_grad(set_to_none=True)
@@ -255,7 +258,8 @@ def train_step(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
     optimizer.step()
     if scheduler is not None:
         scheduler.step()
-    correct = (logits.detach().argmax(-1) == labels).sum()
+    hard = labels.argmax(-1) if labels.ndim == 2 else labels  # soft (B, K) targets: their top class
+    correct = (logits.detach().argmax(-1) == hard).sum()
     pen = torch.zeros((), device=loss.device) if pen is None else pen.detach()
     return StepOutput(loss.detach(), pen, correct)
 

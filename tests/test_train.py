@@ -206,3 +206,20 @@ def test_quick_config_chooses_offline_data_explicitly(tmp_path, monkeypatch, cap
     cfg = ht.quick_config("symmixer_cifar_tiny", "cifar10", data_root=str(tmp_path), epochs=1)
     assert cfg.dataset == "synthetic" and cfg.epochs == 1 and cfg.train_subset == 4096
     assert "quick mode uses 'synthetic'" in capsys.readouterr().out
+
+
+def test_train_step_takes_soft_targets_from_mixup_cutmix():
+    from hopfield_lab.recipes import MixupCutmix, soft_target_cross_entropy
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 8, 5))
+    x, y = torch.randn(12, 3, 8, 8), torch.randint(0, 5, (12,))
+    mix = MixupCutmix(5, mixup_alpha=0.8, cutmix_alpha=0.0, label_smoothing=0.1)
+    xm, t = mix(x, y)
+    assert t.shape == (12, 5) and mix.last_mode == "mixup"
+    with torch.no_grad():
+        logits = model(xm)
+    opt = torch.optim.SGD(model.parameters(), lr=0.0)  # lr 0: the step's outputs describe these logits
+    out = ht.train_step(model, xm, t, opt)
+    torch.testing.assert_close(out.loss, soft_target_cross_entropy(logits, t))  # CE with probability targets
+    assert int(out.correct) == int((logits.argmax(-1) == t.argmax(-1)).sum())
