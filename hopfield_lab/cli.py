@@ -10,12 +10,19 @@ Examples::
     python -m hopfield_lab sweep --models vanillamixer_cifar_small asymmixer_cifar_small \\
         --lams 0 1e-2 --seeds 0 --epochs 30 --out-dir results/cifar10
 
+    # the paper's 224-px recipe (Mixer-S/16, 300 epochs, RandAugment, mixup/cutmix; needs
+    # torchvision) on 4 GPUs; options given here override the recipe's values
+    torchrun --nproc_per_node=4 -m hopfield_lab train --recipe paper --model asymmixer --lam 1e-2 \
+        --dataset cifar10 --workers 8 --out-dir runs/paper_asym
+
     # training throughput (img/s), warm-up excluded, eager and compiled
     python -m hopfield_lab bench --models paramixer_cifar_small --compile
 
 Every option of ``train`` (one per :class:`~hopfield_lab.train.TrainConfig` field) is also an
-option of ``sweep``. Under ``torchrun --nproc_per_node=N -m hopfield_lab ...`` each command runs
-data-parallel; only rank 0 prints and writes files.
+option of ``sweep``. With ``--recipe paper`` the options not given take the recipe's values
+(:data:`hopfield_lab.recipes.PAPER`; ``--dry-run`` prints the resulting configuration) and
+``--model`` / ``--models`` name model families. Under ``torchrun --nproc_per_node=N -m
+hopfield_lab ...`` each command runs data-parallel; only rank 0 prints and writes files.
 """
 from __future__ import annotations
 
@@ -29,6 +36,7 @@ from pathlib import Path
 from .train import _RESUME_FREE, TrainConfig, is_asym
 
 _SWEEP_OWN = {"model", "lam", "seed", "out_dir", "result_path", "stop_after_epochs"}
+FAMILIES = ("vanillamixer", "paramixer", "symmixer", "asymmixer")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -61,8 +69,15 @@ def _optional(conv):
 
 
 def add_config_arguments(parser: argparse.ArgumentParser, skip: set[str] = frozenset()) -> None:
-    """One option per TrainConfig field (``--batch-size`` for ``batch_size``), with its help text."""
-    group = parser.add_argument_group("training options (TrainConfig fields)")
+    """One option per TrainConfig field (``--batch-size`` for ``batch_size``), with its help text.
+
+    Options left out on the command line are absent from the parsed namespace (their defaults are
+    applied by :func:`config_from_args`), so a recipe's values can stand in for them.
+    """
+    group = parser.add_argument_group(
+        "training options (TrainConfig fields)",
+        "The defaults shown are TrainConfig's. With --recipe paper, options not given take the "
+        "recipe's values instead (hopfield_lab.recipes.PAPER; --dry-run prints them).")
     for f in dataclasses.fields(TrainConfig):
         if f.name in skip:
             continue
@@ -72,21 +87,25 @@ def add_config_arguments(parser: argparse.ArgumentParser, skip: set[str] = froze
         shown = "" if "default" in helptext else f" (default: {default})"
         t = str(f.type)
         optional = "None" in t
+        absent = argparse.SUPPRESS  # "not given" stays distinguishable from "given the default"
         if t.startswith("bool"):
             group.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction,
-                               default=default, help=f"{helptext}{shown}")
+                               default=absent, help=f"{helptext}{shown}")
         elif t.startswith("dict"):
-            group.add_argument(flag, dest=f.name, nargs="*", metavar="KEY=VALUE", default=None,
+            group.add_argument(flag, dest=f.name, nargs="*", metavar="KEY=VALUE", default=absent,
                                help=f"{helptext}; KEY=VALUE pairs (values parsed as Python literals)")
+        elif "choices" in f.metadata:
+            group.add_argument(flag, dest=f.name, choices=f.metadata["choices"], default=absent,
+                               help=f"{helptext}{shown}")
         else:
             conv = int if t.startswith("int") else float if t.startswith("float") else str
             group.add_argument(flag, dest=f.name, type=_optional(conv) if optional else conv,
-                               default=default, metavar=conv.__name__.upper(),
+                               default=absent, metavar=conv.__name__.upper(),
                                help=f"{helptext}{shown}")
 
 
-def config_from_args(args: argparse.Namespace, **fixed) -> TrainConfig:
-    """Build a TrainConfig from parsed options (``fixed`` fields override)."""
+def given_options(args: argparse.Namespace) -> dict:
+    """The TrainConfig fields given on the command line (dict fields parsed from KEY=VALUE)."""
     kw = {}
     for f in dataclasses.fields(TrainConfig):
         if hasattr(args, f.name):
@@ -94,8 +113,68 @@ def config_from_args(args: argparse.Namespace, **fixed) -> TrainConfig:
             if str(f.type).startswith("dict"):
                 v = _key_values(v)
             kw[f.name] = v
-    kw.update(fixed)
-    return TrainConfig(**kw)
+    return kw
+
+
+def paper_family(model: str) -> str:
+    """The model family that ``--model`` names under ``--recipe paper``.
+
+    Accepts a family (``paramixer``) or the recipe's own preset (``paramixer_s16_224``); any
+    other preset is refused rather than silently replaced by the recipe's Mixer-S/16.
+    """
+    fam = str(model).split("_")[0]
+    if fam in FAMILIES and str(model) in (fam, f"{fam}_s16_224"):
+        return fam
+    raise ValueError(
+        f"--recipe paper trains the recipe's Mixer-S/16 at 224 px, so --model names its family: "
+        f"one of {', '.join(FAMILIES)} (or <family>_s16_224), not {model!r}. To change the model's "
+        "size use --model-overrides, e.g. embed_dim=256 num_blocks=4; for the preset itself use --recipe none.")
+
+
+def resolve_config(given: dict) -> TrainConfig:
+    """A TrainConfig from the fields given: TrainConfig's defaults, or with ``recipe="paper"`` the
+    recipe's fields (:meth:`hopfield_lab.recipes.Recipe.train_config`) overridden by those given.
+
+    Under the paper recipe ``model`` names the family (default ``paramixer``), a given
+    ``batch_size`` without ``lr`` rescales the learning rate linearly, a given ``epochs``
+    without ``warmup_epochs`` keeps the recipe's warm-up fraction (20 of 300 epochs), and given
+    ``model_overrides`` are merged into the recipe's.
+    """
+    if given.get("recipe", "none") != "paper":
+        return TrainConfig(**given)
+    from .recipes import PAPER
+
+    kw = dict(given)
+    family = paper_family(kw.pop("model", "paramixer"))
+    dataset = kw.pop("dataset", TrainConfig.dataset)
+    if "epochs" in kw and "warmup_epochs" not in kw:
+        kw["warmup_epochs"] = PAPER.warmup_epochs * kw["epochs"] / PAPER.epochs
+    return TrainConfig(**PAPER.train_config(family, dataset, **kw))
+
+
+def config_from_args(args: argparse.Namespace, **fixed) -> TrainConfig:
+    """Build a TrainConfig from parsed options (``fixed`` fields override); see :func:`resolve_config`."""
+    return resolve_config({**given_options(args), **fixed})
+
+
+def _config_or_exit(args: argparse.Namespace, **fixed) -> TrainConfig:
+    try:
+        cfg = config_from_args(args, **fixed)
+        check_model_names([cfg.model])
+        return cfg.validate()
+    except ValueError as exc:
+        raise SystemExit(f"error: {exc}")
+
+
+def _require_recipe_tools(cfg: TrainConfig) -> None:
+    """Exit with the install instructions before any work when the recipe needs torchvision."""
+    if cfg.recipe == "paper":
+        from .recipes import require_torchvision
+
+        try:
+            require_torchvision()
+        except ImportError as exc:
+            raise SystemExit(f"error: --recipe paper: {exc}")
 
 
 def check_model_names(names: list[str]) -> None:
@@ -121,12 +200,12 @@ def _is_main() -> bool:
 def cmd_train(args) -> int:
     from .train import train
 
-    cfg = config_from_args(args)
-    check_model_names([cfg.model])
-    try:
-        cfg.validate()
-    except ValueError as exc:
-        raise SystemExit(f"error: {exc}")
+    cfg = _config_or_exit(args)
+    if args.dry_run:
+        if _is_main():
+            print(json.dumps(cfg.to_dict(), indent=1))
+        return 0
+    _require_recipe_tools(cfg)
     result = train(cfg)
     if _is_main():
         where = cfg.result_path or (str(Path(cfg.out_dir) / "result.json") if cfg.out_dir else "(not written: no --out-dir)")
@@ -170,31 +249,32 @@ def _same_run(saved: dict, cfg: TrainConfig) -> list[str]:
 def cmd_sweep(args) -> int:
     from .train import train
 
-    check_model_names(args.models)
+    if getattr(args, "recipe", "none") != "paper":
+        check_model_names(args.models)
     out = Path(args.out_dir)
     plan = sweep_plan(args.models, args.lams, args.seeds, args.n_iters)
+    configs = []
+    for p in plan:  # every run's configuration is checked before the first one starts
+        overrides = _key_values(getattr(args, "model_overrides", None))
+        if p["n_iter"] is not None:
+            overrides["n_iter"] = p["n_iter"]
+        configs.append(_config_or_exit(
+            args, model=p["model"], lam=p["lam"], seed=p["seed"], model_overrides=overrides,
+            out_dir=str(out / "checkpoints" / p["name"]), result_path=str(out / f"{p['name']}.json"),
+            keep_checkpoint=args.keep_checkpoints))
     main = _is_main()
     if main:
         print(f"sweep: {len(plan)} runs -> {out}", flush=True)
     if args.dry_run:
-        for p in plan:
-            print("  " + p["name"])
+        for p, cfg in zip(plan, configs):
+            print(f"  {p['name']}: {cfg.model}, recipe {cfg.recipe}, {cfg.epochs} epochs, "
+                  f"batch {cfg.batch_size}, lr {cfg.lr:g}")
         return 0
+    _require_recipe_tools(configs[0])
     rows = []
     t0 = time.perf_counter()
-    for i, p in enumerate(plan):
-        overrides = _key_values(args.model_overrides)
-        if p["n_iter"] is not None:
-            overrides["n_iter"] = p["n_iter"]
-        path = out / f"{p['name']}.json"
-        cfg = config_from_args(
-            args, model=p["model"], lam=p["lam"], seed=p["seed"], model_overrides=overrides,
-            out_dir=str(out / "checkpoints" / p["name"]), result_path=str(path),
-            keep_checkpoint=args.keep_checkpoints)
-        try:
-            cfg.validate()
-        except ValueError as exc:
-            raise SystemExit(f"error: {exc}")
+    for i, (p, cfg) in enumerate(zip(plan, configs)):
+        path = Path(cfg.result_path)
         if path.is_file():
             saved = json.loads(path.read_text())
             diff = _same_run(saved.get("config", {}), cfg)
@@ -266,6 +346,8 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", formatter_class=fmt, help="train one model (one result JSON)",
                        description="Train one model and write out_dir/result.json (and a checkpoint "
                                    "that an interrupted run resumes from).")
+    t.add_argument("--dry-run", action="store_true",
+                   help="print the resolved configuration (JSON) and exit without training")
     add_config_arguments(t)
     t.set_defaults(func=cmd_train)
 
@@ -285,7 +367,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out-dir", required=True, help="folder of the result JSONs (and checkpoints of runs in progress)")
     s.add_argument("--keep-checkpoints", action="store_true",
                    help="keep each finished run's checkpoint (default: deleted once its JSON is written)")
-    s.add_argument("--dry-run", action="store_true", help="list the runs and exit")
+    s.add_argument("--dry-run", action="store_true", help="check every run's configuration, list the runs and exit")
     add_config_arguments(s, skip=_SWEEP_OWN | {"keep_checkpoint"})
     s.set_defaults(func=cmd_sweep)
 

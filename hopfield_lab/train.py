@@ -47,12 +47,13 @@ from . import distributed as D
 from .runtime import seed_everything
 
 SCHEDULES = ("cosine", "onecycle")
+RECIPES = ("none", "paper")
 CHECKPOINT_NAME = "checkpoint.pt"
 RESULT_NAME = "result.json"
 # Fields that may differ between a checkpoint and the run that resumes it.
 _RESUME_FREE = {"out_dir", "resume", "stop_after_epochs", "progress", "result_path", "compile",
                 "keep_checkpoint", "eval_every", "symmetry_every", "checkpoint_every", "device",
-                "data_root", "download"}
+                "data_root", "download", "workers"}
 
 
 def _f(default, help: str, **kw):
@@ -77,6 +78,12 @@ class TrainConfig:
     data_root: str | None = _f(None, "data root (downloads, offline archives); default "
                                      "$HOPFIELD_LAB_DATA or ~/.cache/hopfield_lab")
     download: bool = _f(True, "let torchvision download missing data")
+    recipe: str = _f("none", "none: the fields as given, GPU-resident data (DeviceLoader) | paper: the "
+                             "paper's 224-px recipe (hopfield_lab.recipes.PAPER): streaming loaders with "
+                             "torchvision transforms and mixup/cutmix (needs torchvision); on the command "
+                             "line its hyperparameters become the defaults", choices=RECIPES)
+    workers: int | None = _f(None, "loader processes per rank of the streaming loader (recipe paper); "
+                                   "default: the CPU cores shared by the local ranks, less one")
     epochs: int = _f(30, "number of training epochs")
     batch_size: int = _f(512, "global batch size (split over ranks under torchrun)")
     lr: float = _f(1e-3, "peak learning rate of AdamW")
@@ -121,6 +128,9 @@ class TrainConfig:
         need(isinstance(self.batch_size, int) and self.batch_size >= 1, f"batch_size must be an integer >= 1, got {self.batch_size!r}.")
         need(self.lr > 0 and math.isfinite(self.lr), f"lr must be positive, got {self.lr!r}.")
         need(self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay!r}.")
+        need(self.recipe in RECIPES, f"recipe must be one of {RECIPES}, got {self.recipe!r}.")
+        need(self.workers is None or (isinstance(self.workers, int) and self.workers >= 0),
+             f"workers must be an integer >= 0, got {self.workers!r}.")
         need(self.schedule in SCHEDULES, f"schedule must be one of {SCHEDULES}, got {self.schedule!r}.")
         need(self.warmup_epochs is None or 0 <= self.warmup_epochs < self.epochs,
              f"warmup_epochs must be in [0, epochs={self.epochs}), got {self.warmup_epochs!r}.")
@@ -496,6 +506,21 @@ def make_loaders(cfg: TrainConfig, info: D.DistInfo):
     return train_loader, test_loader, meta
 
 
+def recipe_loaders(cfg: TrainConfig) -> Callable:
+    """The ``loaders`` callable of ``cfg.recipe == "paper"``: :func:`hopfield_lab.recipes.paper_loaders`
+    of the paper's recipe at ``cfg.img_size`` with ``cfg.workers`` loader processes per rank.
+
+    Raises ImportError (saying what to install) when torchvision cannot be imported.
+    """
+    from .recipes import PAPER, paper_loaders, require_torchvision
+
+    if cfg.recipe != "paper":
+        raise ValueError(f"recipe_loaders is for recipe='paper', got {cfg.recipe!r}.")
+    require_torchvision()
+    recipe = PAPER if cfg.img_size in (None, PAPER.img_size) else dataclasses.replace(PAPER, img_size=cfg.img_size)
+    return paper_loaders(recipe, num_workers=cfg.workers)
+
+
 # ---------------------------------------------------------------------------------------------
 # the run
 # ---------------------------------------------------------------------------------------------
@@ -540,7 +565,10 @@ def train(config: TrainConfig | dict, *, model: nn.Module | None = None,
         ``len()`` (batches per epoch); ``meta`` needs ``num_classes``, ``in_chans``,
         ``img_size``, ``n_train``.
 
-    Returns the result dict: ``model, lam, dataset, epochs, seed, test_acc, test_loss,
+    With ``config.recipe == "paper"`` and no ``loaders``, the data come from
+    :func:`recipe_loaders` (the paper's streaming pipeline; needs torchvision).
+
+    Returns the result dict: ``model, lam, dataset, epochs, seed, recipe, test_acc, test_loss,
     train_loss, train_acc, best_test_acc, history (one dict per epoch), symmetry (final report),
     symmetry_history, params, wall_time_s, train_time_s, img_per_s, device, torch_version,
     git_commit, config, finished`` ... ``finished`` is False when ``stop_after_epochs`` stopped
@@ -566,7 +594,9 @@ def _train(cfg: TrainConfig, model: nn.Module | None, loaders) -> dict:
     device = info.device
     seed_everything(cfg.seed)
 
-    if loaders is None:
+    if loaders is None and cfg.recipe == "paper":
+        train_loader, test_loader, meta = recipe_loaders(cfg)(cfg, info)
+    elif loaders is None:
         train_loader, test_loader, meta = make_loaders(cfg, info)
     elif callable(loaders):
         train_loader, test_loader, meta = loaders(cfg, info)
@@ -683,7 +713,7 @@ def _train(cfg: TrainConfig, model: nn.Module | None, loaders) -> dict:
     result = {
         "model": cfg.model, "lam": cfg.lam if cfg.lam is not None or not is_asym(cfg.model)
         else getattr(base, "lam", None), "dataset": cfg.dataset, "epochs": cfg.epochs,
-        "epochs_done": len(history), "seed": cfg.seed, "finished": finished,
+        "epochs_done": len(history), "seed": cfg.seed, "recipe": cfg.recipe, "finished": finished,
         "test_acc": final.get("test_acc"), "test_loss": final.get("test_loss"),
         "train_acc": final.get("train_acc"), "train_loss": final.get("train_loss"),
         "best_test_acc": max(evals) if evals else None,

@@ -89,3 +89,98 @@ def test_bench_reports_images_per_second(tmp_path, capsys):
     rows = json.loads(target.read_text())
     assert rows[0]["img_per_s"] > 0 and rows[0]["compile"] is False and rows[0]["device"] == "cpu"
     assert "img/s" in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------------------------------------
+# --recipe paper
+# ---------------------------------------------------------------------------------------------
+def _torchvision_ok() -> bool:
+    from hopfield_lab.recipes import require_torchvision
+
+    try:
+        require_torchvision()
+        return True
+    except ImportError:
+        return False
+
+
+def test_recipe_paper_help_and_dry_runs_need_no_torchvision(capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["train", "--recipe", "paper", "--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    assert "--recipe {none,paper}" in out and "--workers" in out and "recipe's values" in out
+    # options not given take the recipe's values; given ones win (lr rescaled with the batch)
+    assert cli.main(["train", "--recipe", "paper", "--model", "asymmixer", "--lam", "0.01",
+                     "--batch-size", "96", "--epochs", "30", "--workers", "3", "--dry-run"]) == 0
+    cfg = json.loads(capsys.readouterr().out)
+    from hopfield_lab.recipes import PAPER
+
+    assert cfg["recipe"] == "paper" and cfg["model"] == "asymmixer_s16_224" and cfg["lam"] == 0.01
+    assert cfg["epochs"] == 30 and cfg["batch_size"] == 96 and cfg["workers"] == 3
+    assert cfg["lr"] == pytest.approx(5e-4 * 96 / 512) and cfg["warmup_epochs"] == pytest.approx(2.0)
+    assert cfg["schedule"] == "cosine" and cfg["img_size"] == 224 and cfg["label_smoothing"] == 0.0
+    assert cfg["model_overrides"]["embed_dim"] == PAPER.dim and cfg["model_overrides"]["drop_path_rate"] == 0.1
+    assert cli.main(["train", "--recipe", "paper", "--lr", "1e-3", "--no-flip", "--model-overrides",
+                     "num_blocks=4", "--dry-run"]) == 0
+    cfg = json.loads(capsys.readouterr().out)
+    assert cfg["lr"] == 1e-3 and cfg["epochs"] == PAPER.epochs and cfg["warmup_epochs"] == PAPER.warmup_epochs
+    assert cfg["model"] == "paramixer_s16_224" and cfg["model_overrides"]["num_blocks"] == 4
+    assert cfg["model_overrides"]["embed_dim"] == PAPER.dim
+    # without a recipe nothing changes: TrainConfig's defaults
+    assert cli.main(["train", "--dry-run"]) == 0
+    assert json.loads(capsys.readouterr().out) == TrainConfig().to_dict()
+    with pytest.raises(SystemExit, match="names its family"):
+        cli.main(["train", "--recipe", "paper", "--model", "paramixer_cifar_small", "--dry-run"])
+    assert cli.main(["sweep", "--recipe", "paper", "--models", "paramixer", "asymmixer", "--lams", "0", "0.01",
+                     "--epochs", "30", "--out-dir", "unused", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "3 runs" in out and "asymmixer_lam1e-2_seed0: asymmixer_s16_224, recipe paper, 30 epochs" in out
+
+
+@pytest.mark.skipif(_torchvision_ok(), reason="torchvision imports here: the missing-torchvision error cannot be shown")
+def test_recipe_paper_without_torchvision_says_what_to_install(tmp_path):
+    for argv in (["train", "--recipe", "paper", "--dataset", "synthetic", "--out-dir", str(tmp_path / "t")],
+                 ["sweep", "--recipe", "paper", "--models", "paramixer", "--dataset", "synthetic",
+                  "--out-dir", str(tmp_path / "s")]):
+        with pytest.raises(SystemExit, match="--recipe paper: .*torchvision.*pip install torchvision"):
+            cli.main(argv)
+    assert not (tmp_path / "t").exists() and not (tmp_path / "s").exists()  # refused before any work
+
+
+def _small_transform(u8):
+    """Torch-only stand-in for the recipe's torchvision transforms: random flip, scale to [-1, 1]."""
+    import torch
+
+    x = u8.float() / 127.5 - 1.0
+    return x.flip(-1) if torch.rand(()) < 0.5 else x
+
+
+def test_recipe_paper_trains_through_the_streaming_loaders_and_resume_checks_the_recipe(tmp_path, monkeypatch):
+    from hopfield_lab import recipes
+    from hopfield_lab import train as T
+
+    calls = []
+
+    def fake_transforms(recipe=recipes.PAPER):
+        calls.append(recipe.img_size)
+        return _small_transform, _small_transform
+
+    monkeypatch.setattr(recipes, "require_torchvision", lambda: None)
+    monkeypatch.setattr(recipes, "paper_transforms", fake_transforms)
+    out = tmp_path / "paper"
+    argv = ["train", "--recipe", "paper", "--model", "symmixer", "--dataset", "synthetic",
+            "--dataset-options", "n=48", "n_test=16", "size=16", "num_classes=4", "--img-size", "16",
+            "--model-overrides", "patch_size=4", "embed_dim=16", "num_blocks=2", "--epochs", "2",
+            "--batch-size", "16", "--workers", "0", "--device", "cpu", "--no-progress",
+            "--no-symmetry-metrics", "--out-dir", str(out)]
+    assert cli.main([*argv, "--stop-after-epochs", "1"]) == 0
+    assert cli.main(argv) == 0  # resumed
+    r = json.loads((out / "result.json").read_text())
+    assert calls == [16, 16] and r["recipe"] == "paper" and r["config"]["recipe"] == "paper"
+    assert r["model"] == "symmixer_s16_224" and r["img_size"] == 16 and r["n_train"] == 48 and r["num_classes"] == 4
+    assert r["config"]["workers"] == 0 and r["config"]["model_overrides"]["drop_path_rate"] == 0.1
+    assert r["epochs_done"] == 2 and all(0 <= h["train_acc"] <= 1 for h in r["history"])  # soft targets counted
+    ck = T.load_checkpoint(out / T.CHECKPOINT_NAME)["config"]
+    with pytest.raises(ValueError, match="recipe: checkpoint 'paper' vs now 'none'"):
+        T.train(dict(ck, recipe="none"))
