@@ -20,7 +20,8 @@ What a run does:
 * exact resume from the checkpoint in ``out_dir`` (model, optimizer, scheduler, RNG states, the
   loader's epoch, history); on CPU a resumed run ends with the same numbers as an uninterrupted one;
 * under ``torchrun`` (see :mod:`hopfield_lab.distributed`): each rank trains on its shard of
-  every epoch, metrics are summed across ranks, only rank 0 writes files;
+  every epoch with its own random streams (drop-path masks, mixup; :func:`seed_rank`), metrics
+  are summed across ranks, only rank 0 writes files;
 * a result JSON (``out_dir/result.json``) with the metrics, timing, device, versions and config.
 """
 from __future__ import annotations
@@ -537,6 +538,26 @@ def _raise_recompile_limit(limit: int = 64) -> None:
                 pass
 
 
+def rank_seed(seed: int, rank: int, epoch: int) -> int:
+    """Seed of the global random streams of DDP rank ``rank > 0`` in ``epoch`` (see :func:`seed_rank`)."""
+    return ((int(seed) + int(rank)) * 1_000_003 + int(epoch) + 0x5EED_0000) % (2 ** 63)
+
+
+def seed_rank(seed: int, info: D.DistInfo, epoch: int) -> None:
+    """Give every DDP rank its own global random streams for ``epoch`` (drop-path masks, mixup draws).
+
+    All ranks start from the same ``seed`` (identical initialisation), so without this every rank
+    would draw the *same* stochastic-depth masks and mixup coefficients for its different samples.
+    Ranks ``> 0`` reseed Python's, NumPy's and torch's generators with :func:`rank_seed` at the
+    start of every epoch (after DDP has broadcast rank 0's parameters, which stay identical).
+    Rank 0 keeps its own continuous stream, so a single-process run is unchanged, and its state
+    is the one saved in checkpoints; reseeding per epoch makes a resumed DDP run exact on every
+    rank. No-op on a single process.
+    """
+    if info.enabled and info.rank > 0:
+        seed_everything(rank_seed(seed, info.rank, epoch))
+
+
 def _check_resumable(saved: dict, cfg: TrainConfig) -> None:
     now = cfg.to_dict()
     diff = {k: (saved.get(k), now[k]) for k in now
@@ -652,6 +673,7 @@ def _train(cfg: TrainConfig, model: nn.Module | None, loaders) -> dict:
     t_run = time.perf_counter()
     for epoch in range(start_epoch, last):
         train_loader.set_epoch(epoch)
+        seed_rank(cfg.seed, info, epoch)  # ranks > 0: their own drop-path / mixup streams
         loss_acc = torch.zeros((), dtype=torch.float64, device=device)  # sum of loss * B
         pen_acc = torch.zeros((), dtype=torch.float64, device=device)
         correct_acc = torch.zeros((), dtype=torch.float64, device=device)

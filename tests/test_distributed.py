@@ -10,7 +10,8 @@ project's own trainer (:func:`hopfield_lab.train.train_step` and :func:`hopfield
 * a DDP run interrupted after one epoch and resumed ends bit-identical to an uninterrupted DDP
   run;
 * a checkpoint written at world size 1 resumes at world size 2, and one written at world size 2
-  resumes at world size 1, both ending where the uninterrupted runs end (float tolerance).
+  resumes at world size 1, both ending where the uninterrupted runs end (float tolerance);
+* each rank draws its own drop-path masks while the parameters stay identical.
 """
 from __future__ import annotations
 
@@ -264,6 +265,26 @@ def _worker(rank: int, port: int, tmp: str) -> None:
         out["from_ws1"] = T.train(_cfg(tmp / "from_ws1"))  # checkpoint written by one process
         T.train(_cfg(tmp / "ddp_half", stop_after_epochs=1))  # resumed by one process afterwards
         out["writes"] = dict(writes)
+        # 5. stochastic depth: each rank draws its own masks, the parameters stay identical
+        from hopfield_lab.mixer import DropPath, create_model
+
+        masks = []
+
+        def record(mod, inp, outp):
+            if mod.training and mod.p > 0:
+                assert (inp[0].flatten(1) != 0).any(1).all()  # a zero output row means a dropped branch
+                masks.append((outp.flatten(1) != 0).any(1))
+
+        torch.manual_seed(0)
+        m = create_model("paramixer_cifar_tiny", img_size=16, patch_size=4, embed_dim=16, num_blocks=2,
+                         num_classes=5, drop_path_rate=0.5)
+        for mod in m.modules():
+            if isinstance(mod, DropPath):
+                mod.register_forward_hook(record)
+        T.train(dict(_cfg(None, model="paramixer_cifar_tiny", lam=None, epochs=1, symmetry_metrics=False), out_dir=None),
+                model=m)
+        out["drop_masks"] = torch.stack(masks)
+        out["drop_params"] = {k: v.detach().clone() for k, v in m.state_dict().items()}
         D.barrier(info)
     finally:
         D.cleanup(info)
@@ -321,6 +342,13 @@ def test_two_gloo_processes_match_one_process_and_resume_across_world_sizes(tmp_
     assert _curve(resumed) == _curve(full) and _curve(resumed, "test_acc") == _curve(full, "test_acc")
     assert _max_diff(_params(tmp_path / "ddp_resume"), _params(tmp_path / "ddp_full")) == 0.0
     assert full["world_size"] == 2 and full["finished"] and outs[1]["full"]["test_acc"] == full["test_acc"]
+
+    # 5. drop-path masks differ between ranks (rank > 0 reseeds after DDP's broadcast); weights agree
+    m0, m1 = outs[0]["drop_masks"], outs[1]["drop_masks"]
+    assert m0.shape == m1.shape == (4 * 2 * 2, 8)  # 4 steps x 2 blocks x 2 branches, 8 samples per rank
+    assert not torch.equal(m0, m1)
+    assert 0.3 < m0.float().mean().item() < 0.7 and 0.3 < m1.float().mean().item() < 0.7  # keep prob 0.5
+    assert _max_diff(outs[0]["drop_params"], outs[1]["drop_params"]) == 0.0
 
     # 4. world size does not change the run: DDP(2) ~ single process, and resuming across sizes
     T.train(_cfg(tmp_path / "ddp_half"))  # written by 2 ranks after epoch 1, resumed here by one
