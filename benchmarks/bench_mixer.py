@@ -73,8 +73,8 @@ def main(argv=None) -> int:
                     "default,reduce-overhead")
     ap.add_argument("--compile-official", default="", help="torch.compile modes for the official model "
                     "(comma-separated, e.g. default)")
-    ap.add_argument("--token-mixing", default=None, choices=["auto", "matmul", "transpose"],
-                    help="our token-mixing implementation (default: auto)")
+    ap.add_argument("--token-mixing", default=None, choices=["matmul", "transpose"],
+                    help="our token-mixing implementation (default: transpose)")
     ap.add_argument("--official", help="path to a checkout of Toshihiro-Ota/paramixer (optional)")
     ap.add_argument("--timm-path", help="extra sys.path entry where timm is installed")
     ap.add_argument("--no-amp", action="store_true", help="float32 on CUDA (default: bf16 autocast)")

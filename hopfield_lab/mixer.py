@@ -87,21 +87,19 @@ class _TwoLayer(nn.Module):
         """The symmetry-breaking weight V (AsymMlp) or None."""
         return None
 
-    #: how :meth:`mix_tokens` runs: "transpose" (MLP on the (b, C, S) view, as the official code;
-    #: fastest on CPU), "matmul" (W2 @ act(W1 @ x) batched over b, no transposes) or "auto"
-    #: ("matmul" on CUDA, "transpose" elsewhere). Same function either way.
-    token_mixing: str = "auto"
+    #: how :meth:`mix_tokens` runs: "transpose" (the MLP on the (b, C, S) view, as the official
+    #: code; measured faster on CPU) or "matmul" (W2 @ act(W1 @ x) batched over b, no transposes;
+    #: not yet timed on a GPU: benchmarks/bench_mixer.py --token-mixing matmul). Same function.
+    token_mixing: str = "transpose"
 
     def mix_tokens(self, x: torch.Tensor) -> torch.Tensor:
         """Token mixing: the MLP applied along the token axis, (b, S, C) -> (b, S, C)."""
         mode = self.token_mixing
-        if mode == "auto":
-            mode = "matmul" if x.is_cuda else "transpose"
         if mode == "matmul":
             h = self.drop1(self.act(torch.matmul(self.w1, x)))          # (Ns,S)@(b,S,C) -> (b,Ns,C)
             return self.drop2(torch.matmul(self.w2, h))                 # (S,Ns)@(b,Ns,C) -> (b,S,C)
         if mode != "transpose":
-            raise ValueError(f"token_mixing must be 'auto', 'matmul' or 'transpose', got {mode!r}")
+            raise ValueError(f"token_mixing must be 'transpose' or 'matmul', got {mode!r}")
         x = rearrange(x, "b s c -> b c s")                              # (b, C, S)
         return rearrange(self(x), "b c s -> b s c")                     # MLP over S, back to (b, S, C)
 
