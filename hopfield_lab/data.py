@@ -500,27 +500,47 @@ class Augment:
         return self.crop_padding > 0 or self.flip
 
 
-def random_crop_flip(x: torch.Tensor, aug: Augment, generator: torch.Generator | None = None) -> torch.Tensor:
+def crop_flip_params(n: int, aug: Augment, generator: torch.Generator | None = None,
+                     device: str | torch.device | None = None):
+    """Random parameters of :func:`random_crop_flip` for ``n`` images: ``(offsets, flips)``.
+
+    ``offsets``: int64 ``(2, n)``, the crop's ``(dy, dx)`` in ``[0, 2p]`` (None when cropping is
+    off); ``flips``: bool ``(n,)``, True = mirror (None when flipping is off). Drawn in this order
+    from ``generator`` (on ``device``).
+    """
+    p = aug.crop_padding
+    off = torch.randint(0, 2 * p + 1, (2, n), device=device, generator=generator) if p > 0 else None
+    coin = (torch.rand(n, device=device, generator=generator) < 0.5) if aug.flip else None
+    return off, coin
+
+
+def random_crop_flip(x: torch.Tensor, aug: Augment, generator: torch.Generator | None = None, *,
+                     offsets: torch.Tensor | None = None, flips: torch.Tensor | None = None) -> torch.Tensor:
     """Batched random crop (with padding) and horizontal flip of float images ``(B, C, H, W)``.
 
     Each image gets its own offsets ``(dy, dx)`` in ``[0, 2p]`` and its own coin; two gathers do
-    the crops for the whole batch at once.
+    the crops for the whole batch at once. ``offsets`` (int ``(2, B)``) and ``flips`` (bool
+    ``(B,)``), e.g. rows of :func:`crop_flip_params`, fix them; otherwise they are drawn from
+    ``generator``.
     """
     B, C, H, W = x.shape
     dev = x.device
     p = aug.crop_padding
+    if (p > 0 and offsets is None) or (aug.flip and flips is None):
+        drawn = crop_flip_params(B, aug, generator, dev)
+        offsets = drawn[0] if offsets is None else offsets
+        flips = drawn[1] if flips is None else flips
     if p > 0:
         if aug.pad_mode == "reflect" and (p >= H or p >= W):
             raise ValueError(f"reflect padding {p} needs images larger than {p} pixels.")
         xp = F.pad(x, (p, p, p, p), mode="reflect" if aug.pad_mode == "reflect" else "constant")
-        off = torch.randint(0, 2 * p + 1, (2, B), device=dev, generator=generator)
+        off = offsets.to(dev)
         rows = off[0][:, None] + torch.arange(H, device=dev)  # (B, H)
         cols = off[1][:, None] + torch.arange(W, device=dev)  # (B, W)
         xp = xp.gather(2, rows[:, None, :, None].expand(B, C, H, W + 2 * p))
         x = xp.gather(3, cols[:, None, None, :].expand(B, C, H, W))
     if aug.flip:
-        coin = torch.rand(B, device=dev, generator=generator) < 0.5
-        x = torch.where(coin[:, None, None, None], x.flip(3), x)
+        x = torch.where(flips.to(dev)[:, None, None, None], x.flip(3), x)
     return x
 
 
@@ -547,6 +567,9 @@ class DeviceLoader:
     seed:
         The shuffle and augmentation streams of epoch ``e`` are seeded with ``(seed, e)``, so an
         epoch's batches depend only on ``seed`` and ``e``: resuming at an epoch boundary is exact.
+        The crop offsets and flips of an epoch are drawn once for every sample and looked up by
+        sample index, so an image's augmentation does not depend on the batch size, the shard or
+        the world size either.
     shard:
         Under DDP, a function mapping the global permutation (same on all ranks) to this rank's
         equal-size part (:func:`hopfield_lab.distributed.shard`).
@@ -642,11 +665,18 @@ class DeviceLoader:
         g.manual_seed(self.seed * 1_000_003 + self.epoch + 7_777_777)
         return g
 
-    def transform(self, u8: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """uint8 batch ``(B, C, H, W)`` -> normalised, augmented float batch."""
+    def augment_params(self):
+        """This epoch's ``(offsets (2, N), flips (N,))`` for all N samples (:func:`crop_flip_params`),
+        indexed by sample id; the same on every rank."""
+        return crop_flip_params(len(self.labels), self.augment, self._aug_generator(), self.device)
+
+    def transform(self, u8: torch.Tensor, generator: torch.Generator | None = None, *,
+                  offsets: torch.Tensor | None = None, flips: torch.Tensor | None = None) -> torch.Tensor:
+        """uint8 batch ``(B, C, H, W)`` -> normalised, augmented float batch (crop ``offsets``
+        ``(2, B)`` and ``flips`` ``(B,)`` given, or drawn from ``generator``)."""
         x = u8.to(self.dtype)
         if self.augment.active:  # before normalising, so zero padding is black
-            x = random_crop_flip(x, self.augment, generator)
+            x = random_crop_flip(x, self.augment, generator, offsets=offsets, flips=flips)
         x = x * self._scale + self._shift
         if self.img_size is not None and tuple(x.shape[-2:]) != (self.img_size, self.img_size):
             x = F.interpolate(x, size=(self.img_size, self.img_size), mode="bilinear",
@@ -655,9 +685,10 @@ class DeviceLoader:
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         order = self._order()
-        gen = self._aug_generator() if self.augment.active else None
+        off, flip = self.augment_params() if self.augment.active else (None, None)
         n = len(order)
         stop = (n // self.batch_size) * self.batch_size if self.drop_last else n
         for start in range(0, stop, self.batch_size):
             idx = order[start:start + self.batch_size]
-            yield self.transform(self.images[idx], gen), self.labels[idx]
+            yield (self.transform(self.images[idx], offsets=None if off is None else off[:, idx],
+                                  flips=None if flip is None else flip[idx]), self.labels[idx])

@@ -203,3 +203,34 @@ def test_device_loader_on_cuda():
     ld.set_epoch(0)
     xb, yb = next(iter(ld))
     assert xb.is_cuda and yb.is_cuda and xb.shape == (64, 3, 16, 16) and yb.dtype == torch.int64
+
+
+def test_device_loader_augmentation_is_per_sample_whatever_the_batch_and_world_size():
+    x = torch.randint(0, 256, (48, 3, 8, 8), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    y = torch.arange(48)  # labels name the samples
+    aug = hd.Augment(crop_padding=2, pad_mode="zeros", flip=True)
+
+    def by_sample(batch, world):
+        out = {}
+        for r in range(world):
+            ld = hd.DeviceLoader(x, y, batch, train=True, seed=3, augment=aug,
+                                 shard=(lambda idx, r=r: idx[r::world][: len(idx) // world]) if world > 1 else None)
+            ld.set_epoch(2)
+            out.update({int(i): img for xb, yb in ld for img, i in zip(xb, yb)})
+        return out
+
+    one = by_sample(12, 1)
+    assert one.keys() == set(range(48))
+    for batch, world in ((6, 2), (4, 3), (48, 1)):
+        other = by_sample(batch, world)
+        assert other.keys() == one.keys() and all(torch.equal(other[i], one[i]) for i in one), (batch, world)
+    # augmentation is on, and each image is one of its crops/mirrors
+    plain = {i: x[i].float() / 255 for i in range(48)}
+    assert sum(not torch.equal(one[i], plain[i]) for i in one) > 40
+    ld = hd.DeviceLoader(x, y, 12, train=True, seed=3, augment=aug)
+    ld.set_epoch(3)
+    assert not all(torch.equal(a, one[int(i)]) for xb, yb in ld for a, i in zip(xb, yb))  # new epoch, new draws
+    before = torch.get_rng_state()
+    ld.set_epoch(2)
+    assert all(torch.equal(a, one[int(i)]) for xb, yb in ld for a, i in zip(xb, yb))  # resumable: (seed, epoch)
+    assert torch.equal(torch.get_rng_state(), before)  # the global stream is left alone

@@ -204,13 +204,13 @@ def _step_batch():
 
 
 def _cfg(out_dir, **kw):
-    # Augmentation off: DeviceLoader draws crop/flip per *local* batch, so augmented streams differ
-    # between world sizes (the batches themselves, and their order, do not).
+    # Augmentation on: DeviceLoader draws an epoch's crops/flips per sample id, so the augmented
+    # global batches are the same at every world size.
     cfg = dict(model="asymmixer_cifar_tiny", lam=1e-2, dataset="synthetic",
                dataset_options=dict(n=64, n_test=24, size=16, num_classes=5),
                model_overrides=dict(patch_size=4, embed_dim=16, num_blocks=2),
                epochs=2, batch_size=16, lr=3e-3, schedule="cosine", warmup_epochs=0.5,
-               crop_padding=0, flip=False, device="cpu", progress=False, out_dir=str(out_dir))
+               crop_padding=2, flip=True, device="cpu", progress=False, out_dir=str(out_dir))
     cfg.update(kw)
     return cfg
 
