@@ -33,12 +33,13 @@ Everything is batched torch code; the defaults use float64 so that energy differ
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, replace
 from typing import Callable, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
+
+from .lagrangians import phi_gelu  # the GELU Lagrangian, Phi' = GELU (re-exported here)
 
 __all__ = [
     "phi_gelu",
@@ -53,19 +54,6 @@ __all__ = [
     "count_increases",
     "energy_landscape",
 ]
-
-_SQRT2 = math.sqrt(2.0)
-_SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
-
-
-def phi_gelu(x: torch.Tensor) -> torch.Tensor:
-    """Element-wise GELU Lagrangian ``Phi(x) = 1/4 (x^2 + (x^2-1) erf(x/sqrt2) + x sqrt(2/pi) e^{-x^2/2})``.
-
-    Its derivative is the exact (erf) GELU, ``x * Phi_normal(x)``. Same shape as ``x``.
-    """
-    x2 = x * x
-    return 0.25 * (x2 + (x2 - 1.0) * torch.erf(x / _SQRT2) + x * _SQRT_2_OVER_PI * torch.exp(-0.5 * x2))
-
 
 def sample_sphere(shape: Sequence[int], radius: float, generator: Optional[torch.Generator] = None,
                   dtype: torch.dtype = torch.float64, device=None) -> torch.Tensor:
