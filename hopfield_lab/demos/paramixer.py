@@ -268,15 +268,19 @@ def make_widget(block: mx.ParallelMixerBlock | None = None, x0: Tensor | None = 
 
 
 def tau_player(block: mx.ParallelMixerBlock, x0: Tensor, taus=(1.0, 0.3, 0.1, 0.03, 0.01), T: float = 5.0,
-               interval: int = 700, dpi: int = 72):
+               interval: int = 700, dpi: int = 72, results: list | None = None):
     """Static twin of :func:`make_widget`: one frame per ``tau`` (RK4, ``dt = min(0.01, tau/4)``).
 
-    Returns ``(IPython.display.HTML player, list of adiabatic_comparison dicts)``."""
+    ``results``: :func:`adiabatic_comparison` dicts computed already (then ``block``, ``x0``,
+    ``taus`` and ``T`` are not used). Returns ``(IPython.display.HTML player, the dicts)``."""
     import matplotlib.pyplot as plt
 
     from .. import viz
 
-    results = [adiabatic_comparison(block, x0, tau, T=T) for tau in taus]
+    if results is None:
+        results = [adiabatic_comparison(block, x0, tau, T=T) for tau in taus]
+    if not results:
+        raise ValueError("tau_player needs at least one tau (or one precomputed result).")
     fig, axes = plt.subplots(1, 3, figsize=(14, 3.8), constrained_layout=True)
     lo = min(float(r["deviation"][1:].min()) for r in results)
     hi = max(float(r["deviation"].max()) for r in results)
