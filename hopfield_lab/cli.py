@@ -157,13 +157,18 @@ def config_from_args(args: argparse.Namespace, **fixed) -> TrainConfig:
     return resolve_config({**given_options(args), **fixed})
 
 
+def _exit(message: str) -> SystemExit:
+    """SystemExit with ``message`` on rank 0 and a bare status 1 on the other torchrun ranks."""
+    return SystemExit(message if _is_main() else 1)
+
+
 def _config_or_exit(args: argparse.Namespace, **fixed) -> TrainConfig:
     try:
         cfg = config_from_args(args, **fixed)
         check_model_names([cfg.model])
         return cfg.validate()
     except ValueError as exc:
-        raise SystemExit(f"error: {exc}")
+        raise _exit(f"error: {exc}")
 
 
 def _require_recipe_tools(cfg: TrainConfig) -> None:
@@ -174,7 +179,7 @@ def _require_recipe_tools(cfg: TrainConfig) -> None:
         try:
             require_torchvision()
         except ImportError as exc:
-            raise SystemExit(f"error: --recipe paper: {exc}")
+            raise _exit(f"error: --recipe paper: {exc}")
 
 
 def check_model_names(names: list[str]) -> None:
