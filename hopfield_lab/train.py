@@ -130,6 +130,10 @@ class TrainConfig:
         need(self.lr > 0 and math.isfinite(self.lr), f"lr must be positive, got {self.lr!r}.")
         need(self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay!r}.")
         need(self.recipe in RECIPES, f"recipe must be one of {RECIPES}, got {self.recipe!r}.")
+        need(self.recipe != "paper" or (self.crop_padding == 0 and not self.flip),
+             "recipe 'paper' augments with its own transforms (random-resized crop, flip, RandAugment, "
+             f"erasing, mixup/cutmix), so crop_padding={self.crop_padding!r} and flip={self.flip!r} would be "
+             "ignored: set crop_padding=0 and flip=False (the recipe's defaults), or use recipe 'none'.")
         need(self.workers is None or (isinstance(self.workers, int) and self.workers >= 0),
              f"workers must be an integer >= 0, got {self.workers!r}.")
         need(self.schedule in SCHEDULES, f"schedule must be one of {SCHEDULES}, got {self.schedule!r}.")

@@ -130,6 +130,8 @@ def test_recipe_paper_help_and_dry_runs_need_no_torchvision(capsys):
     # without a recipe nothing changes: TrainConfig's defaults
     assert cli.main(["train", "--dry-run"]) == 0
     assert json.loads(capsys.readouterr().out) == TrainConfig().to_dict()
+    with pytest.raises(SystemExit, match="crop_padding=0 and flip=True would be ignored"):
+        cli.main(["train", "--recipe", "paper", "--flip", "--dry-run"])  # nothing is silently ignored
     with pytest.raises(SystemExit, match="names its family"):
         cli.main(["train", "--recipe", "paper", "--model", "paramixer_cifar_small", "--dry-run"])
     assert cli.main(["sweep", "--recipe", "paper", "--models", "paramixer", "asymmixer", "--lams", "0", "0.01",
