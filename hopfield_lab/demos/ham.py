@@ -183,7 +183,7 @@ def plane_run(method: str = "euler", dt: float = 0.05, tau_h: float = 0.2, break
 
 
 def _title(method, dt, tau_h, breaking, ups, traj):
-    return (f"{method}, step {dt:g}, τ_h = {tau_h:g}, asymmetry {breaking:g}: "
+    return (f"{method}, step {dt:.3g}, τ_h = {tau_h:.3g}, asymmetry {breaking:.3g}: "
             f"{ups} of {traj.energy[1:].numel()} steps raised the energy")
 
 

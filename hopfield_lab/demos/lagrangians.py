@@ -54,7 +54,7 @@ def make_lagrangian(name: str, *, n: int = 2, beta: float = 1.0, gamma: float = 
 def label(name: str, **params) -> str:
     """A short human-readable label such as ``"softmax (β=2)"``."""
     sym = {"n": "n", "beta": "β", "gamma": "γ", "eps": "ε"}
-    used = [f"{sym[p]}={params.get(p, DEFAULTS[p]):g}" for p in PARAMS[name.lower()]]
+    used = [f"{sym[p]}={params.get(p, DEFAULTS[p]):.3g}" for p in PARAMS[name.lower()]]
     return name + (f" ({', '.join(used)})" if used else "")
 
 
@@ -175,12 +175,16 @@ def sweep_animation(settings: list[tuple[str, dict]], s: float = 0.5, interval: 
 
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.4), dpi=dpi, constrained_layout=True)
     frames = [slice_curves(nm, s=s, **p) for nm, p in settings]
-    lims = [(min(float(f[k].min()) for f in frames), max(float(f[k].max()) for f in frames)) for k in ("L", "g", "E")]
+    # y-limits shared by all frames of the same Lagrangian, so that a sweep reads as motion
+    lims = {}
+    for (nm, _), f in zip(settings, frames):
+        old = lims.get(nm, [(math.inf, -math.inf)] * 3)
+        lims[nm] = [(min(lo, float(f[k].min())), max(hi, float(f[k].max()))) for (lo, hi), k in zip(old, ("L", "g", "E"))]
 
     def draw(i):
         nm, p = settings[i]
         _draw(axes, frames[i], f"{label(nm, **p)} on a 3-neuron layer, x = (t, {s:g}, 0)   [frame {i + 1}/{len(settings)}]")
-        for ax, (lo, hi) in zip(axes, lims):
+        for ax, (lo, hi) in zip(axes, lims[nm]):
             pad = 0.05 * (hi - lo + 1e-9)
             ax.set_ylim(lo - pad, hi + pad)
         return []
