@@ -113,3 +113,22 @@ def test_paper_config():
         900, 900, 100, 512, 1e-4, 0.3, 10, 0.1)
     assert mf.TrainConfig.for_mode(quick=True) == mf.TrainConfig.quick()
     assert mf.TrainConfig.for_mode(quick=False) == c
+
+
+def test_load_images_quick_is_offline_and_full_mode_error_is_clear(monkeypatch, tmp_path):
+    from hopfield_lab import data as hd
+
+    monkeypatch.setenv("HOPFIELD_LAB_DATA", str(tmp_path))  # no MNIST archive here: digits, unless
+    X, shape, desc = mf.load_images(quick=True, verbose=False)  # the default data root has one
+    assert shape in ((8, 8), (28, 28)) and X.shape[1] == shape[0] * shape[1]
+    assert ("digits" in desc) == (shape == (8, 8))
+    assert torch.allclose(X.norm(dim=1), torch.ones(len(X)), atol=1e-5)
+    X2, _, _ = mf.load_images(quick=True, split="test", max_images=10, verbose=False)
+    assert X2.shape == (10, X.shape[1])
+
+    def no_download(name, split="train", root=None, download=True, **kw):
+        raise hd.DataUnavailableError(f"{name} cannot be downloaded here")
+
+    monkeypatch.setattr(hd, "load_dataset", no_download)
+    with pytest.raises(RuntimeError, match="quick mode"):
+        mf.load_images(quick=False, verbose=False)
