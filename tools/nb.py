@@ -3,6 +3,7 @@
     python tools/nb.py build SRC.py book/NN_name.ipynb   # jupytext percent script -> executed notebook
     python tools/nb.py refresh book/NN_name.ipynb         # re-execute an existing notebook
     python tools/nb.py source book/NN_name.ipynb          # print it as a percent script (to edit)
+    python tools/nb.py strip book/NN_name.ipynb           # drop widget state, timings and unchecked outputs
     python tools/nb.py check                              # every chapter starts with the set-up cell
 
 ``build`` and ``refresh`` put the standard set-up cell first (the Colab install line uses the
@@ -68,6 +69,14 @@ def execute_and_strip(nb: nbformat.NotebookNode, path: Path) -> nbformat.Noteboo
     os.environ["HOPFIELD_LAB_QUICK"] = "1"
     os.environ.setdefault("HOPFIELD_LAB_DEVICE", "cpu")
     NotebookClient(nb, timeout=900, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}).execute()
+    return strip(nb)
+
+
+def strip(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """Keep only what the repository needs: sources, and outputs of NBVAL_CHECK_OUTPUT cells."""
+    nb.metadata.pop("widgets", None)  # widget state: re-created when the book executes
+    for cell in nb.cells:
+        cell.metadata.pop("execution", None)  # timestamps: noise in diffs
     for cell in nb.cells:
         if cell.cell_type != "code":
             continue
@@ -119,6 +128,9 @@ def main(argv: list[str]) -> int:
         import jupytext
 
         print(jupytext.writes(nbformat.read(rest[0], as_version=4), fmt="py:percent"))
+    elif cmd == "strip" and rest:
+        for p in rest:
+            nbformat.write(strip(nbformat.read(p, as_version=4)), p)
     elif cmd == "check":
         return 1 if check() else 0
     else:
