@@ -211,6 +211,58 @@ def hebbian_weights(patterns: torch.Tensor) -> torch.Tensor:
     return w - torch.diag_embed(torch.diagonal(w, dim1=-2, dim2=-1))
 
 
+def _iterate(net, s: torch.Tensor, dtype: torch.dtype, mode: str, max_sweeps: int,
+             generator: torch.Generator | None, record_every: int | None) -> RunResult:
+    """The update loop shared by the binary and the dense networks' ``run``.
+
+    ``net`` provides ``n_neurons``, ``energy``, ``step_sync`` and ``sweep_async``; ``s`` holds ±1
+    states ``(..., B, N)``. Stops at a fixed point or after ``max_sweeps`` sweeps.
+    """
+    check_binary(s, "states")
+    _check_states(s, net.n_neurons)
+    if mode not in ("async", "sync"):
+        raise ValueError(f"mode must be 'async' or 'sync', got {mode!r}.")
+    if max_sweeps < 1:
+        raise ValueError(f"max_sweeps must be ≥ 1, got {max_sweeps}.")
+    s = s.to(dtype)
+    energies = [net.energy(s)]
+    frames = [s.clone()] if record_every else None
+    updates = [0]
+    converged = False
+    sweeps = 0
+    n = net.n_neurons
+    for sweep in range(max_sweeps):
+        sweeps += 1
+        if mode == "async":
+            s_new, nflip, rec = net.sweep_async(s, generator=generator, record_every=record_every)
+            if record_every:
+                for j, f in enumerate(rec, 1):
+                    frames.append(f)
+                    energies.append(net.energy(f))
+                    updates.append(sweep * n + j * record_every)
+            changed = nflip > 0
+        else:
+            s_new = net.step_sync(s)
+            changed = bool((s_new != s).any())
+            if record_every:
+                frames.append(s_new.clone())
+        s = s_new
+        if not (mode == "async" and record_every):
+            energies.append(net.energy(s))
+            updates.append(sweeps * (n if mode == "async" else 1))
+        if not changed:
+            converged = True
+            break
+    return RunResult(
+        state=s,
+        energy=torch.stack(energies),
+        frames=torch.stack(frames) if frames is not None else None,
+        updates=updates,
+        sweeps=sweeps,
+        converged=converged,
+    )
+
+
 class HopfieldNetwork:
     """Binary Hopfield network with Hebbian storage (Hopfield 1982).
 
@@ -346,49 +398,7 @@ class HopfieldNetwork:
         Returns:
             :class:`RunResult`.
         """
-        check_binary(s, "states")
-        _check_states(s, self.n_neurons)
-        if mode not in ("async", "sync"):
-            raise ValueError(f"mode must be 'async' or 'sync', got {mode!r}.")
-        if max_sweeps < 1:
-            raise ValueError(f"max_sweeps must be ≥ 1, got {max_sweeps}.")
-        s = s.to(self.W.dtype)
-        energies = [self.energy(s)]
-        frames = [s.clone()] if record_every else None
-        updates = [0]
-        converged = False
-        sweeps = 0
-        n = self.n_neurons
-        for sweep in range(max_sweeps):
-            sweeps += 1
-            if mode == "async":
-                s_new, nflip, rec = self.sweep_async(s, generator=generator, record_every=record_every)
-                if record_every:
-                    for j, f in enumerate(rec, 1):
-                        frames.append(f)
-                        energies.append(self.energy(f))
-                        updates.append(sweep * n + j * record_every)
-                changed = nflip > 0
-            else:
-                s_new = self.step_sync(s)
-                changed = bool((s_new != s).any())
-                if record_every:
-                    frames.append(s_new.clone())
-            s = s_new
-            if not (mode == "async" and record_every):
-                energies.append(self.energy(s))
-                updates.append(sweeps * (n if mode == "async" else 1))
-            if not changed:
-                converged = True
-                break
-        return RunResult(
-            state=s,
-            energy=torch.stack(energies),
-            frames=torch.stack(frames) if frames is not None else None,
-            updates=updates,
-            sweeps=sweeps,
-            converged=converged,
-        )
+        return _iterate(self, s, self.W.dtype, mode, max_sweeps, generator, record_every)
 
     def recall(self, cues: torch.Tensor, *, mode: str = "async", max_sweeps: int = 100,
                generator: torch.Generator | None = None) -> torch.Tensor:
@@ -518,38 +528,7 @@ class DenseAssociativeMemory:
     def run(self, s: torch.Tensor, *, mode: str = "async", max_sweeps: int = 100,
             generator: torch.Generator | None = None, record_every: int | None = None) -> RunResult:
         """Iterate rule (4) from ±1 states ``(B, N)``; same contract as :meth:`HopfieldNetwork.run`."""
-        check_binary(s, "states")
-        _check_states(s, self.n_neurons)
-        if mode not in ("async", "sync"):
-            raise ValueError(f"mode must be 'async' or 'sync', got {mode!r}.")
-        s = s.to(self.patterns.dtype)
-        energies, updates = [self.energy(s)], [0]
-        frames = [s.clone()] if record_every else None
-        converged, sweeps, n = False, 0, self.n_neurons
-        for sweep in range(max_sweeps):
-            sweeps += 1
-            if mode == "async":
-                s_new, nflip, rec = self.sweep_async(s, generator=generator, record_every=record_every)
-                if record_every:
-                    for j, f in enumerate(rec, 1):
-                        frames.append(f)
-                        energies.append(self.energy(f))
-                        updates.append(sweep * n + j * record_every)
-                changed = nflip > 0
-            else:
-                s_new = self.step_sync(s)
-                changed = bool((s_new != s).any())
-                if record_every:
-                    frames.append(s_new.clone())
-            s = s_new
-            if not (mode == "async" and record_every):
-                energies.append(self.energy(s))
-                updates.append(sweeps * (n if mode == "async" else 1))
-            if not changed:
-                converged = True
-                break
-        return RunResult(s, torch.stack(energies), torch.stack(frames) if frames else None,
-                         updates, sweeps, converged)
+        return _iterate(self, s, self.patterns.dtype, mode, max_sweeps, generator, record_every)
 
     def recall(self, cues: torch.Tensor, *, mode: str = "async", max_sweeps: int = 100,
                generator: torch.Generator | None = None) -> torch.Tensor:
