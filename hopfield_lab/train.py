@@ -414,30 +414,30 @@ def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
     A crash or an exception mid-write leaves the previous file at ``path`` intact (the temp file
     is removed on errors).
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        with open(tmp, "wb") as fh:
-            torch.save(obj, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
+    return _atomic_write(path, "wb", lambda fh: torch.save(obj, fh))
 
 
 def atomic_write_json(obj: Any, path: str | os.PathLike) -> Path:
     """Write JSON via a temp file + ``os.replace`` (never a half-written result file)."""
+    def write(fh):
+        json.dump(_plain(obj), fh, indent=1)
+        fh.write("\n")
+
+    return _atomic_write(path, "w", write)
+
+
+def _atomic_write(path: str | os.PathLike, mode: str, write) -> Path:
+    """Call ``write(fh)`` on a temp file beside ``path``, fsync, then ``os.replace`` it into place.
+
+    A crash or an exception midway leaves the previous file at ``path`` intact (the temp file
+    is removed on errors).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     try:
-        with open(tmp, "w") as fh:
-            json.dump(_plain(obj), fh, indent=1)
-            fh.write("\n")
+        with open(tmp, mode) as fh:
+            write(fh)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
