@@ -302,7 +302,10 @@ def plot_symmetry_blocks(results: Sequence[dict], metric: str = "cosine", axes=N
         lw = 2.5 if lab == highlight else (1.0 if highlight else 1.5)
         for ax, branch in zip(axes, ("tokens", "channels")):
             ax.plot(np.arange(len(m[branch])), m[branch], "o-", ms=3, lw=lw, color=color, label=lab)
+    from matplotlib.ticker import MaxNLocator
+
     for ax, branch in zip(axes, ("tokens", "channels")):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set(xlabel="block", ylabel=METRIC_LABELS.get(metric, metric),
                title=f"{branch} MLPs: {METRIC_LABELS.get(metric, metric)}")
         ax.grid(alpha=0.3)
