@@ -48,6 +48,7 @@ def test_chapter_structure(path):
     checks = [c for c in code if nbtool.CHECK_MARK in c.source]
     assert checks, f"{path.name}: no '# NBVAL_CHECK_OUTPUT' cell, so nbval checks no result"
     assert all(c.outputs for c in checks), f"{path.name}: a checked cell has no stored output"
+    assert "widgets" not in nb.metadata, f"{path.name}: stored widget state (tools/nb.py strip)"
     stored = [c for c in code if c.outputs and nbtool.CHECK_MARK not in c.source]
     assert not stored, f"{path.name}: outputs stored outside checked cells (tools/nb.py refresh)"
     assert "ipywidgets" in text or "make_widget" in text, f"{path.name}: no interactive demo"
