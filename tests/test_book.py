@@ -42,6 +42,8 @@ def test_chapter_structure(path):
     assert code and code[0].source == nbtool.setup_cell_source(), (
         f"{path.name}: the first code cell must be the standard set-up cell (tools/nb.py refresh)")
     assert "hide-input" in code[0].metadata.get("tags", [])
+    badges = [c.source for c in nb.cells if c.cell_type == "markdown"]
+    assert nbtool.colab_badge_source(path) in badges, f"{path.name}: no Colab badge (tools/nb.py strip)"
     text = "\n".join(c.source for c in nb.cells)
     assert re.search(r"learning goals", text, re.I), f"{path.name}: no learning goals"
     assert "{exercise}" in text and "{solution}" in text, f"{path.name}: no exercise with solution"

@@ -3,7 +3,7 @@
     python tools/nb.py build SRC.py book/NN_name.ipynb   # jupytext percent script -> executed notebook
     python tools/nb.py refresh book/NN_name.ipynb         # re-execute an existing notebook
     python tools/nb.py source book/NN_name.ipynb          # print it as a percent script (to edit)
-    python tools/nb.py strip book/NN_name.ipynb           # drop widget state, timings and unchecked outputs
+    python tools/nb.py strip book/NN_name.ipynb           # badge + set-up cell; drop widget state, timings, unchecked outputs
     python tools/nb.py check                              # every chapter starts with the set-up cell
 
 ``build`` and ``refresh`` put the standard set-up cell first (the Colab install line uses the
@@ -24,6 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 BOOK = ROOT / "book"
 SETUP_MARK = "# hopfield-lab: setup"
 CHECK_MARK = "# NBVAL_CHECK_OUTPUT"
+BADGE_MARK = "<!-- colab badge -->"
 
 
 def repository_url() -> str:
@@ -53,11 +54,22 @@ def setup_cell() -> nbformat.NotebookNode:
     return cell
 
 
-def with_setup(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
-    cells = [c for c in nb.cells if not (c.cell_type == "code" and c.source.startswith(SETUP_MARK))]
-    # keep a leading title markdown cell first, then the set-up cell
+def colab_badge_source(path: Path) -> str:
+    """Markdown of the 'Open in Colab' badge for the chapter at ``path`` (URL from _config.yml)."""
+    repo = repository_url().removeprefix("https://github.com/").rstrip("/")
+    url = f"https://colab.research.google.com/github/{repo}/blob/main/book/{Path(path).name}"
+    return f"{BADGE_MARK}[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]({url})"
+
+
+def with_setup(nb: nbformat.NotebookNode, path: Path) -> nbformat.NotebookNode:
+    """Put the Colab badge and the standard set-up cell right after the chapter's title cell."""
+    cells = [c for c in nb.cells
+             if not (c.cell_type == "code" and c.source.startswith(SETUP_MARK))
+             and not (c.cell_type == "markdown" and c.source.startswith(BADGE_MARK))]
+    # keep a leading title markdown cell first, then the badge and the set-up cell
     idx = 1 if cells and cells[0].cell_type == "markdown" else 0
-    nb.cells = cells[:idx] + [setup_cell()] + cells[idx:]
+    badge = nbformat.v4.new_markdown_cell(colab_badge_source(path))
+    nb.cells = cells[:idx] + [badge, setup_cell()] + cells[idx:]
     nb.metadata["kernelspec"] = {"display_name": "Python 3", "language": "python", "name": "python3"}
     nb.metadata.setdefault("language_info", {"name": "python"})
     return nb
@@ -90,7 +102,7 @@ def build(src: Path, out: Path) -> None:
     import jupytext
 
     nb = jupytext.read(src)
-    nb = with_setup(nb)
+    nb = with_setup(nb, out)
     nb = execute_and_strip(nb, out)
     nbformat.write(nb, out)
     print(f"wrote {out}")
@@ -98,7 +110,7 @@ def build(src: Path, out: Path) -> None:
 
 def refresh(path: Path) -> None:
     nb = nbformat.read(path, as_version=4)
-    nb = execute_and_strip(with_setup(nb), path)
+    nb = execute_and_strip(with_setup(nb, path), path)
     nbformat.write(nb, path)
     print(f"refreshed {path}")
 
@@ -109,7 +121,10 @@ def check() -> int:
         nb = nbformat.read(path, as_version=4)
         code = [c for c in nb.cells if c.cell_type == "code"]
         if not code or code[0].source != setup_cell_source():
-            print(f"{path}: first code cell is not the standard set-up cell; run tools/nb.py refresh {path}")
+            print(f"{path}: first code cell is not the standard set-up cell; run tools/nb.py strip {path}")
+            bad += 1
+        if colab_badge_source(path) not in [c.source for c in nb.cells if c.cell_type == "markdown"]:
+            print(f"{path}: no Colab badge; run tools/nb.py strip {path}")
             bad += 1
     return bad
 
@@ -130,7 +145,7 @@ def main(argv: list[str]) -> int:
         print(jupytext.writes(nbformat.read(rest[0], as_version=4), fmt="py:percent"))
     elif cmd == "strip" and rest:
         for p in rest:
-            nbformat.write(strip(nbformat.read(p, as_version=4)), p)
+            nbformat.write(strip(with_setup(nbformat.read(p, as_version=4), Path(p))), p)
     elif cmd == "check":
         return 1 if check() else 0
     else:
