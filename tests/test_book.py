@@ -70,3 +70,13 @@ def test_repository_url_in_one_place():
     url = nbtool.repository_url()
     assert url.startswith("https://github.com/")
     assert url in nbtool.setup_cell_source()
+
+
+def test_readme_commands_are_what_ci_runs():
+    readme = (ROOT / "README.md").read_text()
+    assert "bash tools/build_book.sh" in readme and "bash tools/test.sh" in readme
+    assert "bash tools/test.sh" in (ROOT / ".ci" / "run").read_text()
+    test_sh = (ROOT / "tools" / "test.sh").read_text()
+    shown = re.search(r"`(python -m pytest tests book[^`]*)`", readme).group(1)
+    for word in shown.split():
+        assert word in test_sh, f"{word!r} is in README's test command but not in tools/test.sh"
