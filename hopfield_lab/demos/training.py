@@ -221,24 +221,32 @@ def plot_accuracy_vs_lambda(results: Sequence[dict], ax=None, n_iter: int = 1, t
     return ax.figure
 
 
+def _line_style(r: dict, results: list[dict], highlight: Optional[str]):
+    """Colour, label and line width of run ``r`` among ``results``: one colour per family,
+    AsymMixer runs shaded light to dark red in the order given; ``highlight`` drawn thick."""
+    fam = family(r["model"])
+    color = FAMILY_COLORS[fam]
+    asym = [q for q in results if family(q["model"]) == "asymmixer"]
+    if fam == "asymmixer" and len(asym) > 1:
+        import matplotlib
+
+        color = matplotlib.colormaps["Reds"](0.35 + 0.6 * asym.index(r) / (len(asym) - 1))
+    lab = r.get("label") or label(r)
+    lw = 2.5 if lab == highlight else (1.0 if highlight else 1.5)
+    return color, lab, lw
+
+
 def plot_learning_curves(results: Sequence[dict], key: str = "test_acc", ax=None, title: Optional[str] = None,
                          highlight: Optional[str] = None):
     """One line per run: ``history[key]`` per epoch (accuracies in %). ``highlight`` (a label) is
     drawn thick, the others thin. Returns the figure."""
     ax = _ax(ax, (6.4, 4.2))
     pct = key.endswith("acc")
-    cmap = __import__("matplotlib").colormaps["Reds"]
-    asym = [r for r in results if family(r["model"]) == "asymmixer"]
     for r in results:
         hist = [h for h in r["history"] if key in h]
         if not hist:
             continue
-        fam = family(r["model"])
-        color = FAMILY_COLORS[fam]
-        if fam == "asymmixer" and len(asym) > 1:
-            color = cmap(0.35 + 0.6 * asym.index(r) / (len(asym) - 1))
-        lab = r.get("label") or label(r)
-        lw = 2.5 if lab == highlight else (1.0 if highlight else 1.5)
+        color, lab, lw = _line_style(r, results, highlight)
         ax.plot([h["epoch"] for h in hist], [(100 if pct else 1) * h[key] for h in hist], lw=lw, color=color,
                 label=lab, marker="o" if len(hist) < 15 else None, ms=3)
     ax.set(xlabel="epoch", ylabel=key.replace("_", " ") + (" (%)" if pct else ""),
@@ -287,19 +295,12 @@ def plot_symmetry_blocks(results: Sequence[dict], metric: str = "cosine", axes=N
 
     if axes is None:
         _, axes = plt.subplots(1, 2, figsize=(12, 3.8), constrained_layout=True, sharey=True)
-    cmap = plt.colormaps["Reds"]
-    asym = [r for r in results if family(r["model"]) == "asymmixer"]
     for r in results:
         try:
             m = symmetry_by_block(r, metric)
         except ValueError:
             continue
-        fam = family(r["model"])
-        color = FAMILY_COLORS[fam]
-        if fam == "asymmixer" and len(asym) > 1:
-            color = cmap(0.35 + 0.6 * asym.index(r) / (len(asym) - 1))
-        lab = r.get("label") or label(r)
-        lw = 2.5 if lab == highlight else (1.0 if highlight else 1.5)
+        color, lab, lw = _line_style(r, results, highlight)
         for ax, branch in zip(axes, ("tokens", "channels")):
             ax.plot(np.arange(len(m[branch])), m[branch], "o-", ms=3, lw=lw, color=color, label=lab)
     from matplotlib.ticker import MaxNLocator
