@@ -198,3 +198,13 @@ def animate_images(
         return ims
 
     return animate(update, t, fig, interval=interval, default_mode=default_mode, dpi=dpi)
+
+
+def connect(box, controls: dict, update: Callable[..., object]):
+    """Wire an ipywidgets demo: re-run ``update`` whenever a control's value changes, expose it
+    as ``box.update`` (so tests can drive the demo without a browser), draw once, return ``box``."""
+    for c in controls.values():
+        c.observe(update, names="value")
+    box.update = update
+    update()
+    return box

@@ -230,11 +230,9 @@ def make_widget():
                 plt.close(fig)
         box.last = dict(p, traj=traj, increases=ups, error=err)
 
-    for c in controls.values():
-        c.observe(update, names="value")
-    box.update = update
-    update()
-    return box
+    from ..viz import connect
+
+    return connect(box, controls, update)
 
 
 def plane_animation(dts, method: str = "euler", tau_h: float = 0.2, breaking: float = 0.0, dpi: int = 72):

@@ -156,11 +156,9 @@ def make_widget(name: str = "softmax"):
             plt.close(fig)
         box.last = dict(curves, name=nm, params=params)
 
-    for c in controls.values():
-        c.observe(update, names="value")
-    box.update = update
-    update()
-    return box
+    from ..viz import connect
+
+    return connect(box, controls, update)
 
 
 def sweep_animation(settings: list[tuple[str, dict]], s: float = 0.5, interval: int = 400, dpi: int = 72):

@@ -139,11 +139,7 @@ def make_widget(model: mf.EnergyMetaFormer, clean: Tensor, shape: tuple[int, int
             plt.close(fig)
         box.last = dict(traj, sigma=sigma, steps=steps, alpha=alpha)
 
-    for c in controls.values():
-        c.observe(update, names="value")
-    box.update = update
-    update()
-    return box
+    return viz.connect(box, controls, update)
 
 
 def descent_player(model: mf.EnergyMetaFormer, clean: Tensor, shape: tuple[int, int], sigma: float = 0.3,

@@ -260,11 +260,9 @@ def make_widget(block: mx.ParallelMixerBlock | None = None, x0: Tensor | None = 
             plt.close(fig)
         box.last = res
 
-    for c in controls.values():
-        c.observe(update, names="value")
-    box.update = update
-    update()
-    return box
+    from ..viz import connect
+
+    return connect(box, controls, update)
 
 
 def tau_player(block: mx.ParallelMixerBlock, x0: Tensor, taus=(1.0, 0.3, 0.1, 0.03, 0.01), T: float = 5.0,

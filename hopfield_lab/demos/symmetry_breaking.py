@@ -133,11 +133,9 @@ def make_widget(size: str = "large", strength: float = 1.0, seed: int = 0, dt: f
             plt.close(fig)
         box.last = r
 
-    for c in controls.values():
-        c.observe(update, names="value")
-    box.update = update
-    update()
-    return box
+    from ..viz import connect
+
+    return connect(box, controls, update)
 
 
 def strength_player(strengths: Sequence[float] = (0.0, 0.25, 0.5, 1.0, 1.5, 2.0), size: str = "large",

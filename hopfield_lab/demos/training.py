@@ -441,11 +441,9 @@ def make_widget(results: Sequence[dict], metric: str = "cosine"):
         per_block = symmetry_by_block(sel, m)
         box.last = {"result": sel, "label": sel["label"], "metric": m, **per_block}
 
-    for c in controls.values():
-        c.observe(update, names="value")
-    box.update = update
-    update()
-    return box
+    from ..viz import connect
+
+    return connect(box, controls, update)
 
 
 def lambda_player(results: Sequence[dict], metric: str = "cosine", interval: int = 900, dpi: int = 72):
