@@ -164,24 +164,24 @@ def test_unknown_model_missing_data_and_oversized_batch(tmp_path):
         TrainConfig.from_dict({"modle": "x"})
 
 
-def test_schedules():
+def _lr_trace(schedule: str) -> list[float]:
+    """Learning rate at each of 40 steps (4 epochs x 10 steps, 1 warm-up epoch, peak 1.0)."""
     opt = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
-    sch = ht.make_scheduler(opt, tiny(schedule="cosine", epochs=4, warmup_epochs=1, lr=1.0), steps_per_epoch=10)
+    sch = ht.make_scheduler(opt, tiny(schedule=schedule, epochs=4, warmup_epochs=1, lr=1.0), steps_per_epoch=10)
     lrs = []
     for _ in range(40):
         lrs.append(opt.param_groups[0]["lr"])
         opt.step()
         sch.step()
+    return lrs
+
+
+def test_schedules():
+    lrs = _lr_trace("cosine")
     assert lrs[0] == pytest.approx(0.1) and lrs[9] == pytest.approx(1.0)  # linear warm-up
     assert all(a >= b for a, b in zip(lrs[9:], lrs[10:])) and lrs[-1] < 0.01
     assert lrs[20] == pytest.approx(0.5 * (1 + math.cos(math.pi * 10 / 30)))  # = 0.75
-    opt = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
-    sch = ht.make_scheduler(opt, tiny(schedule="onecycle", epochs=4, warmup_epochs=1, lr=1.0), steps_per_epoch=10)
-    lrs = []
-    for _ in range(40):
-        lrs.append(opt.param_groups[0]["lr"])
-        opt.step()
-        sch.step()
+    lrs = _lr_trace("onecycle")
     assert max(lrs) == pytest.approx(1.0) and lrs.index(max(lrs)) in (9, 10) and lrs[-1] < 1e-3
 
 
