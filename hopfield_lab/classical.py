@@ -40,6 +40,7 @@ __all__ = [
     "corrupt",
     "overlap",
     "hebbian_weights",
+    "hebbian_couplings",
     "HopfieldNetwork",
     "DenseAssociativeMemory",
     "ModernHopfieldNetwork",
@@ -203,12 +204,40 @@ def hebbian_weights(patterns: torch.Tensor) -> torch.Tensor:
     Returns:
         ``(..., N, N)``, symmetric, zero diagonal.
     """
+    return hebbian_couplings(patterns) / patterns.shape[-1]
+
+
+#: integer sums are exact in a float type up to 2**(mantissa bits + 1)
+_EXACT_INT = {torch.float16: 2**11, torch.bfloat16: 2**8, torch.float32: 2**24, torch.float64: 2**53}
+
+
+def _exact_dtype(p: int, n: int, dtype: torch.dtype) -> torch.dtype:
+    """``dtype`` if it adds integers up to ``N·P`` exactly, else float64."""
+    return dtype if dtype in _EXACT_INT and n * p < _EXACT_INT[dtype] else torch.float64
+
+
+def hebbian_couplings(patterns: torch.Tensor) -> torch.Tensor:
+    """Integer Hebbian couplings ``J = Σ_μ ξ^μ ξ^μᵀ`` with zero diagonal, so that ``W = J / N``.
+
+    Every entry is an integer in ``[−P, P]`` and every local field ``(J s)_i`` an integer in
+    ``[−NP, NP]``. Float types add such integers *exactly* (as long as they stay below
+    ``2**24`` in float32, ``2**53`` in float64), in any order, so fields computed from ``J`` do not
+    depend on the BLAS kernel, the thread count or the device; in particular a field that is
+    mathematically 0 is exactly 0, and the tie rule (keep the state) applies on every machine.
+    ``J`` is returned in float64 when ``N·P`` is too large for the patterns' float type.
+
+    Args:
+        patterns: ±1 tensor ``(..., P, N)``.
+    Returns:
+        ``(..., N, N)``, symmetric, zero diagonal, integer-valued.
+    """
     check_binary(patterns)
     if patterns.ndim < 2:
         raise ValueError(f"patterns must have shape (P, N) (or (..., P, N)), got {tuple(patterns.shape)}.")
-    n = patterns.shape[-1]
-    w = patterns.transpose(-1, -2) @ patterns / n
-    return w - torch.diag_embed(torch.diagonal(w, dim1=-2, dim2=-1))
+    p, n = patterns.shape[-2:]
+    patterns = patterns.to(_exact_dtype(p, n, patterns.dtype))
+    j = patterns.transpose(-1, -2) @ patterns
+    return j - torch.diag_embed(torch.diagonal(j, dim1=-2, dim2=-1))
 
 
 def _iterate(net, s: torch.Tensor, dtype: torch.dtype, mode: str, max_sweeps: int,
@@ -294,7 +323,9 @@ class HopfieldNetwork:
             if not patterns.is_floating_point():
                 patterns = patterns.float()
             self.patterns = check_binary(patterns)
-            weights = hebbian_weights(patterns)
+            # fields are computed from the integer couplings J and divided by N once: exact
+            couplings, scale = hebbian_couplings(patterns), patterns.shape[-1]
+            weights = (couplings / scale).to(patterns.dtype)
         else:
             self.patterns = None
             if weights.ndim < 2 or weights.shape[-1] != weights.shape[-2]:
@@ -303,7 +334,9 @@ class HopfieldNetwork:
                 raise ValueError(
                     "weights must be symmetric for the energy to exist; use (W + W.T) / 2."
                 )
+            couplings, scale = weights, 1
         self.W = weights
+        self._J, self._scale = couplings, scale  # W = J / scale; J integer-valued for Hebbian storage
         self.n_neurons = weights.shape[-1]
         if bias is not None and bias.shape != (self.n_neurons,):
             raise ValueError(f"bias must have shape ({self.n_neurons},), got {tuple(bias.shape)}.")
@@ -314,16 +347,31 @@ class HopfieldNetwork:
         return self.W.device
 
     # -- energy and fields ------------------------------------------------------------------
+    def _raw_field(self, s: torch.Tensor) -> torch.Tensor:
+        """``J s`` in the couplings' dtype (exact integers for Hebbian storage), ``(..., B, N)``."""
+        return s.to(self._J.dtype) @ self._J  # J symmetric: (s J)_i = Σ_j J_ij s_j
+
+    def _field_of(self, raw: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        """``J s / scale + b`` from the raw field, in the dtype of ``like``. Element-wise only, so
+        the result and its sign are the same on every machine once ``raw`` is exact."""
+        h = raw / self._scale if self._scale != 1 else raw
+        h = h if self.b is None else h + self.b
+        return h.to(like.dtype)
+
     def field(self, s: torch.Tensor) -> torch.Tensor:
-        """Local fields ``h + b = W s + b`` of states ``(..., B, N)`` (same shape back)."""
+        """Local fields ``h + b = W s + b`` of states ``(..., B, N)`` (same shape back).
+
+        For Hebbian storage ``W s`` is computed as ``(J s) / N`` with integer couplings ``J``
+        (:func:`hebbian_couplings`): exact, so a zero field is exactly zero on every machine.
+        """
         _check_states(s, self.n_neurons)
-        h = s @ self.W  # W symmetric: (s W)_i = Σ_j W_ij s_j
-        return h if self.b is None else h + self.b
+        return self._field_of(self._raw_field(s), s)
 
     def energy(self, s: torch.Tensor) -> torch.Tensor:
-        """Energy (1) of states ``(..., B, N)``; returns ``(..., B)``."""
-        h = s @ self.W
-        e = -0.5 * (s * h).sum(-1)
+        """Energy (1) of states ``(..., B, N)``; returns ``(..., B)`` (exact for Hebbian storage
+        without bias: an integer sum divided by N once)."""
+        quad = (s.to(self._J.dtype) * self._raw_field(s)).sum(-1)
+        e = (-0.5 * quad / self._scale).to(s.dtype)
         return e if self.b is None else e - (s * self.b).sum(-1)
 
     # -- dynamics ---------------------------------------------------------------------------
@@ -353,30 +401,30 @@ class HopfieldNetwork:
         _check_states(s, self.n_neurons)
         n = self.n_neurons
         lead = s.shape[:-1]
-        nets = self.W.shape[:-2].numel()  # 1 for a single network
-        wflat = self.W.reshape(nets * n, n)  # row k*N + i = W[k, i]
-        x = s.reshape(nets, -1, n)
+        nets = self._J.shape[:-2].numel()  # 1 for a single network
+        jflat = self._J.reshape(nets * n, n)  # row k*N + i = J[k, i]
+        x = s.reshape(nets, -1, n).to(self._J.dtype)
         bb = x.shape[1]
-        h = x @ self.W.reshape(nets, n, n)
-        if self.b is not None:
-            h = h + self.b
-        x, h = x.reshape(nets * bb, n).clone(), h.reshape(nets * bb, n).contiguous()
+        raw = x @ self._J.reshape(nets, n, n)  # J s: exact integers for Hebbian storage
+        x, raw = x.reshape(nets * bb, n).clone(), raw.reshape(nets * bb, n).contiguous()
         start = x.clone()
         base = (torch.arange(nets, device=s.device) * n).repeat_interleave(bb)  # (K*B,)
         perm = torch.rand(nets * bb, n, generator=generator).argsort(-1).to(s.device)
         frames = []
         for t in range(n):
             i = perm[:, t : t + 1]  # (K*B, 1)
-            hi = h.gather(1, i)
+            hi = raw.gather(1, i)  # sign(J s / N + b): the raw field decides when b is None
+            if self.b is not None:
+                hi = hi / self._scale + self.b[i]
             old = x.gather(1, i)
             new = torch.where(hi == 0, old, hi.sign())
             x.scatter_(1, i, new)
-            # local fields after the flip: h += (new - old) W[i]
-            h.addcmul_(new - old, wflat.index_select(0, base + i[:, 0]))
+            # fields after the flip: J s += (new - old) J[i] (integer updates stay exact)
+            raw.addcmul_(new - old, jflat.index_select(0, base + i[:, 0]))
             if record_every and (t + 1) % record_every == 0:
-                frames.append(x.reshape(*lead, n).clone())
+                frames.append(x.reshape(*lead, n).to(s.dtype))
         flips = (x != start).sum()  # each neuron is updated once per sweep
-        return x.reshape(*lead, n), int(flips), frames
+        return x.reshape(*lead, n).to(s.dtype), int(flips), frames
 
     def run(
         self,
@@ -478,13 +526,33 @@ class DenseAssociativeMemory:
         m = self.overlaps(s)
         if self.kind == "exp":
             return -torch.exp(torch.logsumexp(m.double(), -1))
-        return -self.F(m).sum(-1)
+        return -self.F(self._exact(m)).sum(-1).to(s.dtype)
+
+    def _exact(self, z: torch.Tensor) -> torch.Tensor:
+        """Integer-valued overlaps as int64 when ``Σ_μ F`` fits (``P (N+1)^n < 2^62``), else float64.
+
+        Overlaps of ±1 vectors are integers, so ``Σ_μ F(ξ^μ·s ± 1)`` is an integer sum: in int64 it
+        is exact in any order, and the sign of rule (4), ties included, is the same on every
+        machine. (A float32 sum of ``P`` cubes of size up to ``N³`` is not: its rounding depends on
+        the summation order, i.e. on the BLAS kernel and the thread count.)
+        """
+        if self.n * math.log2(self.n_neurons + 1) + math.log2(self.n_patterns) < 62:
+            return z.round().to(torch.int64)
+        return z.to(torch.float64)
 
     def _drive(self, plus: torch.Tensor, minus: torch.Tensor) -> torch.Tensor:
-        """Sign-carrying ``Σ_μ F(plus) − Σ_μ F(minus)`` over the pattern dim (−2 or −1)."""
-        if self.kind == "exp":  # compare in log space: no overflow
-            return torch.logsumexp(plus, -1) - torch.logsumexp(minus, -1)
-        return (self.F(plus) - self.F(minus)).sum(-1)
+        """Sign-carrying ``Σ_μ F(plus) − Σ_μ F(minus)`` over the pattern dim (−2 or −1).
+
+        Exact for ``F = x^n`` and rectified ``x^n`` (:meth:`_exact`). For ``F = exp`` the two
+        sums are compared in log space (no overflow), in float64 and over *sorted* exponents:
+        ``Σ_μ e^(a_μ) = Σ_μ e^(b_μ)`` for integers only when the two multisets are equal (e is
+        transcendental), and sorting makes equal multisets give bit-equal sums, so exact ties are
+        recognised as ties on every machine.
+        """
+        if self.kind == "exp":
+            lse = lambda z: torch.logsumexp(z.double().sort(dim=-1).values, -1)
+            return lse(plus) - lse(minus)
+        return (self.F(self._exact(plus)) - self.F(self._exact(minus))).sum(-1)
 
     def step_sync(self, s: torch.Tensor) -> torch.Tensor:
         """Rule (4) for all neurons at once; ``(B, N)`` → ``(B, N)``. Uses ``B·P·N`` memory."""
@@ -517,7 +585,7 @@ class DenseAssociativeMemory:
             old = x.gather(1, i)  # (B, 1)
             rest = m - xi_i * old  # Σ_{j≠i} ξ_j s_j
             d = self._drive(rest + xi_i, rest - xi_i)[:, None]
-            new = torch.where(d == 0, old, d.sign())
+            new = torch.where(d == 0, old, d.sign().to(old.dtype))
             x.scatter_(1, i, new)
             m.addcmul_(xi_i, new - old)
             if record_every and (t + 1) % record_every == 0:
@@ -582,7 +650,8 @@ def capacity_curve(
         seed: seeds a CPU generator: same numbers on every device.
         progress: show a tqdm bar over P.
     Returns:
-        :class:`CapacityResult`.
+        :class:`CapacityResult` (float64 statistics, computed from integer overlaps: the same
+        numbers on every machine, thread count and device).
     """
     if model not in ("hopfield", "dense"):
         raise ValueError(f"model must be 'hopfield' or 'dense', got {model!r}.")
@@ -610,20 +679,26 @@ def capacity_curve(
                 DenseAssociativeMemory(pats[t], F=F, n=n).recall(cues[t], mode=mode, max_sweeps=max_sweeps, generator=g)
                 for t in range(trials)
             ])
-        m = overlap(final, target).flatten().float()
-        means.append(m.mean())
-        stds.append(m.std() if m.numel() > 1 else torch.zeros(()))
-        perf.append((m == 1).float().mean())
-        berr.append(((1 - m) / 2).mean())
+        # overlaps as exact integers N·m, summed in int64: the statistics are the same on every
+        # machine (a float mean of many m values would depend on the summation order)
+        d = (final * target).sum(-1).round().to(torch.int64).flatten().cpu()  # (trials·c,) = N·m
+        k, s1, s2 = d.numel(), int(d.sum()), int((d * d).sum())
+        mean = s1 / (k * n_neurons)
+        var = (s2 - s1 * s1 / k) / (k - 1) / n_neurons**2 if k > 1 else 0.0
+        means.append(mean)
+        stds.append(math.sqrt(max(var, 0.0)))
+        perf.append(int((d == n_neurons).sum()) / k)
+        berr.append((1 - mean) / 2)
     pt = torch.tensor(ps)
+    as_tensor = lambda v: torch.tensor(v, dtype=torch.float64)
     return CapacityResult(
         n_neurons=n_neurons,
         n_patterns=pt,
         load=pt.double() / n_neurons,
-        overlap=torch.stack(means).cpu(),
-        overlap_std=torch.stack(stds).cpu(),
-        perfect=torch.stack(perf).cpu(),
-        bit_error=torch.stack(berr).cpu(),
+        overlap=as_tensor(means),
+        overlap_std=as_tensor(stds),
+        perfect=as_tensor(perf),
+        bit_error=as_tensor(berr),
         settings=dict(model=model, F=F, n=n, trials=trials, flip_fraction=flip_fraction,
                       mode=mode, max_sweeps=max_sweeps, seed=seed),
     )
