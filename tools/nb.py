@@ -63,13 +63,21 @@ def colab_badge_source(path: Path) -> str:
 
 def with_setup(nb: nbformat.NotebookNode, path: Path) -> nbformat.NotebookNode:
     """Put the Colab badge and the standard set-up cell right after the chapter's title cell."""
+    def reuse(new: nbformat.NotebookNode) -> nbformat.NotebookNode:
+        """The existing cell if it is already up to date (keeps its id: quiet diffs), else ``new``."""
+        for c in nb.cells:
+            if c.cell_type == new.cell_type and c.source == new.source and c.metadata == new.metadata:
+                return c
+        return new
+
+    badge = reuse(nbformat.v4.new_markdown_cell(colab_badge_source(path)))
+    setup = reuse(setup_cell())
     cells = [c for c in nb.cells
              if not (c.cell_type == "code" and c.source.startswith(SETUP_MARK))
              and not (c.cell_type == "markdown" and c.source.startswith(BADGE_MARK))]
     # keep a leading title markdown cell first, then the badge and the set-up cell
     idx = 1 if cells and cells[0].cell_type == "markdown" else 0
-    badge = nbformat.v4.new_markdown_cell(colab_badge_source(path))
-    nb.cells = cells[:idx] + [badge, setup_cell()] + cells[idx:]
+    nb.cells = cells[:idx] + [badge, setup] + cells[idx:]
     nb.metadata["kernelspec"] = {"display_name": "Python 3", "language": "python", "name": "python3"}
     nb.metadata.setdefault("language_info", {"name": "python"})
     return nb
