@@ -6,7 +6,9 @@ Everything that decides *how big* or *where* a computation runs lives here, in o
 * :func:`get_device` -- CUDA when present, else CPU (``HOPFIELD_LAB_DEVICE`` overrides).
 * :func:`seed_everything` -- seeds Python, NumPy and torch (all devices).
 * :func:`setup` -- what the first cell of every chapter calls: seeds, picks the device and
-  prints the device and the mode.
+  shows the device and the mode (an admonition in a notebook, a line in a terminal).
+* :func:`static_build` -- True while the book's pages are being built (``HOPFIELD_LAB_STATIC``,
+  set by ``tools/build_book.sh``): live widgets are then replaced by a pointer to their static twin.
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ _FALSE = {"0", "false", "no", "off", "full"}
 
 QUICK_ENV = "HOPFIELD_LAB_QUICK"
 DEVICE_ENV = "HOPFIELD_LAB_DEVICE"
+STATIC_ENV = "HOPFIELD_LAB_STATIC"
 
 
 def quick() -> bool:
@@ -85,14 +88,65 @@ def in_colab() -> bool:
     return "google.colab" in sys.modules
 
 
+def static_build() -> bool:
+    """True while the book's static pages are built (``HOPFIELD_LAB_STATIC=1``, set by
+    ``tools/build_book.sh``): nobody can move a slider there, so chapters show a note instead."""
+    return os.environ.get(STATIC_ENV, "").strip().lower() in _TRUE
+
+
+def _in_notebook() -> bool:
+    """True inside a Jupyter kernel (rich display possible), False in a terminal or a script."""
+    ip = sys.modules.get("IPython")
+    shell = ip.get_ipython() if ip is not None else None
+    return shell is not None and hasattr(shell, "kernel")
+
+
+def mode_summary(dev: torch.device) -> tuple[str, str]:
+    """(title, text) of the mode admonition: which mode and device this run uses, and how to switch."""
+    import hopfield_lab
+
+    mode = "quick" if quick() else "full"
+    where = device_name(dev)
+    title = f"Live cells: {mode} mode on {where}"
+    if mode == "quick":
+        text = (f"The live cells of this page run in <b>quick mode</b> on <b>{where}</b> "
+                f"(hopfield_lab {hopfield_lab.__version__}, torch {torch.__version__}): sizes are cut so "
+                "that a chapter executes in about a minute on two CPU cores. Where an effect needs size, "
+                "the page also shows a <i>committed full-size result</i>. For the full-size runs set "
+                f"<code>{QUICK_ENV}=0</code> before this cell (meant for a GPU: on Colab, "
+                "<i>Runtime &rsaquo; Change runtime type &rsaquo; GPU</i>).")
+    else:
+        text = (f"The live cells of this page run in <b>full mode</b> on <b>{where}</b> "
+                f"(hopfield_lab {hopfield_lab.__version__}, torch {torch.__version__}): the full-size "
+                "experiments; long runs print their expected time first. For the quick version set "
+                f"<code>{QUICK_ENV}=1</code> before this cell.")
+    return title, text
+
+
+def show_mode(dev: torch.device) -> None:
+    """Display the mode admonition (HTML in a notebook; one line in a terminal)."""
+    title, text = mode_summary(dev)
+    if _in_notebook():
+        from IPython.display import HTML, display
+
+        display(HTML(
+            '<div class="admonition note" style="border-left:4px solid #1565c0;'
+            'background:rgba(21,101,192,0.06);padding:0.3em 0.9em;margin:0.4em 0">'
+            f'<p class="admonition-title" style="font-weight:bold;margin:0.2em 0">{title}</p>'
+            f'<p style="margin:0.2em 0">{text}</p></div>'))
+    else:
+        import re
+
+        print(f"{title}. " + re.sub(r"<[^>]+>", "", text).replace("&rsaquo;", ">"))
+
+
 def setup(seed: int = 0, verbose: bool = True) -> torch.device:
-    """Seed, pick the device and report the mode; the first cell of every chapter calls this.
+    """Seed, pick the device and show the mode; the first cell of every chapter calls this.
 
     Returns the chosen :class:`torch.device`.
     """
     seed_everything(seed)
     dev = get_device()
     if verbose:
-        mode = "quick" if quick() else "full"
-        print(f"hopfield_lab {__import__('hopfield_lab').__version__} | device: {device_name(dev)} | mode: {mode}")
+        show_mode(dev)
     return dev

@@ -1,11 +1,13 @@
 """Plotting helpers shared by the book's chapters.
 
-Small on purpose; three functions:
+Small on purpose:
 
 * :func:`pattern_grid` -- a grid of images (patterns, cues, recalls, receptive fields) with titles.
 * :func:`animate` -- turn a drawing function into a JavaScript player (``to_jshtml``) that moves
   in the static HTML book; the figure is closed so the notebook does not show it twice.
 * :func:`animate_images` -- the common case: a player over a sequence of image grids.
+* :func:`connect` -- wire a chapter widget's controls to its drawing function.
+* :func:`show_widget` -- display a widget live, or on the static pages a pointer to its twin.
 
 Example::
 
@@ -26,7 +28,7 @@ from typing import Callable, Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 
-__all__ = ["pattern_grid", "animate", "animate_images", "as_images"]
+__all__ = ["pattern_grid", "animate", "animate_images", "as_images", "show_widget"]
 
 
 def as_images(images, shape: tuple[int, int] | None = None) -> np.ndarray:
@@ -208,3 +210,23 @@ def connect(box, controls: dict, update: Callable[..., object]):
     box.update = update
     update()
     return box
+
+
+def show_widget(widget, twin: str = "the animation below") -> None:
+    """Display an interactive widget; on the book's static pages, a pointer to its static twin.
+
+    A widget needs a running kernel: on the rendered HTML page (built with
+    :func:`hopfield_lab.runtime.static_build` true) its output would be an empty box, so the page
+    says instead where the same sweep is shown statically (``twin``) and how to run it live.
+    """
+    from IPython.display import Markdown, display
+
+    from .runtime import static_build
+
+    if static_build():
+        display(Markdown(
+            f"*Interactive demo:* run this notebook (the Colab badge at the top, or Jupyter) to move "
+            f"the sliders. On this static page, {twin} shows the same sweep."))
+    else:
+        display(widget)
+

@@ -47,11 +47,13 @@ def test_chapter_structure(path):
     text = "\n".join(c.source for c in nb.cells)
     assert re.search(r"learning goals", text, re.I), f"{path.name}: no learning goals"
     assert "{exercise}" in text and "{solution}" in text, f"{path.name}: no exercise with solution"
-    checks = [c for c in code if nbtool.CHECK_MARK in c.source]
-    assert checks, f"{path.name}: no '# NBVAL_CHECK_OUTPUT' cell, so nbval checks no result"
+    checks = [c for c in code if nbtool.is_checked(c)]
+    assert checks, f"{path.name}: no cell tagged '{nbtool.CHECK_TAG}', so nbval checks no result"
     assert all(c.outputs for c in checks), f"{path.name}: a checked cell has no stored output"
+    assert not any("NBVAL_" in c.source for c in code), (
+        f"{path.name}: use the cell tag {nbtool.CHECK_TAG!r}, not a comment that readers see")
     assert "widgets" not in nb.metadata, f"{path.name}: stored widget state (tools/nb.py strip)"
-    stored = [c for c in code if c.outputs and nbtool.CHECK_MARK not in c.source]
+    stored = [c for c in code if c.outputs and not nbtool.is_checked(c)]
     assert not stored, f"{path.name}: outputs stored outside checked cells (tools/nb.py refresh)"
     assert "ipywidgets" in text or "make_widget" in text, f"{path.name}: no interactive demo"
 

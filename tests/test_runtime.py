@@ -54,8 +54,31 @@ def test_setup_prints_device_and_mode(capsys, monkeypatch):
     monkeypatch.setenv("HOPFIELD_LAB_QUICK", "1")
     dev = runtime.setup(seed=0)
     out = capsys.readouterr().out
-    assert "mode: quick" in out and "device:" in out
+    assert "quick mode on cpu" in out and "HOPFIELD_LAB_QUICK=0" in out and "<" not in out
     assert isinstance(dev, torch.device)
+
+
+def test_mode_admonition_says_mode_device_and_how_to_switch(monkeypatch):
+    monkeypatch.setenv("HOPFIELD_LAB_QUICK", "0")
+    title, text = runtime.mode_summary(torch.device("cpu"))
+    assert title == "Live cells: full mode on cpu"
+    assert "HOPFIELD_LAB_QUICK=1" in text and hl.__version__ in text
+
+
+def test_setup_displays_an_admonition_in_a_notebook(monkeypatch):
+    shown = []
+    monkeypatch.setattr(runtime, "_in_notebook", lambda: True)
+    monkeypatch.setattr("IPython.display.display", lambda obj: shown.append(obj))
+    monkeypatch.setenv("HOPFIELD_LAB_QUICK", "1")
+    runtime.setup(seed=0)
+    html = shown[0].data
+    assert 'class="admonition note"' in html and "quick mode" in html
+
+
+@pytest.mark.parametrize("value,expected", [("1", True), ("", False), ("0", False)])
+def test_static_build_switch(monkeypatch, value, expected):
+    monkeypatch.setenv("HOPFIELD_LAB_STATIC", value)
+    assert runtime.static_build() is expected
 
 
 def test_version_is_exposed():

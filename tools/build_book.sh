@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source tools/env.sh
 # TQDM_DISABLE: a progress bar would render as an empty widget in the static pages.
-export HOPFIELD_LAB_QUICK="${HOPFIELD_LAB_QUICK:-1}" TQDM_DISABLE=1
+# HOPFIELD_LAB_STATIC: widgets become a pointer to their static twin (nobody can move a slider there).
+export HOPFIELD_LAB_QUICK="${HOPFIELD_LAB_QUICK:-1}" TQDM_DISABLE=1 HOPFIELD_LAB_STATIC=1
 start=$(date +%s)
 status=0
 jupyter-book build . --all -W -n --keep-going || status=$?

@@ -8,8 +8,9 @@
 
 ``build`` and ``refresh`` put the standard set-up cell first (the Colab install line uses the
 repository URL from ``_config.yml``, the one place it lives), execute the notebook in quick mode
-from ``book/`` with a fresh kernel, and keep outputs only in cells marked ``# NBVAL_CHECK_OUTPUT``
-(the ones nbval compares); the book build executes everything else itself.
+from ``book/`` with a fresh kernel, and keep outputs only in cells tagged ``nbval-check-output``
+(the ones nbval compares; in a percent script: ``# %% tags=["nbval-check-output"]``); the book
+build executes everything else itself.
 """
 from __future__ import annotations
 
@@ -23,25 +24,57 @@ import nbformat
 ROOT = Path(__file__).resolve().parents[1]
 BOOK = ROOT / "book"
 SETUP_MARK = "# hopfield-lab: setup"
-CHECK_MARK = "# NBVAL_CHECK_OUTPUT"
-BADGE_MARK = "<!-- colab badge -->"
+CHECK_TAG = "nbval-check-output"   # nbval's cell tag: compare this cell's output with the stored one
+BADGE_MARK = "colab-badge.svg"
+COLAB_DIR = "colab"                # tools/colab_export.py writes the Colab notebooks here
+
+
+def is_checked(cell) -> bool:
+    """True for a code cell whose output nbval compares (tagged ``nbval-check-output``)."""
+    return cell.cell_type == "code" and CHECK_TAG in cell.get("metadata", {}).get("tags", [])
+
+
+def _repository_entry(key: str) -> str:
+    text = (ROOT / "_config.yml").read_text()
+    block = re.search(r"^repository:\s*\n((?:[ \t]+.*\n|\s*\n)+)", text, re.M)
+    m = block and re.search(rf"^\s+{key}:\s*(\S+)", block.group(1), re.M)
+    if not m:
+        raise SystemExit(f"_config.yml has no repository: {key}: entry")
+    return m.group(1).strip('"\'')
 
 
 def repository_url() -> str:
-    text = (ROOT / "_config.yml").read_text()
-    m = re.search(r"^repository:\s*\n(?:\s+#.*\n)*\s+url:\s*(\S+)", text, re.M)
-    if not m:
-        raise SystemExit("_config.yml has no repository: url: entry")
-    return m.group(1)
+    """The repository URL, from ``_config.yml`` (its one home)."""
+    return _repository_entry("url")
+
+
+def repository_branch() -> str:
+    return _repository_entry("branch")
+
+
+def pages_url() -> str:
+    """Where GitHub Pages publishes the book: ``https://OWNER.github.io/REPO/``."""
+    owner, repo = repository_url().removeprefix("https://github.com/").rstrip("/").split("/")[:2]
+    return f"https://{owner.lower()}.github.io/{repo}/"
+
+
+def colab_url(path: Path, student: bool = False) -> str:
+    """Colab's URL of the exported Colab notebook of chapter ``path`` (see tools/colab_export.py)."""
+    repo = repository_url().removeprefix("https://github.com/").rstrip("/")
+    sub = f"{COLAB_DIR}/student" if student else COLAB_DIR
+    return (f"https://colab.research.google.com/github/{repo}/blob/{repository_branch()}/"
+            f"{sub}/book/{Path(path).name}")
 
 
 def setup_cell_source() -> str:
     return "\n".join(
         [
-            f"{SETUP_MARK} (on Colab: installs the library; everywhere: seeds, picks the device, prints the mode)",
+            f"{SETUP_MARK} (on Colab: installs the library without touching Colab's own packages, "
+            "so no restart; everywhere: seeds, picks the device and shows the mode)",
             "import sys",
             "if \"google.colab\" in sys.modules:",
-            f"    %pip install -q \"hopfield-lab @ git+{repository_url()}\"",
+            f"    %pip install -q --no-deps \"hopfield-lab @ git+{repository_url()}\"",
+            "    %pip install -q \"einops>=0.7\"",
             "import hopfield_lab as hl",
             "DEVICE = hl.setup(seed=0)",
         ]
@@ -56,9 +89,7 @@ def setup_cell() -> nbformat.NotebookNode:
 
 def colab_badge_source(path: Path) -> str:
     """Markdown of the 'Open in Colab' badge for the chapter at ``path`` (URL from _config.yml)."""
-    repo = repository_url().removeprefix("https://github.com/").rstrip("/")
-    url = f"https://colab.research.google.com/github/{repo}/blob/main/book/{Path(path).name}"
-    return f"{BADGE_MARK}[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]({url})"
+    return f"[![Open In Colab](https://colab.research.google.com/assets/{BADGE_MARK})]({colab_url(path)})"
 
 
 def with_setup(nb: nbformat.NotebookNode, path: Path) -> nbformat.NotebookNode:
@@ -74,7 +105,7 @@ def with_setup(nb: nbformat.NotebookNode, path: Path) -> nbformat.NotebookNode:
     setup = reuse(setup_cell())
     cells = [c for c in nb.cells
              if not (c.cell_type == "code" and c.source.startswith(SETUP_MARK))
-             and not (c.cell_type == "markdown" and c.source.startswith(BADGE_MARK))]
+             and not (c.cell_type == "markdown" and BADGE_MARK in c.source)]
     # keep a leading title markdown cell first, then the badge and the set-up cell
     idx = 1 if cells and cells[0].cell_type == "markdown" else 0
     nb.cells = cells[:idx] + [badge, setup] + cells[idx:]
@@ -93,14 +124,14 @@ def execute_and_strip(nb: nbformat.NotebookNode, path: Path) -> nbformat.Noteboo
 
 
 def strip(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
-    """Keep only what the repository needs: sources, and outputs of NBVAL_CHECK_OUTPUT cells."""
+    """Keep only what the repository needs: sources, and outputs of ``nbval-check-output`` cells."""
     nb.metadata.pop("widgets", None)  # widget state: re-created when the book executes
     for cell in nb.cells:
         cell.metadata.pop("execution", None)  # timestamps: noise in diffs
     for cell in nb.cells:
         if cell.cell_type != "code":
             continue
-        if CHECK_MARK not in cell.source:
+        if not is_checked(cell):
             cell.outputs = []
             cell.execution_count = None
     return nb
