@@ -15,5 +15,7 @@ jupyter-book build . --all -W -n --keep-going || status=$?
 if [ -d _build/html/reports ] && [ -n "$(ls -A _build/html/reports 2>/dev/null)" ]; then
   echo "==> failed cells, see the logs:"; ls -1 _build/html/reports; status=1
 fi
+# raw markup left on a rendered page ($...$, {eq}, :::, ...) is a failure too
+python tools/lint_book.py html _build/html || status=1
 echo "==> book build took $(( $(date +%s) - start )) s (quick mode: $HOPFIELD_LAB_QUICK), status $status"
 exit "$status"

@@ -1,0 +1,54 @@
+"""The book's pages render right: sources that would break, and built pages that show raw markup
+(tools/lint_book.py). The render test builds the book without executing it (seconds)."""
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tools"))
+import lint_book  # noqa: E402
+
+
+def rules(text):
+    return sorted({p.rule for p in lint_book.lint_markdown("t", text)})
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("collapse: $a - b\n- c = d$. So", ["math-list"]),            # the chapter 6 defect
+    ("collapse: $a - b -\nc = d$. So", []),
+    ("$$\nE = a\n- b\n$$ (eq-label)", []),                          # block math: Markdown keeps out
+    ("text $$a\n+ b$$ more", ["math-list"]),                         # $$ inside a paragraph is inline
+    ("one $x$ two\n- a list item", []),
+    ("<!-- colab badge -->[![Open](x.svg)](y)", ["glued-html"]),  # the badge defect
+    ("<!-- a comment -->\n[![Open](x.svg)](y)", []),
+    ("see exercise {ref}`ex-a`", ["exercise-word"]),
+    ("exercise 2 says why", ["exercise-word"]),
+    ("{ref}`ex-a` says why", []),
+    ("the the energy", ["doubled-word"]),
+    ("of $x$ of", []),
+    (":::{exercise}\n:label: a\ntext\n", ["fence"]),
+    ("```python\n- not math $x\n```", []),
+])
+def test_source_rules(text, expected):
+    assert rules(text) == expected
+
+
+def test_book_sources_lint_clean():
+    problems = lint_book.lint_sources()
+    assert not problems, "\n".join(map(str, problems))
+
+
+def test_html_rules_see_only_what_readers_see():
+    page = ('<article class="bd-article"><p>ok <span class="math">\\(\\langle x\\rangle\\)</span></p>'
+            '<pre>$a$ :::</pre><p>broken: $\\langle I$ and {eq}`x`</p></article>')
+    found = {rule for rule, pat in lint_book._HTML_RULES if pat.search(lint_book.visible_text(page))}
+    assert found == {"raw-math", "raw-tex", "raw-directive"}
+
+
+@pytest.mark.slow
+def test_rendered_book_shows_no_raw_markup(tmp_path):
+    html = lint_book.render(tmp_path)
+    assert len(list((html / "book").glob("*.html"))) >= 8
+    problems = lint_book.lint_html(html)
+    assert not problems, "\n".join(map(str, problems))

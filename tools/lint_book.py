@@ -1,0 +1,213 @@
+"""Lint the book: sources that would render wrong, and rendered pages that show raw markup.
+
+    python tools/lint_book.py sources              # lint book/*.ipynb and book/*.md
+    python tools/lint_book.py html _build/html     # lint a built book (tools/build_book.sh runs this)
+    python tools/lint_book.py render OUT_DIR       # build the book WITHOUT executing it, then lint it
+
+Source rules (each a class of defect seen in this book):
+
+* ``math-list``: a line inside ``$...$`` that starts with ``- ``, ``+ ``, ``* ``, ``> ``, ``#`` or
+  ``1. ``: Markdown reads it as a list item, quote or heading and the equation breaks.
+* ``glued-html``: an HTML comment with text after it on the same line: the whole line becomes a
+  raw HTML block and renders as source text.
+* ``fence``: unbalanced ``:::`` directive fences.
+* ``exercise-word``: ``exercise {ref}`...``` renders "exercise Exercise 3"; and a hard-coded
+  "exercise 3" points to nothing: use ``{ref}`label``` alone.
+* ``doubled-word``: "the the".
+
+HTML rules: text outside code, math and scripts must not contain ``$...$``, TeX commands
+(``\\langle``...), ``:::``, ``{eq}``, ``{cite``, ``{doc}``, ``{ref}``, ``{numref}`` or ``<!--``.
+"""
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BOOK = ROOT / "book"
+
+
+@dataclass
+class Problem:
+    where: str
+    rule: str
+    text: str
+
+    def __str__(self) -> str:
+        return f"{self.where}: [{self.rule}] {self.text}"
+
+
+# --------------------------------------------------------------------------------------------
+# sources
+# --------------------------------------------------------------------------------------------
+_BLOCK_START = re.compile(r"^\s{0,3}(?:[-+*>]\s|#{1,6}\s|\d+[.)]\s)")
+_CODE_SPAN = re.compile(r"`[^`\n]*`")
+_EX_REF = re.compile(r"\b[Ee]xercises?\s+\{ref\}")
+_EX_NUM = re.compile(r"\b[Ee]xercises?\s+\d+(?:\.\d+)?\b")
+_DOUBLED = re.compile(r"\b([A-Za-z]{2,})\s+\1\b", re.I)
+_DOUBLED_OK = {"that", "had", "is"}  # "that that" etc. can be correct English
+
+
+def markdown_texts(path: Path) -> list[tuple[str, str]]:
+    """(where, markdown text) of every Markdown cell of a notebook, or of a .md page."""
+    if path.suffix == ".md":
+        return [(path.name, path.read_text())]
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    return [(f"{path.name} cell {i}", c.source) for i, c in enumerate(nb.cells) if c.cell_type == "markdown"]
+
+
+def _strip_code(text: str) -> list[tuple[int, str]]:
+    """Lines (number, text) outside code fences, with inline code spans blanked."""
+    out, fence = [], None
+    for n, line in enumerate(text.split("\n"), 1):
+        m = re.match(r"^\s*(```+|~~~+)", line)
+        if m:
+            fence = None if fence and m.group(1).startswith(fence) else (fence or m.group(1))
+            continue
+        if fence is None:
+            out.append((n, _CODE_SPAN.sub(lambda s: " " * len(s.group()), line)))
+    return out
+
+
+def lint_markdown(where: str, text: str) -> list[Problem]:
+    problems = []
+    lines = _strip_code(text)
+    in_inline = False   # inside $...$ (or a $$...$$ opened mid-line) that began on an earlier line
+    in_display = False  # inside a $$ ... $$ block opened at the start of a line (block math: safe)
+    for n, line in lines:
+        if in_inline and _BLOCK_START.match(line):
+            problems.append(Problem(f"{where} line {n}", "math-list",
+                                    f"a line inside math starts like Markdown block syntax: {line.strip()[:60]!r}; "
+                                    "move the sign or operator to the end of the previous line"))
+        # walk the $ signs of the line
+        i = 0
+        while i < len(line):
+            if line.startswith("\\$", i):
+                i += 2
+                continue
+            if line.startswith("$$", i):
+                if in_display or (not in_inline and not line[:i].strip()):
+                    in_display = not in_display  # block math: Markdown does not look inside
+                else:
+                    in_inline = not in_inline    # $$ inside a paragraph: inline math
+                i += 2
+                continue
+            if line[i] == "$" and not in_display:
+                in_inline = not in_inline
+            i += 1
+        if line.strip() == "" and in_inline:
+            in_inline = False  # a blank line ends a paragraph: an unclosed $ is just a dollar
+        stripped = line.strip()
+        m = re.search(r"-->\s*(\S.*)$", stripped)
+        if stripped.startswith("<!--") and m:
+            problems.append(Problem(f"{where} line {n}", "glued-html",
+                                    "text after an HTML comment on the same line renders as raw HTML: "
+                                    "put the comment on its own line or drop it"))
+        if _EX_REF.search(line):
+            problems.append(Problem(f"{where} line {n}", "exercise-word",
+                                    "'exercise {ref}`...`' renders as 'exercise Exercise N': drop the word"))
+        elif _EX_NUM.search(line) and not stripped.startswith(":"):
+            problems.append(Problem(f"{where} line {n}", "exercise-word",
+                                    f"hard-coded {_EX_NUM.search(line).group()!r}: use {{ref}}`label` instead"))
+        for m in _DOUBLED.finditer(re.sub(r"\$[^$]*\$", " MATH ", line)):
+            if m.group(1).lower() not in _DOUBLED_OK:
+                problems.append(Problem(f"{where} line {n}", "doubled-word", f"doubled word {m.group()!r}"))
+    opens = sum(1 for _, line in lines if re.match(r"^\s*:{3,}\{", line))
+    closes = sum(1 for _, line in lines if re.match(r"^\s*:{3,}\s*$", line))
+    if opens != closes:
+        problems.append(Problem(where, "fence", f"{opens} ':::{{...}}' openings but {closes} ':::' closings"))
+    return problems
+
+
+def lint_sources(paths: list[Path] | None = None) -> list[Problem]:
+    paths = paths or sorted(BOOK.glob("*.ipynb")) + sorted(BOOK.glob("*.md"))
+    return [p for path in paths for where, text in markdown_texts(path) for p in lint_markdown(where, text)]
+
+
+# --------------------------------------------------------------------------------------------
+# rendered HTML
+# --------------------------------------------------------------------------------------------
+_SKIP_TAGS = ["script", "style", "pre", "code", "kbd", "samp", "svg", "math", "textarea"]
+_SKIP_CLASSES = ["math", "cell_input", "highlight", "headerlink", "cell_output", "output"]
+_HTML_RULES = [
+    ("raw-math", re.compile(r"\$[^$\s][^$]{0,200}?\$")),
+    ("raw-tex", re.compile(r"\\(?:langle|rangle|frac|sum|mathrm|operatorname|alpha|beta|xi|sigma|left|right|begin)\b")),
+    ("raw-directive", re.compile(r":::|\{(?:eq|cite(?::[tp])?|doc|ref|numref|math|exercise|solution)\}")),
+    ("raw-comment", re.compile(r"<!--")),
+]
+
+
+def visible_text(html: str) -> str:
+    """Text a reader sees in a page's article, outside code, math, scripts and cell outputs
+    (BeautifulSoup comes with the book's theme)."""
+    from bs4 import BeautifulSoup
+
+    soup = BeautifulSoup(html, "html.parser")
+    article = soup.select_one("article.bd-article") or soup
+    for tag in article.find_all(_SKIP_TAGS):
+        tag.decompose()
+    for cls in _SKIP_CLASSES:
+        for tag in article.select(f".{cls}"):
+            tag.decompose()
+    return article.get_text(" ")
+
+
+def lint_html(build_dir: Path) -> list[Problem]:
+    problems = []
+    pages = sorted((Path(build_dir) / "book").glob("*.html"))
+    if not pages:
+        return [Problem(str(build_dir), "no-pages", "no book/*.html pages: is this a built book?")]
+    for page in pages:
+        text = visible_text(page.read_text(errors="replace"))
+        for rule, pattern in _HTML_RULES:
+            for m in pattern.finditer(text):
+                context = text[max(0, m.start() - 40): m.end() + 40].replace("\n", " ")
+                problems.append(Problem(page.name, rule, f"...{context}..."))
+    return problems
+
+
+def render(out_dir: Path) -> Path:
+    """Build the book without executing any cell (fast: markup only) into ``out_dir``; returns
+    the HTML folder. Sphinx warnings are errors, as in tools/build_book.sh."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    cfg = (ROOT / "_config.yml").read_text()
+    cfg, n = re.subn(r"(?m)^(\s+execute_notebooks:\s*)\S+", r"\1'off'", cfg)
+    if n != 1:
+        raise SystemExit("_config.yml: no execute: execute_notebooks: entry to switch off")
+    (out_dir / "_config.yml").write_text(cfg)
+    html = out_dir / "_build" / "html"
+    if html.exists():
+        shutil.rmtree(html)
+    cmd = [sys.executable, "-c", "from jupyter_book.cli.main import main; main()", "build", str(ROOT), "--all", "-W", "-n", "--keep-going",
+           "--config", str(out_dir / "_config.yml"), "--path-output", str(out_dir), "--toc", str(ROOT / "_toc.yml")]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"jupyter-book build failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
+    return html
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] not in ("sources", "html", "render"):
+        print(__doc__)
+        return 2
+    if argv[0] == "sources":
+        problems = lint_sources()
+    elif argv[0] == "html":
+        problems = lint_html(Path(argv[1] if len(argv) > 1 else ROOT / "_build" / "html"))
+    else:
+        problems = lint_html(render(Path(argv[1])))
+    for p in problems:
+        print(p)
+    print(f"{len(problems)} problem(s)")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
