@@ -44,7 +44,14 @@ def test_chapter_structure(path):
     assert "hide-input" in code[0].metadata.get("tags", [])
     badges = [c.source for c in nb.cells if c.cell_type == "markdown"]
     assert nbtool.colab_badge_source(path) in badges, f"{path.name}: no Colab badge (tools/nb.py strip)"
+    label = "ch-" + path.stem[3:].replace("_", "-")
+    assert nb.cells[0].source.startswith(f"({label})=\n# "), (
+        f"{path.name}: the title cell must start with the label ({label})= so that "
+        f"{{numref}}`chapter %s <{label}>` gives its number")
+    assert not re.match(r"\(ch-[\w-]+\)=\n# \d", nb.cells[0].source), "no hand-written chapter number"
     text = "\n".join(c.source for c in nb.cells)
+    assert not re.search(r"(?m)^#{1,3} \d+\.\d*", text), (
+        f"{path.name}: a hand-numbered heading; the numbered table of contents numbers them")
     assert re.search(r"learning goals", text, re.I), f"{path.name}: no learning goals"
     assert "{exercise}" in text and "{solution}" in text, f"{path.name}: no exercise with solution"
     checks = [c for c in code if nbtool.is_checked(c)]

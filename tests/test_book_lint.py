@@ -29,6 +29,8 @@ def rules(text):
     ("of $x$ of", []),
     (":::{exercise}\n:label: a\ntext\n", ["fence"]),
     ("```python\n- not math $x\n```", []),
+    ("see chapter\n{doc}`06_paramixer`", ["chapter-doc"]),
+    ("see {numref}`chapter %s <ch-paramixer>`", []),
 ])
 def test_source_rules(text, expected):
     assert rules(text) == expected

@@ -14,6 +14,8 @@ Source rules (each a class of defect seen in this book):
 * ``exercise-word``: ``exercise {ref}`...``` renders "exercise Exercise 3"; and a hard-coded
   "exercise 3" points to nothing: use ``{ref}`label``` alone.
 * ``doubled-word``: "the the".
+* ``chapter-doc``: "chapter {doc}`06_paramixer`" prints the title without the number: write
+  ``{numref}`chapter %s <ch-paramixer>``` (every chapter title carries the label ``(ch-NAME)=``).
 
 HTML rules: text outside code, math and scripts must not contain ``$...$``, TeX commands
 (``\\langle``...), ``:::``, ``{eq}``, ``{cite``, ``{doc}``, ``{ref}``, ``{numref}`` or ``<!--``.
@@ -50,6 +52,7 @@ _EX_REF = re.compile(r"\b[Ee]xercises?\s+\{ref\}")
 _EX_NUM = re.compile(r"\b[Ee]xercises?\s+\d+(?:\.\d+)?\b")
 _DOUBLED = re.compile(r"\b([A-Za-z]{2,})\s+\1\b", re.I)
 _DOUBLED_OK = {"that", "had", "is"}  # "that that" etc. can be correct English
+_CHAPTER_DOC = re.compile(r"\b[Cc]hapters?\s+\{doc\}")
 
 
 def markdown_texts(path: Path) -> list[tuple[str, str]]:
@@ -118,6 +121,10 @@ def lint_markdown(where: str, text: str) -> list[Problem]:
         for m in _DOUBLED.finditer(re.sub(r"\$[^$]*\$", " MATH ", line)):
             if m.group(1).lower() not in _DOUBLED_OK:
                 problems.append(Problem(f"{where} line {n}", "doubled-word", f"doubled word {m.group()!r}"))
+    joined = "\n".join(line for _, line in lines)
+    for m in _CHAPTER_DOC.finditer(joined):
+        problems.append(Problem(f"{where} line {joined.count(chr(10), 0, m.start()) + 1}", "chapter-doc",
+                                "'chapter {doc}`NN_x`' shows no number: use {numref}`chapter %s <ch-x>`"))
     opens = sum(1 for _, line in lines if re.match(r"^\s*:{3,}\{", line))
     closes = sum(1 for _, line in lines if re.match(r"^\s*:{3,}\s*$", line))
     if opens != closes:
