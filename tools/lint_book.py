@@ -46,6 +46,8 @@ class Problem:
 # --------------------------------------------------------------------------------------------
 # sources
 # --------------------------------------------------------------------------------------------
+#: a code fence, also one that opens a list item ("2. ```python")
+FENCE = re.compile(r"^\s*(?:(?:\d+[.)]|[-*+])\s+)?(```+|~~~+)")
 _BLOCK_START = re.compile(r"^\s{0,3}(?:[-+*>]\s|#{1,6}\s|\d+[.)]\s)")
 _CODE_SPAN = re.compile(r"`[^`\n]*`")
 _EX_REF = re.compile(r"\b[Ee]xercises?\s+\{ref\}")
@@ -69,7 +71,7 @@ def _strip_code(text: str) -> list[tuple[int, str]]:
     """Lines (number, text) outside code fences, with inline code spans blanked."""
     out, fence = [], None
     for n, line in enumerate(text.split("\n"), 1):
-        m = re.match(r"^\s*(```+|~~~+)", line)
+        m = FENCE.match(line)
         if m:
             fence = None if fence and m.group(1).startswith(fence) else (fence or m.group(1))
             continue
