@@ -1,0 +1,71 @@
+"""Auto-checked coding exercises: a chapter's check cell runs the reader's function against known
+answers and says, in one line, whether it is right and what is wrong.
+
+A chapter defines the exercise as a code cell whose body sits between nbgrader's markers
+(``### BEGIN SOLUTION`` / ``### END SOLUTION``: the book runs the reference solution, the student
+notebook gets ``raise NotImplementedError`` instead), followed by a check cell such as
+``demo.check_hebbian(hebbian)``. Each chapter's checks live in its demos module and are built
+from the two helpers here::
+
+    def check_hebbian(fn) -> bool:
+        def test(f):
+            pats = ...
+            assert_close(f(pats), hebbian_weights(pats), "W for 3 patterns of 8 neurons")
+        return check("Hebbian weights", test, fn)
+
+:func:`check` prints ``✔ <title>: correct.`` or ``✘ <title>: <what is wrong>`` and returns a bool.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+__all__ = ["check", "assert_close", "CORRECT", "WRONG"]
+
+CORRECT = "✔"
+WRONG = "✘"
+
+
+def check(title: str, test: Callable[[Callable], None], fn: Callable) -> bool:
+    """Run ``test(fn)`` and print one line: correct, not implemented yet, or what went wrong.
+
+    ``test`` raises :class:`AssertionError` with a helpful message when ``fn`` is wrong. Any other
+    exception raised by ``fn`` is reported with its type and message (never a traceback: the
+    reader's code is what failed, and the line says where to look).
+    """
+    if not callable(fn):
+        print(f"{WRONG} {title}: expected a function, got {type(fn).__name__}; define it in the cell above.")
+        return False
+    try:
+        test(fn)
+    except NotImplementedError:
+        print(f"{WRONG} {title}: not implemented yet. Fill in the code cell above (replace the "
+              "`raise NotImplementedError` line), run it, then run this cell again.")
+        return False
+    except AssertionError as err:
+        print(f"{WRONG} {title}: not yet. {err}")
+        return False
+    except Exception as err:  # the reader's function crashed
+        print(f"{WRONG} {title}: your function raised {type(err).__name__}: {err}")
+        return False
+    print(f"{CORRECT} {title}: correct.")
+    return True
+
+
+def assert_close(got, want: torch.Tensor, what: str, *, atol: float = 1e-6, rtol: float = 1e-5) -> None:
+    """Raise an :class:`AssertionError` that says what differs: type, shape, or the largest error."""
+    if not isinstance(got, torch.Tensor):
+        raise AssertionError(f"{what}: expected a torch.Tensor, got {type(got).__name__}.")
+    if tuple(got.shape) != tuple(want.shape):
+        raise AssertionError(f"{what}: expected shape {tuple(want.shape)}, got {tuple(got.shape)}.")
+    g, w = got.detach().to("cpu", torch.float64), want.detach().to("cpu", torch.float64)
+    if not torch.isfinite(g).all():
+        raise AssertionError(f"{what}: the result contains NaN or inf.")
+    err = (g - w).abs()
+    bad = err > atol + rtol * w.abs()
+    if bool(bad.any()):
+        idx = tuple(int(i) for i in (bad.nonzero()[0]))
+        raise AssertionError(
+            f"{what}: {int(bad.sum())} of {bad.numel()} entries differ, e.g. at index {idx}: "
+            f"got {float(g[idx]):.6g}, expected {float(w[idx]):.6g}.")
