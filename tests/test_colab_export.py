@@ -111,3 +111,14 @@ def test_badges_and_launch_buttons_open_the_export():
         assert url.endswith(f"/{nbtool.COLAB_DIR}/{page}.ipynb")
         assert (ROOT / nbtool.COLAB_DIR / f"{page}.ipynb").exists()
     assert re.search(rf"(?m)^\s+path_to_book:\s*{nbtool.COLAB_DIR}\s*$", (ROOT / "_config.yml").read_text())
+
+
+@pytest.mark.parametrize("page,number", CHAPTERS, ids=[p for p, _ in CHAPTERS])
+def test_figure_captions_follow_their_figures(page, number):
+    src = cx.read_page(page)
+    out = cx.export_chapter(BOOK, page, number, False)
+    captions = [cx.figure_of(c)["caption"] for c in src.cells if cx.figure_of(c)]
+    shown = [c.source for c in out.cells if c.cell_type == "markdown" and c.source.startswith("**Figure ")]
+    assert len(shown) == len(captions)
+    for k, text in enumerate(shown, 1):
+        assert text.startswith(f"**Figure {number}.{k}.** ")

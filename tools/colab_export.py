@@ -135,6 +135,12 @@ def markdown_of(page: str) -> list[str]:
     return [path.read_text()] if path.exists() else []
 
 
+def figure_of(cell) -> dict | None:
+    """The myst-nb figure options (``caption``, ``name``) of a code cell, or None."""
+    fig = cell.get("metadata", {}).get("mystnb", {}).get("figure")
+    return fig if cell.cell_type == "code" and fig and fig.get("caption") else None
+
+
 _TARGET = re.compile(r"^\(([\w-]+)\)=\s*$")
 _HEADING = re.compile(r"^(#{1,6})\s+(.*)$")
 _EQ_BLOCK_END = re.compile(r"^\$\$\s*\(([\w-]+)\)\s*$")
@@ -156,6 +162,11 @@ def _outside_code(lines: list[str]):
 def load_book() -> Book:
     book = Book(pages=toc_pages(), bib=_bib(), macros=tex_macros())
     for page, chap in book.pages:
+        nb = read_page(page)
+        for k, fig in enumerate(filter(None, map(figure_of, nb.cells if nb else [])), 1):
+            if fig.get("name"):
+                book.labels[fig["name"]] = Label("figure", page, f"{chap}.{k}" if chap else str(k),
+                                                 fig["caption"])
         counts = {"section": [0, 0, 0], "equation": 0, "exercise": 0}
         pending: list[str] = []
         for text in markdown_of(page):
@@ -263,6 +274,7 @@ class Converter:
             lab = self._label(target)
             if text is None:
                 text = (f"Exercise {lab.number}" if lab.kind == "exercise" else
+                    f"Figure {lab.number}" if lab.kind == "figure" else
                         f"Section {lab.number}" if lab.kind == "section" and lab.number else lab.title)
             return self._link(text, target)
         if role == "numref":
@@ -420,7 +432,7 @@ def export_chapter(book: Book, page: str, chapter: int | None, student: bool) ->
     src = read_page(page)
     nb = copy.deepcopy(src)
     conv = Converter(book, page, chapter, student)
-    cells = []
+    cells, figures = [], 0
     for cell in nb.cells:
         if cell.cell_type == "markdown":
             if nbtool.BADGE_MARK in cell.source:
@@ -438,6 +450,14 @@ def export_chapter(book: Book, page: str, chapter: int | None, student: bool) ->
             cell.outputs, cell.execution_count = [], None
             if student:
                 cell.source = student_code(cell.source)
+            fig = figure_of(cell)
+            if fig:
+                figures += 1
+                number = f"{chapter}.{figures}" if chapter else str(figures)
+                cells.append(cell)
+                caption = expand_macros(conv.inline(fig["caption"]), book.macros)
+                cells.append(nbformat.v4.new_markdown_cell(f"**Figure {number}.** {caption}"))
+                continue
         cells.append(cell)
     nb.cells = cells
     nb.metadata = {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
