@@ -5,6 +5,7 @@
     python tools/nb.py source book/NN_name.ipynb          # print it as a percent script (to edit)
     python tools/nb.py strip book/NN_name.ipynb           # badge + set-up cell; drop widget state, timings, unchecked outputs
     python tools/nb.py check                              # every chapter starts with the set-up cell
+    python tools/nb.py figures book/NN_name.ipynb OUT_DIR # execute (quick mode), save every figure as PNG
 
 ``build`` and ``refresh`` put the standard set-up cell first (the Colab install line uses the
 repository URL from ``_config.yml``, the one place it lives), execute the notebook in quick mode
@@ -168,6 +169,35 @@ def check() -> int:
     return bad
 
 
+def figures(path: Path, out_dir: Path) -> None:
+    """Execute a chapter in quick mode and write every image output to ``OUT_DIR/cellNN_k.png``,
+    with the printed text of each cell in ``OUT_DIR/text.md``: to read a page's figures and
+    numbers against its prose without building the book."""
+    import base64
+
+    from nbclient import NotebookClient
+
+    nb = nbformat.read(path, as_version=4)
+    os.environ["HOPFIELD_LAB_QUICK"] = "1"
+    os.environ.setdefault("HOPFIELD_LAB_DEVICE", "cpu")
+    NotebookClient(nb, timeout=900, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}).execute()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    text = []
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type != "code":
+            continue
+        for k, o in enumerate(cell.get("outputs", [])):
+            data = o.get("data", {})
+            if "image/png" in data:
+                (out_dir / f"cell{i:02d}_{k}.png").write_bytes(base64.b64decode(data["image/png"]))
+            elif o.get("output_type") == "stream":
+                text.append(f"## cell {i} ({o['name']})\n{o['text']}")
+            elif "text/plain" in data:
+                text.append(f"## cell {i} (value)\n{data['text/plain']}")
+    (out_dir / "text.md").write_text("\n".join(text))
+    print(f"wrote {len(list(out_dir.glob('*.png')))} figures and text.md to {out_dir}")
+
+
 def main(argv: list[str]) -> int:
     if not argv:
         print(__doc__)
@@ -187,6 +217,8 @@ def main(argv: list[str]) -> int:
             nbformat.write(strip(with_setup(nbformat.read(p, as_version=4), Path(p))), p)
     elif cmd == "check":
         return 1 if check() else 0
+    elif cmd == "figures" and len(rest) == 2:
+        figures(Path(rest[0]), Path(rest[1]))
     else:
         print(__doc__)
         return 2
