@@ -8,9 +8,10 @@
 * :func:`landscape_figure` -- the 2-D energy landscape of the S=2, C=1 system with the flow field.
 * :func:`ensemble_fraction` -- over many random weight draws: how often the pseudo-energy increases.
 
-The ODE itself lives in :mod:`hopfield_lab.odes`. The *strength* ``s`` scales the breaking radii
-of the paper's asymmetric set-up: ``|U_s| = 1.5 s``, ``|U_c| = 4.0 s``; ``s = 0`` is the symmetric
-system with the same ``A`` and ``B``.
+The ODE itself lives in :mod:`hopfield_lab.odes` (a view of the HAM core: its integrator and its
+counter of energy increases). The *strength* ``s`` scales the breaking radii of the paper's
+asymmetric set-up: ``|V_s| = 1.5 s``, ``|V_c| = 4.0 s``; ``s = 0`` is the symmetric system with
+the same ``A`` and ``B``.
 """
 from __future__ import annotations
 
@@ -21,7 +22,8 @@ import torch
 
 from .. import odes
 
-#: paper set-ups (science.md §7): sizes, symmetric radii and the breaking radii at strength 1
+#: the paper's set-ups (Sec. 6.2; the official demo notebook of github.com/Toshihiro-Ota/paramixer):
+#: sizes, symmetric radii and the breaking radii at strength 1
 SYSTEMS = {
     "small": dict(sizes=(2, 1, 3, 2), radii=(1.0, 2.5), breaking=(1.5, 4.0), x0=(0.5, 0.5)),
     "large": dict(sizes=(4, 8, 20, 160), radii=(1.0, 2.5), breaking=(1.5, 4.0), x0=(1.0, 2.5)),
@@ -90,7 +92,7 @@ def draw_run(axes, r: dict, n_show: int = 4) -> None:
     axes[2].set(title="speed |dX/dt|", xlabel="time t (units of τ_v)", ylabel="|dX/dt| (1/τ_v)")
     su, sc = r["system"].breaking_norms
     axes[0].figure.suptitle(f"{r['size']} system, breaking strength s = {r['strength']:.2f} "
-                            f"(|U_s| = {su:.2f}, |U_c| = {sc:.2f}); "
+                            f"(|V_s| = {su:.2f}, |V_c| = {sc:.2f}); "
                             f"{int(r['pseudo_increases'].sum())} increasing steps of {(len(t) - 1) * x.shape[1]}")
 
 
