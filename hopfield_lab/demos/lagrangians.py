@@ -414,13 +414,12 @@ def _reference_layernorm_lagrangian(x, gamma, delta, eps):
     return lg.LayerNorm(gamma=gamma, delta=delta, eps=eps).to(x.dtype)(x)
 
 
-def check_layernorm_lagrangian(fn) -> bool:
+def check_layernorm_lagrangian(fn) -> None:
     """Check a reader's ``fn(x, gamma, delta, eps)``: the LayerNorm Lagrangian of eq. (ch3-ln-lagrangian).
 
     ``x`` has shape (..., D) (D neurons on the last axis), ``gamma`` and ``eps`` are floats,
     ``delta`` has shape (D,); ``fn`` must return L of shape (...,), built from torch operations
-    so that autograd's gradient is LayerNorm. Prints one line (right, or what is wrong) and
-    returns True when right.
+    so that autograd's gradient is LayerNorm. Prints one line (right, or what is wrong).
     """
     from ..exercises import assert_close, check
 
