@@ -34,6 +34,8 @@ import hashlib
 import io
 import os
 import tarfile
+import warnings
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
@@ -121,12 +123,35 @@ def cache_dir(path: str | os.PathLike | None = None) -> Path:
     return Path(path).expanduser()
 
 
+#: Bump when the decoded-cache content or its key changes, so that old caches are never reused.
+_CACHE_FORMAT = 2
+
+
+def _fingerprint(source: Path) -> str:
+    """What the decoded cache of ``source`` depends on, as a short hash.
+
+    A directory: every file below it (relative path, size, modification time in ns), so that
+    adding, changing or removing an image, or adding a class folder, gives another key. An
+    archive: its path, size and modification time.
+    """
+    h = hashlib.sha1(f"{_CACHE_FORMAT}|{source.resolve()}".encode())
+    if source.is_dir():
+        for dirpath, dirnames, filenames in os.walk(source):
+            dirnames.sort()
+            rel = Path(dirpath).relative_to(source)
+            h.update(f"d|{rel.as_posix()}\n".encode())
+            for f in sorted(filenames):
+                st = os.stat(os.path.join(dirpath, f))
+                h.update(f"f|{(rel / f).as_posix()}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+    else:
+        st = source.stat()
+        h.update(f"a|{st.st_size}|{st.st_mtime_ns}".encode())
+    return h.hexdigest()[:16]
+
+
 def _cache_file(source: Path, cache_dir: Path) -> Path:
-    st = source.stat()
-    key = f"{source.resolve()}|{st.st_size}|{int(st.st_mtime)}"
-    digest = hashlib.sha1(key.encode()).hexdigest()[:12]
     stem = source.name.split(".")[0]
-    return cache_dir / "decoded" / f"{stem}-{digest}.pt"
+    return cache_dir / "decoded" / f"{stem}-{_fingerprint(source)}.pt"
 
 
 def _atomic_torch_save(obj, path: Path) -> None:
@@ -143,25 +168,39 @@ def _atomic_torch_save(obj, path: Path) -> None:
 # ---------------------------------------------------------------------------------------------
 # decoding image folders and archives
 # ---------------------------------------------------------------------------------------------
-def _decode(blobs: list[bytes]) -> torch.Tensor:
-    """Decode encoded images (all the same size) into one uint8 tensor (N, C, H, W)."""
-    from PIL import Image
+def _decode(items: list[tuple[str, bytes]]) -> torch.Tensor:
+    """Decode ``(name, encoded image)`` pairs (all the same size) into one uint8 tensor (N, C, H, W).
 
-    if not blobs:
+    ``name`` (the file's path) is only used in errors, which name the file at fault.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    if not items:
         raise DataUnavailableError("No images were found to decode.")
-    first = Image.open(io.BytesIO(blobs[0]))
+
+    def open_image(name, blob):
+        try:
+            img = Image.open(io.BytesIO(blob))
+            img.load()
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+            raise DataUnavailableError(
+                f"{name} is not an image that Pillow can read ({type(exc).__name__}: {exc}): "
+                "remove it from the image folder (or replace it by a valid image).") from exc
+        return img
+
+    first_name, first = items[0][0], open_image(*items[0])
     mode = "L" if first.mode in ("L", "1", "I", "I;16", "LA") else "RGB"
     w, h = first.size
     c = 1 if mode == "L" else 3
-    out = np.empty((len(blobs), h, w, c), dtype=np.uint8)
-    for i, blob in enumerate(blobs):
-        img = Image.open(io.BytesIO(blob)).convert(mode)
+    out = np.empty((len(items), h, w, c), dtype=np.uint8)
+    for i, (name, blob) in enumerate(items):
+        img = first if i == 0 else open_image(name, blob)
         if img.size != (w, h):
             raise DataUnavailableError(
-                f"Images differ in size ({img.size} vs {(w, h)}); this loader keeps whole splits in "
-                "one tensor, so resize the images to a common size first."
+                f"Images differ in size: {name} is {img.size[0]}x{img.size[1]}, {first_name} is {w}x{h}; "
+                "this loader keeps whole splits in one tensor, so resize the images to a common size first."
             )
-        out[i] = np.asarray(img).reshape(h, w, c)
+        out[i] = np.asarray(img.convert(mode)).reshape(h, w, c)
     return torch.from_numpy(out).permute(0, 3, 1, 2).contiguous()
 
 
@@ -175,33 +214,58 @@ def _split_of(parts: tuple[str, ...]) -> str | None:
     return None
 
 
-def _group(entries: list[tuple[tuple[str, ...], bytes]]) -> dict:
+def _where(source: Path, parts: tuple[str, ...]) -> str:
+    return str(source.joinpath(*parts)) if source.is_dir() else f"{'/'.join(parts)} in {source}"
+
+
+def _group(entries: list[tuple[tuple[str, ...], bytes]], dirs: set[tuple[str, ...]], source: Path) -> dict:
     """Turn (path parts, bytes) of an ImageFolder tree into {split: (images, labels)} + classes.
 
     Layout ``.../<split>/<class>/<file>`` gives the splits; a bare ``<class>/<file>`` tree (no
-    split directories) is split 85/15 with a fixed seed.
+    split directories) is split 85/15 with a fixed seed. ``dirs`` are the tree's folders: a class
+    folder without images is an error (dropping it would shift every later label), and so is a
+    class with images in one split but none in the other.
     """
-    by_split: dict[str | None, list[tuple[str, bytes]]] = {}
+    entries = [e for e in entries if len(e[0]) >= 2]
+    if not entries:
+        raise DataUnavailableError(f"No images in a <class>/<image> layout were found in {source}.")
+    image_dirs = {parts[:-1] for parts, _ in entries}
+    class_roots = {d[:-1] for d in image_dirs}
+    empty = sorted(d for d in dirs - image_dirs
+                   if d[:-1] in class_roots and not d[-1].startswith(".") and not any(
+                       e[:len(d)] == d for e in image_dirs))
+    if empty:
+        raise DataUnavailableError(
+            f"Class folder {_where(source, empty[0])} has no images"
+            + (f" (and {len(empty) - 1} more empty: {', '.join('/'.join(d) for d in empty[1:4])})" if len(empty) > 1 else "")
+            + ": add images or remove the folder (an empty class would shift the labels of every later class).")
+    by_split: dict[str | None, list[tuple[str, tuple[str, ...], bytes]]] = {}
     for parts, blob in entries:
-        if len(parts) < 2:
-            continue
-        cls = parts[-2]
-        by_split.setdefault(_split_of(parts[:-2]), []).append((cls, blob))
-    classes = sorted({cls for items in by_split.values() for cls, _ in items})
-    if not classes:
-        raise DataUnavailableError("No images in a <class>/<image> layout were found.")
+        by_split.setdefault(_split_of(parts[:-2]), []).append((parts[-2], parts, blob))
+    classes = sorted({cls for items in by_split.values() for cls, _, _ in items})
     index = {c: i for i, c in enumerate(classes)}
+
+    def tensors(items):
+        return (_decode([(_where(source, p), b) for _, p, b in items]),
+                torch.tensor([index[c] for c, _, _ in items], dtype=torch.int64))
+
     result = {}
     if "train" in by_split or "test" in by_split:
+        present = {s: {c for c, _, _ in by_split.get(s, [])} for s in SPLITS}
+        roots = {s: next(p[:-2] for _, p, _ in by_split[s]) for s in SPLITS if s in by_split}
+        for split, other in (("test", "train"), ("train", "test")):
+            missing = sorted(present[other] - present[split]) if split in roots else []
+            if missing:
+                where = _where(source, roots[split] + (missing[0],))
+                raise DataUnavailableError(
+                    f"Class {missing[0]!r} has {other} images but no {split} images (expected in {where})"
+                    + (f"; so do {', '.join(missing[1:4])}" if len(missing) > 1 else "")
+                    + f": add {split} images for every class, or remove the class from both splits.")
         for split in SPLITS:
-            items = by_split.get(split, [])
-            if items:
-                result[split] = (_decode([b for _, b in items]),
-                                 torch.tensor([index[c] for c, _ in items], dtype=torch.int64))
+            if by_split.get(split):
+                result[split] = tensors(by_split[split])
     else:
-        items = by_split[None]
-        images = _decode([b for _, b in items])
-        labels = torch.tensor([index[c] for c, _ in items], dtype=torch.int64)
+        images, labels = tensors(by_split[None])
         perm = torch.randperm(len(labels), generator=torch.Generator().manual_seed(0))
         n_test = max(1, int(round(0.15 * len(labels))))
         result["test"] = (images[perm[:n_test]], labels[perm[:n_test]])
@@ -209,30 +273,54 @@ def _group(entries: list[tuple[tuple[str, ...], bytes]]) -> dict:
     return {"splits": result, "classes": classes}
 
 
+def _is_resource_fork(name: str) -> bool:
+    """macOS metadata files (``._photo.png`` AppleDouble files), which carry an image suffix."""
+    return Path(name).name.startswith("._")
+
+
 def _read_tree(source: Path) -> dict:
     """Read an ImageFolder directory or a ``.tar.gz`` of one (or the MNIST-PNG archive with its CSV)."""
     entries: list[tuple[tuple[str, ...], bytes]] = []
+    dirs: set[tuple[str, ...]] = set()
+    skipped: list[str] = []
     csv_text = None
     if source.is_dir():
         for p in sorted(source.rglob("*")):
-            if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES:
-                entries.append((p.relative_to(source).parts, p.read_bytes()))
+            parts = p.relative_to(source).parts
+            if p.is_dir():
+                dirs.add(parts)
+            elif p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES:
+                if _is_resource_fork(p.name):
+                    skipped.append(str(p))
+                else:
+                    entries.append((parts, p.read_bytes()))
             elif p.is_file() and p.suffix.lower() == ".csv" and csv_text is None:
-                csv_text = (p.relative_to(source).parts, p.read_text())
+                csv_text = (parts, p.read_text())
     else:
         try:
             with tarfile.open(source, "r:*") as tar:
                 for m in tar:
+                    parts = tuple(Path(m.name).parts)
+                    if m.isdir():
+                        dirs.add(parts)
+                        continue
                     if not m.isfile():
                         continue
-                    parts = tuple(Path(m.name).parts)
                     suffix = Path(m.name).suffix.lower()
                     if suffix in IMAGE_SUFFIXES:
-                        entries.append((parts, tar.extractfile(m).read()))
+                        if _is_resource_fork(m.name):
+                            skipped.append(f"{m.name} in {source}")
+                        else:
+                            entries.append((parts, tar.extractfile(m).read()))
                     elif suffix == ".csv" and csv_text is None:
                         csv_text = (parts, tar.extractfile(m).read().decode())
-        except (tarfile.TarError, OSError) as exc:
-            raise DataUnavailableError(f"Could not read the archive {source}: {exc}") from exc
+        except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
+            raise DataUnavailableError(
+                f"Could not read the archive {source}: it is truncated or damaged ({type(exc).__name__}: "
+                f"{exc}). Copy or download it again (or pass the unpacked folder).") from exc
+    if skipped:
+        warnings.warn(f"skipped {len(skipped)} macOS metadata file(s) (._* AppleDouble files, not images), "
+                      f"e.g. {skipped[0]}", stacklevel=3)
     entries.sort(key=lambda e: e[0])
     if csv_text is not None:  # flat image directory + "file,target" CSV (the MNIST-PNG archive)
         parts, text = csv_text
@@ -243,11 +331,11 @@ def _read_tree(source: Path) -> dict:
             labels_of[base + tuple(Path(f).parts)] = int(t)
         labelled = [(p, b) for p, b in entries if p in labels_of]
         if labelled:
-            images = _decode([b for _, b in labelled])
+            images = _decode([(_where(source, p), b) for p, b in labelled])
             labels = torch.tensor([labels_of[p] for p, _ in labelled], dtype=torch.int64)
             classes = [str(i) for i in range(int(labels.max()) + 1)]
             return {"splits": {"all": (images, labels)}, "classes": classes}
-    return _group(entries)
+    return _group(entries, dirs, source)
 
 
 def load_image_tree(source: str | os.PathLike, cache: str | os.PathLike | None = None,
@@ -255,8 +343,10 @@ def load_image_tree(source: str | os.PathLike, cache: str | os.PathLike | None =
     """Decode an ImageFolder directory or ``.tar.gz`` once and cache it as uint8 tensors.
 
     Returns ``{"splits": {split: (images uint8 (N,C,H,W), labels int64 (N,))}, "classes": [...]}``.
-    The cache (``<cache>/decoded/<name>-<hash>.pt``, see :func:`cache_dir`) is keyed by the
-    source's path, size and modification time; it is written atomically.
+    The cache (``<cache>/decoded/<name>-<key>.pt``, see :func:`cache_dir`) is keyed by the
+    source's content as seen by the file system: for a directory every file's path, size and
+    modification time, for an archive its size and modification time. Any edit therefore decodes
+    afresh. It is written atomically.
     """
     source = Path(source).expanduser()
     if not source.exists():
@@ -374,11 +464,14 @@ def load_dataset(name: str, split: str = "train", root: str | os.PathLike | None
     """
     if split not in SPLITS:
         raise ValueError(f"split must be 'train' or 'test', not {split!r}.")
+    # Named sets are kept for the process; a folder or archive is looked at again on every call
+    # (load_image_tree's cache key notices edits), and synthetic data are cheap to remake.
+    memo = str(name).lower() in NUM_CLASSES
     key = (str(name), split, str(root), tuple(sorted(options.items())))
-    if key in _MEMO:
+    if memo and key in _MEMO:
         return _MEMO[key]
     out = _load(str(name), split, root, download, options)
-    if name != "synthetic":
+    if memo:
         _MEMO[key] = out
     return out
 
