@@ -33,6 +33,7 @@ import json
 import time
 from pathlib import Path
 
+from .results import run_name
 from .train import _RESUME_FREE, TrainConfig, is_asym
 
 _SWEEP_OWN = {"model", "lam", "seed", "out_dir", "result_path", "stop_after_epochs"}
@@ -221,17 +222,6 @@ def cmd_train(args) -> int:
     return 0
 
 
-def run_name(model: str, lam: float | None, seed: int, n_iter: int | None = None) -> str:
-    """File stem of a sweep run, e.g. ``asymmixer_cifar_small_lam1e-02_seed0``."""
-    parts = [model]
-    if n_iter is not None:
-        parts.append(f"ni{n_iter}")
-    if lam is not None:
-        parts.append("lam0" if lam == 0 else f"lam{lam:.0e}".replace("e-0", "e-").replace("e+0", "e"))
-    parts.append(f"seed{seed}")
-    return "_".join(parts)
-
-
 def sweep_plan(models: list[str], lams: list[float] | None, seeds: list[int],
                n_iters: list[int] | None = None) -> list[dict]:
     """The runs of a sweep: every model x seed (x n_iter), and x lambda for asym models only."""
@@ -242,6 +232,12 @@ def sweep_plan(models: list[str], lams: list[float] | None, seeds: list[int],
                 for seed in seeds:
                     plan.append({"model": model, "lam": lam, "seed": seed, "n_iter": ni,
                                  "name": run_name(model, lam, seed, ni)})
+    names = [p["name"] for p in plan]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ValueError(
+            f"the sweep lists {len(repeated)} run(s) more than once ({', '.join(repeated)}): "
+            "a value is repeated in --models, --lams, --seeds or --n-iters; give each value once.")
     return plan
 
 
@@ -257,7 +253,10 @@ def cmd_sweep(args) -> int:
     if getattr(args, "recipe", "none") != "paper":
         check_model_names(args.models)
     out = Path(args.out_dir)
-    plan = sweep_plan(args.models, args.lams, args.seeds, args.n_iters)
+    try:
+        plan = sweep_plan(args.models, args.lams, args.seeds, args.n_iters)
+    except ValueError as exc:
+        raise _exit(f"error: {exc}")
     configs = []
     for p in plan:  # every run's configuration is checked before the first one starts
         overrides = _key_values(getattr(args, "model_overrides", None))

@@ -186,3 +186,34 @@ def test_recipe_paper_trains_through_the_streaming_loaders_and_resume_checks_the
     ck = T.load_checkpoint(out / T.CHECKPOINT_NAME)["config"]
     with pytest.raises(ValueError, match="recipe: checkpoint 'paper' vs now 'none'"):
         T.train(dict(ck, recipe="none"))
+
+
+def test_sweep_run_names_are_unique_and_give_back_lambda():
+    import re
+
+    from hopfield_lab.results import format_lam, run_name
+
+    lams = [0.0, 1e-5, 1.5e-3, 2e-3, 1e-2, 1.2e-2, 0.1, 1.0, 5e-4, 1 / 3]
+    plan = cli.sweep_plan(["asymmixer_cifar_small"], lams, [0])
+    names = [p["name"] for p in plan]
+    assert len(set(names)) == len(lams)
+    for p in plan:
+        assert float(re.search(r"_lam([^_]+)_seed", p["name"])[1]) == p["lam"]
+        assert float(format_lam(p["lam"])) == p["lam"]
+    # the committed results/cifar10 files keep their names
+    assert [run_name("asymmixer_cifar_small", lam, 0) for lam in (0.0, 1e-5, 1e-2, 0.1)] == [
+        "asymmixer_cifar_small_lam0_seed0", "asymmixer_cifar_small_lam1e-5_seed0",
+        "asymmixer_cifar_small_lam1e-2_seed0", "asymmixer_cifar_small_lam1e-1_seed0"]
+    assert names[5] == "asymmixer_cifar_small_lam1.2e-2_seed0" and format_lam(1.5e-3) == "1.5e-03"
+    with pytest.raises(ValueError, match="more than once .*lam1e-2_seed0"):
+        cli.sweep_plan(["asymmixer_cifar_small"], [1e-2, 0.01], [0])
+
+
+def test_sweep_dry_run_refuses_repeated_runs(capsys):
+    with pytest.raises(SystemExit, match="more than once"):
+        cli.main(["sweep", "--models", "asymmixer_cifar_tiny", "--lams", "1e-2", "0.010", "--out-dir", "unused",
+                  "--dry-run", *TINY])
+    assert cli.main(["sweep", "--models", "asymmixer_cifar_tiny", "--lams", "1e-2", "1.2e-2", "--out-dir",
+                     "unused", "--dry-run", *TINY]) == 0
+    out = capsys.readouterr().out
+    assert "asymmixer_cifar_tiny_lam1e-2_seed0:" in out and "asymmixer_cifar_tiny_lam1.2e-2_seed0:" in out

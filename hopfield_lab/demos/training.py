@@ -27,6 +27,8 @@ from typing import Iterable, Optional, Sequence
 
 import numpy as np
 
+from ..results import format_lam
+
 #: model families in display order, and their names in the book
 FAMILIES = ("vanillamixer", "paramixer", "symmixer", "asymmixer")
 FAMILY_LABELS = {"vanillamixer": "vanilla (serial)", "paramixer": "ParaMixer", "symmixer": "SymMixer",
@@ -56,7 +58,7 @@ def label(result: dict) -> str:
     text = FAMILY_LABELS[fam]
     if fam == "asymmixer":
         lam = result.get("lam")
-        text += " λ=0" if lam == 0 else (f" λ={lam:.0e}" if lam is not None else "")
+        text += f" λ={format_lam(lam)}" if lam is not None else ""
     if n_iter_of(result) != 1:
         text += f", n_iter {n_iter_of(result)}"
     return text
