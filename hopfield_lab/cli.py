@@ -50,11 +50,12 @@ def _parse_value(text: str):
         return text
 
 
-def _key_values(items: list[str] | None) -> dict:
+def _key_values(items: list[str] | None, flag: str = "--model-overrides") -> dict:
     out = {}
     for item in items or []:
         if "=" not in item:
-            raise argparse.ArgumentTypeError(f"expected key=value, got {item!r}")
+            raise ValueError(f"{flag} takes KEY=VALUE pairs, got {item!r}: e.g. {flag} "
+                             + ("num_blocks=4 n_iter=2" if flag == "--model-overrides" else "key=value"))
         k, v = item.split("=", 1)
         out[k.strip().replace("-", "_")] = _parse_value(v.strip())
     return out
@@ -112,7 +113,7 @@ def given_options(args: argparse.Namespace) -> dict:
         if hasattr(args, f.name):
             v = getattr(args, f.name)
             if str(f.type).startswith("dict"):
-                v = _key_values(v)
+                v = _key_values(v, "--" + f.name.replace("_", "-"))
             kw[f.name] = v
     return kw
 
@@ -163,13 +164,11 @@ def _exit(message: str) -> SystemExit:
     return SystemExit(message if _is_main() else 1)
 
 
-def _config_or_exit(args: argparse.Namespace, **fixed) -> TrainConfig:
-    try:
-        cfg = config_from_args(args, **fixed)
-        check_model_names([cfg.model])
-        return cfg.validate()
-    except ValueError as exc:
-        raise _exit(f"error: {exc}")
+def _checked_config(args: argparse.Namespace, **fixed) -> TrainConfig:
+    """The validated TrainConfig of the options (a ValueError says what is wrong)."""
+    cfg = config_from_args(args, **fixed)
+    check_model_names([cfg.model])
+    return cfg.validate()
 
 
 def _require_recipe_tools(cfg: TrainConfig) -> None:
@@ -185,10 +184,8 @@ def _require_recipe_tools(cfg: TrainConfig) -> None:
 
 def check_model_names(names: list[str]) -> None:
     """Raise SystemExit with the list of valid presets when a name is unknown."""
-    try:
-        from .mixer import list_models
-    except ImportError:  # the mixer module is not available: let create_model report it
-        return
+    from .mixer import list_models
+
     valid = list(list_models())
     bad = [n for n in names if n not in valid]
     if bad:
@@ -206,7 +203,7 @@ def _is_main() -> bool:
 def cmd_train(args) -> int:
     from .train import train
 
-    cfg = _config_or_exit(args)
+    cfg = _checked_config(args)
     if args.dry_run:
         if _is_main():
             print(json.dumps(cfg.to_dict(), indent=1))
@@ -253,16 +250,13 @@ def cmd_sweep(args) -> int:
     if getattr(args, "recipe", "none") != "paper":
         check_model_names(args.models)
     out = Path(args.out_dir)
-    try:
-        plan = sweep_plan(args.models, args.lams, args.seeds, args.n_iters)
-    except ValueError as exc:
-        raise _exit(f"error: {exc}")
+    plan = sweep_plan(args.models, args.lams, args.seeds, args.n_iters)
     configs = []
     for p in plan:  # every run's configuration is checked before the first one starts
         overrides = _key_values(getattr(args, "model_overrides", None))
         if p["n_iter"] is not None:
             overrides["n_iter"] = p["n_iter"]
-        configs.append(_config_or_exit(
+        configs.append(_checked_config(
             args, model=p["model"], lam=p["lam"], seed=p["seed"], model_overrides=overrides,
             out_dir=str(out / "checkpoints" / p["name"]), result_path=str(out / f"{p['name']}.json"),
             keep_checkpoint=args.keep_checkpoints))
@@ -343,11 +337,14 @@ def cmd_bench(args) -> int:
 # ---------------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     fmt = argparse.RawDescriptionHelpFormatter
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true",
+                        help="show the Python traceback of an error (default: one line that says what to fix)")
     p = argparse.ArgumentParser(prog="python -m hopfield_lab", description=__doc__, formatter_class=fmt)
     sub = p.add_subparsers(dest="command", metavar="{train,sweep,bench}")
     sub.required = True
 
-    t = sub.add_parser("train", formatter_class=fmt, help="train one model (one result JSON)",
+    t = sub.add_parser("train", formatter_class=fmt, parents=[common], help="train one model (one result JSON)",
                        description="Train one model and write out_dir/result.json (and a checkpoint "
                                    "that an interrupted run resumes from).")
     t.add_argument("--dry-run", action="store_true",
@@ -355,7 +352,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_arguments(t)
     t.set_defaults(func=cmd_train)
 
-    s = sub.add_parser("sweep", formatter_class=fmt, help="models x lambda grid x seeds, one JSON per run",
+    s = sub.add_parser("sweep", formatter_class=fmt, parents=[common], help="models x lambda grid x seeds, one JSON per run",
                        description="Train every model x seed, and for AsymMixer models every lambda "
                                    "of --lams. Each run writes OUT_DIR/<model>[_ni<n>][_lam<lam>]_seed<s>.json; "
                                    "runs whose JSON exists are skipped, and an interrupted run resumes "
@@ -375,7 +372,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_arguments(s, skip=_SWEEP_OWN | {"keep_checkpoint"})
     s.set_defaults(func=cmd_sweep)
 
-    b = sub.add_parser("bench", formatter_class=fmt, help="training throughput (img/s)",
+    b = sub.add_parser("bench", formatter_class=fmt, parents=[common], help="training throughput (img/s)",
                        description="Measure training throughput (images per second, forward + backward + "
                                    "AdamW step with on-device augmentation) after warm-up steps that "
                                    "are not timed.")
@@ -394,16 +391,31 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--num-classes", type=int, default=10, help="classes (default: 10)")
     b.add_argument("--lam", type=float, default=None, help="lambda for asym* models (default: the model's)")
     b.add_argument("--model-overrides", nargs="*", metavar="KEY=VALUE", default=None,
-                   help="extra create_model keyword arguments, e.g. depth=4")
+                   help="extra create_model keyword arguments, e.g. num_blocks=4 n_iter=2")
     b.add_argument("--json", default=None, help="also write the measurements to this JSON file")
     b.set_defaults(func=cmd_bench)
     return p
 
 
+#: errors that mean "this input or this machine cannot work" (data, options, devices, files,
+#: missing packages); any other exception is reported as a likely bug, still in one line, with
+#: the hint to rerun with --debug
+USER_ERRORS = (ValueError, RuntimeError, OSError, ImportError)
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run a command; a failure ends with one line ``error: ...`` (exit status 1), or with the
+    traceback when ``--debug`` is given."""
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
+    except Exception as exc:
+        if getattr(args, "debug", False):
+            raise
+        text = " ".join(str(exc).split()) or type(exc).__name__
+        if not isinstance(exc, USER_ERRORS):
+            text = f"{type(exc).__name__}: {text} (unexpected: rerun with --debug for the traceback)"
+        raise _exit(f"error: {text}") from None
     finally:
         import torch.distributed as dist
         if dist.is_available() and dist.is_initialized():

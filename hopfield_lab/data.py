@@ -484,7 +484,8 @@ def _load(name: str, split: str, root, download: bool, options: dict):
         options.pop("n_test", None)
         return synthetic_dataset(split=split, **options)
     if options:
-        raise TypeError(f"Options {sorted(options)} are only understood by the 'synthetic' data set.")
+        raise ValueError(f"Options {sorted(options)} are only understood by the 'synthetic' data set: "
+                         "drop dataset_options (--dataset-options) for other data.")
     if low == "digits":
         return _digits(split)
     if low == "mnist-test10k":

@@ -34,6 +34,7 @@ from torch import nn
 
 __all__ = [
     "DistInfo",
+    "parse_device",
     "init_distributed",
     "wrap_model",
     "unwrap",
@@ -82,10 +83,25 @@ def _env_int(name: str) -> int:
         ) from None
 
 
+DEVICE_TYPES = ("cpu", "cuda", "mps")
+
+
+def parse_device(device: str | torch.device) -> torch.device:
+    """``torch.device(device)`` for the kinds this project trains on, else a ValueError that lists them."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        dev = None
+    if dev is None or dev.type not in DEVICE_TYPES:
+        raise ValueError(f"unknown device {str(device)!r}: use cpu, cuda, cuda:N (the N-th GPU) or mps "
+                         "(Apple GPUs), or leave it unset for CUDA when present")
+    return dev
+
+
 def _pick_device(device: str | torch.device | None, local_rank: int, launched: bool) -> torch.device:
     if device is None:
         device = os.environ.get("HOPFIELD_LAB_DEVICE") or ("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
+    dev = parse_device(device)
     if dev.type != "cuda":
         return dev
     if not torch.cuda.is_available():

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import fnmatch
 import math
+import numbers
 from typing import Callable, Sequence
 
 import torch
@@ -510,11 +511,12 @@ class Mixer(nn.Module):
     ):
         super().__init__()
         _check_sizes(img_size, patch_size, num_blocks, embed_dim, in_chans, num_classes)
-        if lam < 0:
-            raise ValueError(f"lam (λ) must be ≥ 0, got {lam}")
+        lam_value = float(lam) if isinstance(lam, numbers.Real) and not isinstance(lam, bool) else math.nan
+        if not (math.isfinite(lam_value) and lam_value >= 0):
+            raise ValueError(f"lam (λ) must be a finite number ≥ 0, got {lam!r}")
         self.num_classes = num_classes
         self.num_features = self.embed_dim = embed_dim
-        self.lam = float(lam)
+        self.lam = lam_value
         self.model_name = "custom"  # create_model() sets the registry name
         self.norm_kind = norm if isinstance(norm, str) else getattr(norm, "__name__", "custom")
         norm_layer = _resolve_norm(norm)
@@ -674,6 +676,26 @@ _REGISTRY = _build_registry()
 
 OVERRIDES = ("num_classes", "img_size", "in_chans", "patch_size", "num_blocks", "embed_dim", "mlp_ratio",
              "hidden_ratio", "n_iter", "drop_path_rate", "drop_rate", "proj_drop_rate", "norm", "lam")
+# names used elsewhere for the same options (the Mixer paper's "depth", timm's "drop_path", ...)
+_OVERRIDE_ALIASES = {"depth": "num_blocks", "dim": "embed_dim", "width": "embed_dim", "drop_path": "drop_path_rate",
+                     "lambda": "lam", "lcoeff": "lam", "patch": "patch_size", "classes": "num_classes",
+                     "channels": "in_chans"}
+
+
+def unknown_overrides(overrides) -> str | None:
+    """None when every key of ``overrides`` is an option of :func:`create_model`, else a message
+    naming the unknown ones, the option each probably means, and the valid names."""
+    import difflib
+
+    unknown = sorted(set(overrides) - set(OVERRIDES))
+    if not unknown:
+        return None
+    hints = []
+    for k in unknown:
+        guess = _OVERRIDE_ALIASES.get(k) or next(iter(difflib.get_close_matches(k, OVERRIDES, n=1)), None)
+        hints.append(f"{k!r}" + (f" (did you mean {guess}?)" if guess else ""))
+    return (f"unknown model option(s) {', '.join(hints)}; valid overrides: {', '.join(OVERRIDES)}, "
+            "e.g. num_blocks=4 n_iter=2")
 
 
 def list_models(pattern: str | None = None) -> list[str]:
@@ -688,9 +710,9 @@ def model_config(name: str, **overrides) -> dict:
         close = [n for n in _REGISTRY if n.split("_")[0] == name.split("_")[0]] or list_models()
         raise ValueError(f"unknown model {name!r}; valid names: {', '.join(sorted(close))} "
                          f"(list_models() gives all {len(_REGISTRY)})")
-    unknown = sorted(set(overrides) - set(OVERRIDES))
-    if unknown:
-        raise TypeError(f"unknown option(s) {unknown} for create_model; valid overrides: {list(OVERRIDES)}")
+    problem = unknown_overrides(overrides)
+    if problem:
+        raise TypeError(f"create_model: {problem}")
     cfg = dict(_REGISTRY[name])
     family = cfg.pop("family")
     if "lam" in overrides and family != "asymmixer":

@@ -45,6 +45,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import distributed as D
+from .mixer import unknown_overrides
 from .runtime import seed_everything
 
 SCHEDULES = ("cosine", "onecycle")
@@ -117,7 +118,7 @@ class TrainConfig:
                                              "done; the run can be resumed later")
     result_path: str | None = _f(None, "where to write the result JSON (default out_dir/result.json)")
     progress: bool = _f(True, "show a tqdm progress bar")
-    model_overrides: dict = _f({}, "extra keyword arguments for create_model (e.g. depth, n_iter)")
+    model_overrides: dict = _f({}, "extra keyword arguments for create_model (e.g. num_blocks=4 n_iter=2)")
     dataset_options: dict = _f({}, "options of the synthetic data set (n, n_test, size, channels, ...)")
 
     def validate(self) -> "TrainConfig":
@@ -140,7 +141,21 @@ class TrainConfig:
         need(self.warmup_epochs is None or 0 <= self.warmup_epochs < self.epochs,
              f"warmup_epochs must be in [0, epochs={self.epochs}), got {self.warmup_epochs!r}.")
         need(0 <= self.label_smoothing < 1, f"label_smoothing must be in [0, 1), got {self.label_smoothing!r}.")
-        need(self.lam is None or self.lam >= 0, f"lam must be >= 0, got {self.lam!r}.")
+        need(self.lam is None or (isinstance(self.lam, (int, float)) and math.isfinite(self.lam) and self.lam >= 0),
+             f"lam must be a finite number >= 0, got {self.lam!r}.")
+        need(isinstance(self.seed, int) and 0 <= self.seed < 2 ** 32,
+             f"seed must be an integer in [0, 2**32), got {self.seed!r}.")
+        if self.device is not None:
+            try:
+                D.parse_device(self.device)
+            except ValueError as exc:
+                need(False, f"{exc}.")
+        problem = unknown_overrides(self.model_overrides)
+        need(problem is None, f"model_overrides: {problem}.")
+        n_cls = self.model_overrides.get("num_classes")
+        need(n_cls is None or (isinstance(n_cls, int) and n_cls >= 1),
+             f"model_overrides num_classes must be an integer >= 1 (the classifier's outputs), got {n_cls!r}; "
+             "leave it out to use the data's number of classes.")
         need(self.pad_mode in ("reflect", "zeros"), f"pad_mode must be 'reflect' or 'zeros', got {self.pad_mode!r}.")
         need(self.crop_padding >= 0, f"crop_padding must be >= 0, got {self.crop_padding!r}.")
         need(self.eval_every >= 1, f"eval_every must be >= 1, got {self.eval_every!r}.")
@@ -632,6 +647,12 @@ def _train(cfg: TrainConfig, model: nn.Module | None, loaders) -> dict:
         raise ValueError("The training loader yields no batch per epoch: lower batch_size or use more data.")
 
     base = model if model is not None else build_model(cfg, meta["num_classes"], meta["in_chans"], meta["img_size"])
+    outputs = getattr(base, "num_classes", None)
+    if isinstance(outputs, int) and outputs < meta["num_classes"]:
+        raise ValueError(
+            f"the model has {outputs} outputs but the data have {meta['num_classes']} classes (labels 0.."
+            f"{meta['num_classes'] - 1}): drop model_overrides num_classes={outputs} (the model then takes the "
+            "data's count) or set it to at least the number of classes.")
     base = base.to(device)
     n_params = sum(p.numel() for p in base.parameters())
     optimizer = make_optimizer(base, cfg, device)
@@ -790,6 +811,12 @@ def benchmark(model: str | nn.Module, *, batch_size: int = 512, steps: int = 20,
     from .data import Augment, DeviceLoader
     from .runtime import get_device
 
+    for name_, value, lo in (("batch_size", batch_size, 1), ("steps", steps, 1), ("warmup", warmup, 0),
+                             ("img_size", img_size, 1), ("in_chans", in_chans, 1), ("num_classes", num_classes, 1)):
+        if not isinstance(value, int) or value < lo:
+            raise ValueError(f"benchmark: {name_} must be an integer >= {lo}, got {value!r}.")
+    if device is not None:
+        D.parse_device(device)
     dev = get_device(device)
     seed_everything(0)
     name = model if isinstance(model, str) else type(model).__name__

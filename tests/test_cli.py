@@ -1,6 +1,7 @@
 """The command line: help texts, a tiny sweep that writes and then skips its JSONs, bench."""
 import dataclasses
 import json
+import re
 import subprocess
 import sys
 
@@ -217,3 +218,90 @@ def test_sweep_dry_run_refuses_repeated_runs(capsys):
                      "unused", "--dry-run", *TINY]) == 0
     out = capsys.readouterr().out
     assert "asymmixer_cifar_tiny_lam1e-2_seed0:" in out and "asymmixer_cifar_tiny_lam1.2e-2_seed0:" in out
+
+
+# ---------------------------------------------------------------------------------------------
+# bad input: one line that says what to fix, no traceback (unless --debug)
+# ---------------------------------------------------------------------------------------------
+def _truncated_archive(tmp_path):
+    import io
+    import tarfile
+
+    import numpy as np
+    from PIL import Image
+
+    src = tmp_path / "src"
+    for split in ("train", "test"):
+        for c in ("a", "b"):
+            (src / split / c).mkdir(parents=True)
+            for i in range(20):
+                buf = io.BytesIO()
+                Image.fromarray(np.random.default_rng(i).integers(0, 255, (16, 16, 3), np.uint8)).save(buf, "PNG")
+                (src / split / c / f"{i}.png").write_bytes(buf.getvalue())
+    full = tmp_path / "full.tar.gz"
+    with tarfile.open(full, "w:gz") as t:
+        t.add(src, arcname="src")
+    cut = tmp_path / "cut.tar.gz"
+    cut.write_bytes(full.read_bytes()[: full.stat().st_size // 2])
+    return cut
+
+
+def _image_folder_with_a_non_image(tmp_path):
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    root = tmp_path / "folder"
+    for split in ("train", "test"):
+        for c in ("a", "b"):
+            (root / split / c).mkdir(parents=True)
+            buf = io.BytesIO()
+            Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(buf, "PNG")
+            (root / split / c / "0.png").write_bytes(buf.getvalue())
+    (root / "train" / "b" / "notes.jpg").write_text("a text file with an image suffix")
+    return root
+
+
+BAD_INPUTS = {
+    "truncated archive": (lambda p: ["train", "--dataset", str(_truncated_archive(p))], "truncated or damaged"),
+    "non-image file": (lambda p: ["train", "--dataset", str(_image_folder_with_a_non_image(p))],
+                       r"train/b/notes\.jpg is not an image"),
+    "unknown data set": (lambda p: ["train", "--dataset", "imagenet22k"], "Unknown data set 'imagenet22k'"),
+    "missing path": (lambda p: ["train", "--dataset", str(p / "no" / "data.tar.gz")], "no such"),
+    "override without =": (lambda p: ["train", "--model-overrides", "depth"], "KEY=VALUE pairs, got 'depth'"),
+    "unknown override": (lambda p: ["train", "--model-overrides", "depth=4"], "'depth' \\(did you mean num_blocks\\?\\)"),
+    "fewer classes than labels": (lambda p: ["train", "--model-overrides", "num_classes=3"],
+                                  "3 outputs but the data have 10 classes"),
+    "zero classes": (lambda p: ["train", "--model-overrides", "num_classes=0"], "num_classes must be an integer >= 1"),
+    "negative seed": (lambda p: ["train", "--seed", "-1"], r"seed must be an integer in \[0, 2\*\*32\)"),
+    "unknown device": (lambda p: ["train", "--device", "tpu"], "unknown device 'tpu'"),
+    "infinite lambda": (lambda p: ["train", "--model", "asymmixer_cifar_tiny", "--lam", "inf"], "lam must be a finite"),
+    "bench without steps": (lambda p: ["bench", "--models", "paramixer_cifar_tiny", "--steps", "0"], "steps must be"),
+    "bench without classes": (lambda p: ["bench", "--models", "paramixer_cifar_tiny", "--num-classes", "0"],
+                              "num_classes must be"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_INPUTS)
+def test_bad_input_ends_in_one_line_that_names_the_problem(case, tmp_path):
+    make_argv, match = BAD_INPUTS[case]
+    argv = make_argv(tmp_path)
+    if argv[0] == "train":
+        argv += ["--model", "paramixer_cifar_tiny"] * ("--model" not in argv) + ["--device", "cpu"] * (
+            "--device" not in argv) + (TINY if "--dataset" not in argv else TINY[6:])
+    with pytest.raises(SystemExit) as exc:
+        cli.main(argv)
+    msg = exc.value.code
+    assert isinstance(msg, str) and msg.startswith("error: ") and "\n" not in msg, msg
+    assert re.search(match, msg), msg
+    assert "unexpected" not in msg  # a known kind of bad input, not a bug
+
+
+def test_bad_input_from_the_shell_has_no_traceback_unless_debug(tmp_path):
+    argv = [sys.executable, "-m", "hopfield_lab", "train", "--seed", "-1", "--dataset", "synthetic"]
+    out = subprocess.run(argv, capture_output=True, text=True)
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert out.stderr.strip().splitlines() == ["error: Bad TrainConfig: seed must be an integer in [0, 2**32), got -1."]
+    out = subprocess.run([*argv, "--debug"], capture_output=True, text=True)
+    assert out.returncode == 1 and "Traceback" in out.stderr and "ValueError" in out.stderr

@@ -105,6 +105,17 @@ def test_unknown_name_and_bad_options_raise_clear_errors():
         model.blocks[0](torch.randn(2, 10, 64))
 
 
+@pytest.mark.parametrize("lam", [math.nan, math.inf, -math.inf, "1e-2"])
+def test_lambda_must_be_a_finite_nonnegative_number(lam):
+    with pytest.raises(ValueError, match="finite number ≥ 0"):
+        hl.create_model("asymmixer_cifar_tiny", lam=lam)
+
+
+def test_unknown_override_names_the_option_meant():
+    with pytest.raises(TypeError, match=r"'depth' \(did you mean num_blocks\?\).*valid overrides: num_classes"):
+        hl.create_model("paramixer_cifar_tiny", depth=4)
+
+
 def test_mnist_size_and_presets():
     for patch in (4, 7):
         m = hl.create_model("paramixer_cifar_tiny", img_size=28, patch_size=patch, in_chans=1)

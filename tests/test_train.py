@@ -147,6 +147,10 @@ def test_failed_checkpoint_in_training_leaves_a_resumable_run(tmp_path, monkeypa
     (dict(epochs=0), "epochs"), (dict(schedule="step"), "schedule"), (dict(lr=-1.0), "lr"),
     (dict(label_smoothing=1.5), "label_smoothing"), (dict(model="paramixer_cifar_tiny", lam=0.1), "lam"),
     (dict(warmup_epochs=5), "warmup_epochs"), (dict(pad_mode="edge"), "pad_mode"),
+    (dict(seed=-1), "seed"), (dict(seed=2 ** 32), "seed"), (dict(device="tpu"), "unknown device 'tpu'"),
+    (dict(lam=math.nan), "lam must be a finite"), (dict(lam=math.inf), "lam must be a finite"),
+    (dict(model_overrides={"depth": 4}), "did you mean num_blocks"),
+    (dict(model_overrides={"num_classes": 0}), "num_classes must be an integer >= 1"),
 ])
 def test_bad_configs_are_rejected_clearly(bad, match):
     with pytest.raises(ValueError, match=match):
