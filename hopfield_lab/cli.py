@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 
 from .results import run_name
-from .train import _RESUME_FREE, TrainConfig, is_asym
+from .train import _RESUME_FREE, TrainConfig, TrainingDiverged, is_asym
 
 _SWEEP_OWN = {"model", "lam", "seed", "out_dir", "result_path", "stop_after_epochs"}
 FAMILIES = ("vanillamixer", "paramixer", "symmixer", "asymmixer")
@@ -272,6 +272,7 @@ def cmd_sweep(args) -> int:
     rows = []
     t0 = time.perf_counter()
     for i, (p, cfg) in enumerate(zip(plan, configs)):
+        tag = f"[{i + 1}/{len(plan)}] {p['name']}"
         path = Path(cfg.result_path)
         if path.is_file():
             saved = json.loads(path.read_text())
@@ -281,29 +282,41 @@ def cmd_sweep(args) -> int:
                     f"error: {path} exists but was made with other settings ({', '.join(diff)}). "
                     "Use another --out-dir, or delete that file to rerun it.")
             if main:
-                print(f"[{i + 1}/{len(plan)}] {p['name']}: done before (test_acc={saved['test_acc']:.4f}), skipped",
-                      flush=True)
+                print(f"{tag}: done before ({_outcome(saved)}), skipped", flush=True)
             rows.append(saved)
             continue
         if main:
-            print(f"[{i + 1}/{len(plan)}] {p['name']}", flush=True)
-        res = train(cfg)
+            print(tag, flush=True)
+        try:
+            res = train(cfg)
+        except TrainingDiverged as exc:  # recorded in its result file; the other runs go on
+            res = exc.result
         rows.append(res)
         if main:
-            print(f"[{i + 1}/{len(plan)}] {p['name']}: test_acc={res['test_acc']:.4f} "
-                  f"{res['img_per_s'] or 0:.0f} img/s {res['wall_time_s']:.1f} s", flush=True)
+            print(f"{tag}: {_outcome(res)} {res['img_per_s'] or 0:.0f} img/s {res['wall_time_s']:.1f} s", flush=True)
     try:
         (out / "checkpoints").rmdir()  # empty once every run has finished
     except OSError:
         pass
+    diverged = [p["name"] for p, r in zip(plan, rows) if r.get("status") == "diverged"]
     if main:
         print(f"\nsweep finished in {time.perf_counter() - t0:.1f} s; results in {out}")
         print(f"{'model':32s} {'lam':>8s} {'seed':>4s} {'test_acc':>8s} {'img/s':>8s} {'time_s':>7s}")
         for r in rows:
             lam = "-" if r["lam"] is None else f"{r['lam']:g}"
-            print(f"{r['model']:32s} {lam:>8s} {r['seed']:>4d} {r['test_acc']:>8.4f} "
+            acc = "diverged" if r.get("status") == "diverged" else f"{r['test_acc']:.4f}"
+            print(f"{r['model']:32s} {lam:>8s} {r['seed']:>4d} {acc:>8s} "
                   f"{r['img_per_s'] or 0:>8.0f} {r['wall_time_s']:>7.1f}")
+    if diverged:
+        raise _exit(f"error: {len(diverged)} of {len(plan)} runs diverged ({', '.join(diverged)}); their result "
+                    "files say at which epoch. Lower --lr (or λ) for them in another --out-dir.")
     return 0
+
+
+def _outcome(result: dict) -> str:
+    if result.get("status") == "diverged":
+        return f"diverged at epoch {result['diverged']['epoch']} ({result['diverged']['what']})"
+    return f"test_acc={result['test_acc']:.4f}"
 
 
 def cmd_bench(args) -> int:

@@ -588,6 +588,26 @@ def _check_resumable(saved: dict, cfg: TrainConfig) -> None:
             "another out_dir, delete the checkpoint, or pass resume=False to start afresh.")
 
 
+class TrainingDiverged(RuntimeError):
+    """Training produced a non-finite loss or weights. ``result`` is the run's result dict
+    (``status`` "diverged", ``diverged`` = ``{"epoch", "what"}``), also written to the result file."""
+
+    def __init__(self, message: str, result: dict):
+        super().__init__(message)
+        self.result = result
+
+
+def _divergence(loss_sum: float, penalty_sum: float, model: nn.Module) -> str | None:
+    """None when the epoch's summed loss and penalty and all weights are finite, else what is not."""
+    for name, v in (("loss", loss_sum), ("penalty", penalty_sum)):
+        if not math.isfinite(v):
+            return f"{name} {'NaN' if math.isnan(v) else 'inf'}"
+    params = [p.detach() for p in model.parameters()]
+    if params and not bool(torch.stack([torch.isfinite(p).all() for p in params]).all()):
+        return "weights NaN or inf"
+    return None
+
+
 def train(config: TrainConfig | dict, *, model: nn.Module | None = None,
           loaders: tuple | Callable | None = None) -> dict:
     """Train (or resume) one run and return its result dict (also written as JSON when ``out_dir``).
@@ -611,8 +631,11 @@ def train(config: TrainConfig | dict, *, model: nn.Module | None = None,
     Returns the result dict: ``model, lam, dataset, epochs, seed, recipe, test_acc, test_loss,
     train_loss, train_acc, best_test_acc, history (one dict per epoch), symmetry (final report),
     symmetry_history, params, wall_time_s, train_time_s, img_per_s, device, torch_version,
-    git_commit, config, finished`` ... ``finished`` is False when ``stop_after_epochs`` stopped
-    the run early; such a result is returned but not written as the result file.
+    git_commit, config, finished, status`` ... ``finished`` is False when ``stop_after_epochs``
+    stopped the run early (``status`` "stopped"); such a result is returned but not written as the
+    result file. A run whose loss or weights stop being finite ends at that epoch: the checkpoint
+    of the last good epoch stays, the result file is written with ``status`` "diverged", and
+    :class:`TrainingDiverged` is raised (carrying the result).
     """
     cfg = TrainConfig.from_dict(config) if isinstance(config, dict) else config
     cfg.validate()
@@ -696,6 +719,8 @@ def _train(cfg: TrainConfig, model: nn.Module | None, loaders) -> dict:
                unit="batch", dynamic_ncols=True)
     train_time = train_time_prev
     t_run = time.perf_counter()
+    diverged = None
+    saved_epoch = start_epoch if ckpt_path is not None and ckpt_path.is_file() else None
     for epoch in range(start_epoch, last):
         train_loader.set_epoch(epoch)
         seed_rank(cfg.seed, info, epoch)  # ranks > 0: their own drop-path / mixup streams
@@ -725,6 +750,12 @@ def _train(cfg: TrainConfig, model: nn.Module | None, loaders) -> dict:
         row = {"epoch": epoch + 1, "train_loss": loss_sum / n_seen, "train_acc": correct / n_seen,
                "penalty": pen_sum / (steps_per_epoch * info.world_size),
                "lr": optimizer.param_groups[0]["lr"], "epoch_time_s": dt, "img_per_s": n_seen / dt}
+        broken = _divergence(loss_sum, pen_sum, base)
+        if broken is not None:  # stop before anything (eval, metrics, checkpoint) reads bad weights
+            row["time_s"] = wall_prev + time.perf_counter() - t_run
+            history.append(row)
+            diverged = {"epoch": epoch + 1, "what": broken}
+            break
         is_last = epoch + 1 == cfg.epochs
         if (epoch + 1) % cfg.eval_every == 0 or is_last:
             ev = evaluate(eval_model, test_loader, amp_dtype=amp_dtype, info=info)
@@ -748,10 +779,11 @@ def _train(cfg: TrainConfig, model: nn.Module | None, loaders) -> dict:
                     "config": cfg.to_dict(), "train_time_s": train_time,
                     "wall_time_s": wall_prev + time.perf_counter() - t_run,
                 }, ckpt_path)
+            saved_epoch = epoch + 1
             D.barrier(info)
     bar.close()
 
-    finished = last == cfg.epochs
+    finished = last == cfg.epochs and diverged is None
     final = history[-1] if history else {}
     timed = history[1:] if len(history) > 1 else history  # epoch 1 holds compilation / warm-up
     img_s = (sum(r["img_per_s"] * r["epoch_time_s"] for r in timed) / sum(r["epoch_time_s"] for r in timed)
@@ -761,6 +793,7 @@ def _train(cfg: TrainConfig, model: nn.Module | None, loaders) -> dict:
         "model": cfg.model, "lam": cfg.lam if cfg.lam is not None or not is_asym(cfg.model)
         else getattr(base, "lam", None), "dataset": cfg.dataset, "epochs": cfg.epochs,
         "epochs_done": len(history), "seed": cfg.seed, "recipe": cfg.recipe, "finished": finished,
+        "status": "finished" if finished else "diverged" if diverged else "stopped", "diverged": diverged,
         "test_acc": final.get("test_acc"), "test_loss": final.get("test_loss"),
         "train_acc": final.get("train_acc"), "train_loss": final.get("train_loss"),
         "best_test_acc": max(evals) if evals else None,
@@ -780,10 +813,19 @@ def _train(cfg: TrainConfig, model: nn.Module | None, loaders) -> dict:
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     result = _plain(result)
+    target = cfg.result_path or (Path(cfg.out_dir) / RESULT_NAME if cfg.out_dir else None)
+    if info.is_main and (finished or diverged) and target is not None:
+        atomic_write_json(result, target)
+    if diverged:
+        D.barrier(info)
+        kept = (f"the last good checkpoint (epoch {saved_epoch}) is kept in {ckpt_path}" if saved_epoch
+                else "no checkpoint was written before it")
+        raise TrainingDiverged(
+            f"training diverged at epoch {diverged['epoch']} ({diverged['what']}); {kept}"
+            + (f", and {target} says so" if target is not None else "")
+            + f". Lower the learning rate (lr={cfg.lr:g})" + (f" or lam={cfg.lam:g}" if cfg.lam else "")
+            + ", or clip gradients (grad_clip), and start afresh.", result)
     if info.is_main and finished:
-        target = cfg.result_path or (Path(cfg.out_dir) / RESULT_NAME if cfg.out_dir else None)
-        if target is not None:
-            atomic_write_json(result, target)
         if ckpt_path is not None and not cfg.keep_checkpoint and ckpt_path.exists():
             ckpt_path.unlink()
             try:

@@ -305,3 +305,20 @@ def test_bad_input_from_the_shell_has_no_traceback_unless_debug(tmp_path):
     assert out.stderr.strip().splitlines() == ["error: Bad TrainConfig: seed must be an integer in [0, 2**32), got -1."]
     out = subprocess.run([*argv, "--debug"], capture_output=True, text=True)
     assert out.returncode == 1 and "Traceback" in out.stderr and "ValueError" in out.stderr
+
+
+def test_diverging_runs_are_one_line_and_a_sweep_records_them_and_goes_on(tmp_path, capsys):
+    with pytest.raises(SystemExit, match=r"^error: training diverged at epoch \d \(loss NaN\)"):
+        cli.main(["train", "--model", "paramixer_cifar_tiny", "--lr", "1e3", "--epochs", "3",
+                  "--out-dir", str(tmp_path / "one"), *TINY[:-3], "--no-progress"])
+    assert json.loads((tmp_path / "one" / "result.json").read_text())["status"] == "diverged"
+    argv = ["sweep", "--models", "paramixer_cifar_tiny", "--seeds", "0", "1", "--lr", "1e3", "--epochs", "3",
+            "--out-dir", str(tmp_path / "sweep"), *TINY[:-3], "--no-progress"]
+    with pytest.raises(SystemExit, match="2 of 2 runs diverged"):
+        cli.main(argv)
+    assert "diverged at epoch" in capsys.readouterr().out
+    assert sorted(p.name for p in (tmp_path / "sweep").glob("*.json")) == ["paramixer_cifar_tiny_seed0.json",
+                                                                          "paramixer_cifar_tiny_seed1.json"]
+    with pytest.raises(SystemExit, match="2 of 2 runs diverged"):
+        cli.main(argv)  # rerun: the diverged runs are known, not retrained
+    assert capsys.readouterr().out.count("done before (diverged at epoch") == 2

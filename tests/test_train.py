@@ -236,3 +236,16 @@ def test_subsets_are_a_fixed_random_sample_of_class_sorted_data():
     xb, yb = ht._subset(x, y, 50)
     assert torch.equal(xa, xb) and torch.equal(ya, y[xa])  # fixed, and images keep their labels
     assert len(set(xa.tolist())) == 50 and len(set(ya.tolist())) >= 8  # not the first 50 (one class)
+
+
+def test_diverging_run_stops_keeps_the_last_good_checkpoint_and_says_so(tmp_path):
+    out = tmp_path / "run"
+    with pytest.raises(ht.TrainingDiverged, match=r"training diverged at epoch 2 \(loss NaN\); the last good "
+                                                  r"checkpoint \(epoch 1\) is kept") as exc:
+        train(tiny(lr=1e3, out_dir=str(out)))          # symmetry metrics on: never computed on NaN weights
+    on_disk = json.loads((out / "result.json").read_text())
+    assert on_disk["status"] == "diverged" and on_disk["diverged"] == {"epoch": 2, "what": "loss NaN"}
+    assert on_disk["finished"] is False and on_disk["epochs_done"] == 2 and on_disk["history"][-1]["train_loss"] is None
+    assert exc.value.result["status"] == "diverged"
+    ck = ht.load_checkpoint(out / ht.CHECKPOINT_NAME)
+    assert ck["epoch"] == 1 and all(torch.isfinite(v).all() for v in ck["model"].values())
