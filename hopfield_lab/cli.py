@@ -33,6 +33,7 @@ import json
 import time
 from pathlib import Path
 
+from .distributed import RendezvousError
 from .results import run_name
 from .train import _RESUME_FREE, TrainConfig, TrainingDiverged, is_asym
 
@@ -428,6 +429,8 @@ def main(argv: list[str] | None = None) -> int:
         text = " ".join(str(exc).split()) or type(exc).__name__
         if not isinstance(exc, USER_ERRORS):
             text = f"{type(exc).__name__}: {text} (unexpected: rerun with --debug for the traceback)"
+        if isinstance(exc, RendezvousError):  # the rank that speaks for all may be the missing one
+            raise SystemExit(f"error: {text}") from None
         raise _exit(f"error: {text}") from None
     finally:
         import torch.distributed as dist
