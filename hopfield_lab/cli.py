@@ -33,7 +33,7 @@ import json
 import time
 from pathlib import Path
 
-from .distributed import RendezvousError
+from .distributed import RendezvousError, is_main_process
 from .results import run_name
 from .train import _RESUME_FREE, TrainConfig, TrainingDiverged, is_asym
 
@@ -197,8 +197,7 @@ def check_model_names(names: list[str]) -> None:
 # commands
 # ---------------------------------------------------------------------------------------------
 def _is_main() -> bool:
-    import os
-    return os.environ.get("RANK", "0") == "0"
+    return is_main_process()
 
 
 def cmd_train(args) -> int:
@@ -426,7 +425,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:
         if getattr(args, "debug", False):
             raise
-        text = " ".join(str(exc).split()) or type(exc).__name__
+        text = " ".join((getattr(exc, "cli_message", None) or str(exc)).split()) or type(exc).__name__
         if not isinstance(exc, USER_ERRORS):
             text = f"{type(exc).__name__}: {text} (unexpected: rerun with --debug for the traceback)"
         if isinstance(exc, RendezvousError):  # the rank that speaks for all may be the missing one

@@ -35,6 +35,7 @@ from torch import nn
 __all__ = [
     "DistInfo",
     "RendezvousError",
+    "is_main_process",
     "parse_device",
     "init_distributed",
     "wrap_model",
@@ -143,6 +144,11 @@ class DistInfo:
     def is_main(self) -> bool:
         """True on rank 0, the one process that prints, writes checkpoints and result files."""
         return self.rank == 0
+
+
+def is_main_process() -> bool:
+    """True unless torchrun's ``RANK`` names another rank than 0 (usable before :func:`init_distributed`)."""
+    return os.environ.get("RANK", "0") == "0"
 
 
 def _env_int(name: str) -> int:

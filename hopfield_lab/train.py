@@ -462,6 +462,33 @@ def _atomic_write(path: str | os.PathLike, mode: str, write) -> Path:
     return path
 
 
+def remove_stale_temp_files(path: str | os.PathLike) -> list[Path]:
+    """Remove the temp files ``.<name>.tmp<PID>`` that :func:`_atomic_write` left beside ``path``
+    when a process was killed mid-write (PIDs of live processes are kept); returns those removed."""
+    path = Path(path)
+    removed = []
+    for tmp in path.parent.glob(f".{path.name}.tmp*"):
+        pid = tmp.name[len(f".{path.name}.tmp"):]
+        if pid.isdigit() and int(pid) != os.getpid() and _alive(int(pid)):
+            continue
+        try:
+            tmp.unlink()
+            removed.append(tmp)
+        except OSError:
+            pass
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # e.g. another user's process
+        return True
+    return True
+
+
 def _rng_state() -> dict:
     st = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
     if torch.cuda.is_available():
@@ -577,15 +604,49 @@ def seed_rank(seed: int, info: D.DistInfo, epoch: int) -> None:
         seed_everything(rank_seed(seed, info.rank, epoch))
 
 
+class ResumeMismatch(ValueError):
+    """The checkpoint in ``out_dir`` was written with another configuration. ``str()`` names the
+    Python option (``resume=False``), :attr:`cli_message` the command-line flag (``--no-resume``)."""
+
+    def __init__(self, out_dir, diff: dict):
+        lines = ", ".join(f"{k}: checkpoint {a!r} vs now {b!r}" for k, (a, b) in diff.items())
+
+        def text(out, fresh):
+            return (f"The checkpoint in {out_dir} belongs to another configuration ({lines}). Use another "
+                    f"{out}, delete the checkpoint, or pass {fresh} to start afresh.")
+
+        super().__init__(text("out_dir", "resume=False"))
+        self.diff = diff
+        self.cli_message = text("--out-dir", "--no-resume")
+
+
 def _check_resumable(saved: dict, cfg: TrainConfig) -> None:
     now = cfg.to_dict()
     diff = {k: (saved.get(k), now[k]) for k in now
             if k not in _RESUME_FREE and k in saved and saved.get(k) != now[k]}
     if diff:
-        lines = ", ".join(f"{k}: checkpoint {a!r} vs now {b!r}" for k, (a, b) in diff.items())
-        raise ValueError(
-            f"The checkpoint in {cfg.out_dir} belongs to another configuration ({lines}). Use "
-            "another out_dir, delete the checkpoint, or pass resume=False to start afresh.")
+        raise ResumeMismatch(cfg.out_dir, diff)
+
+
+def _prepare_outputs(cfg: TrainConfig) -> None:
+    """Before any work: ``out_dir`` (and the result file's folder) must be writable folders;
+    temp files left by killed writes of earlier runs are removed."""
+    folders = [(Path(cfg.out_dir), "out_dir", "out_dir (--out-dir)")] if cfg.out_dir else []
+    if cfg.result_path:
+        folders.append((Path(cfg.result_path).parent, "the folder of result_path", "result_path (--result-path)"))
+    for folder, option, fix in folders:
+        if folder.exists() and not folder.is_dir():
+            raise ValueError(f"{option} {folder} is a file, not a folder: choose another {fix}.")
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            probe = folder / f".write-test-{os.getpid()}"
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as exc:
+            raise ValueError(f"cannot write to {option} {folder} ({type(exc).__name__}: {exc.strerror or exc}): "
+                             f"choose a writable {fix}.") from None
+        for name in (CHECKPOINT_NAME, RESULT_NAME, Path(cfg.result_path or RESULT_NAME).name):
+            remove_stale_temp_files(folder / name)
 
 
 class TrainingDiverged(RuntimeError):
@@ -653,6 +714,8 @@ def train(config: TrainConfig | dict, *, model: nn.Module | None = None,
 
 def _train(cfg: TrainConfig, model: nn.Module | None, loaders) -> dict:
     t_start = time.perf_counter()
+    if D.is_main_process():  # before the process group: a failure here ends every rank's wait
+        _prepare_outputs(cfg)
     info = D.init_distributed(cfg.device)
     device = info.device
     seed_everything(cfg.seed)
@@ -697,7 +760,7 @@ def _train(cfg: TrainConfig, model: nn.Module | None, loaders) -> dict:
         if hasattr(train_loader, "load_state_dict") and "loader" in ck:
             train_loader.load_state_dict(ck["loader"])
         _set_rng_state(ck["rng"])
-        if info.is_main and cfg.progress:
+        if info.is_main:
             print(f"hopfield_lab.train: resumed {cfg.model} from {ckpt_path} after epoch {start_epoch}.", flush=True)
 
     train_model = D.wrap_model(base, info)

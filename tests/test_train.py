@@ -249,3 +249,62 @@ def test_diverging_run_stops_keeps_the_last_good_checkpoint_and_says_so(tmp_path
     assert exc.value.result["status"] == "diverged"
     ck = ht.load_checkpoint(out / ht.CHECKPOINT_NAME)
     assert ck["epoch"] == 1 and all(torch.isfinite(v).all() for v in ck["model"].values())
+
+
+def test_unusable_out_dir_fails_before_any_training(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(ht, "make_loaders", lambda *a: calls.append(a))  # no data is even loaded
+    (tmp_path / "taken").write_text("a file")
+    with pytest.raises(ValueError, match="out_dir .*taken is a file, not a folder"):
+        train(tiny(out_dir=str(tmp_path / "taken")))
+    with pytest.raises(ValueError, match="cannot write to out_dir .*taken/run"):
+        train(tiny(out_dir=str(tmp_path / "taken" / "run")))
+    with pytest.raises(ValueError, match="the folder of result_path .*taken is a file"):
+        train(tiny(result_path=str(tmp_path / "taken" / "r.json")))
+    assert calls == []
+
+
+@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root may write into read-only folders")
+def test_read_only_out_dir_fails_before_any_training(tmp_path):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    try:
+        with pytest.raises(ValueError, match="cannot write to out_dir"):
+            train(tiny(out_dir=str(ro)))
+    finally:
+        ro.chmod(0o755)
+
+
+def test_temp_files_of_killed_writes_are_removed_on_the_next_start(tmp_path, capsys):
+    import subprocess
+    import sys
+
+    out = tmp_path / "run"
+    train(tiny(epochs=2, out_dir=str(out), stop_after_epochs=1))
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale = [out / f".checkpoint.pt.tmp{dead.stdout.strip()}", out / f".result.json.tmp{dead.stdout.strip()}"]
+    for f in stale:
+        f.write_bytes(b"half a file")
+    alive = out / f".checkpoint.pt.tmp{os.getppid()}"          # a live process's write is left alone
+    alive.write_bytes(b"in progress")
+    capsys.readouterr()
+    res = train(tiny(epochs=2, out_dir=str(out), progress=False))
+    assert res["epochs_done"] == 2 and not any(f.exists() for f in stale) and alive.exists()
+    assert "resumed asymmixer_cifar_tiny" in capsys.readouterr().out  # said even without a progress bar
+
+
+def test_resume_mismatch_names_the_cli_flag_on_the_command_line(tmp_path):
+    from hopfield_lab import cli
+
+    argv = ["train", "--model", "paramixer_cifar_tiny", "--dataset", "synthetic", "--dataset-options", "n=128",
+            "n_test=64", "size=16", "--batch-size", "64", "--epochs", "2", "--stop-after-epochs", "1",
+            "--device", "cpu", "--no-progress", "--out-dir", str(tmp_path)]
+    assert cli.main(argv) == 0
+    with pytest.raises(SystemExit) as exc:
+        cli.main([*argv[:-2], "--lr", "0.01", "--out-dir", str(tmp_path)])
+    assert "lr: checkpoint 0.001 vs now 0.01" in exc.value.code and "--no-resume" in exc.value.code
+    assert "resume=False" not in exc.value.code
+    with pytest.raises(ValueError, match="resume=False"):  # in Python, the keyword
+        train(TrainConfig(**{**tiny(epochs=2, out_dir=str(tmp_path)).to_dict(), "model": "paramixer_cifar_tiny",
+                             "lam": None, "lr": 0.01}))
