@@ -138,10 +138,9 @@ def resolve_config(given: dict) -> TrainConfig:
     """A TrainConfig from the fields given: TrainConfig's defaults, or with ``recipe="paper"`` the
     recipe's fields (:meth:`hopfield_lab.recipes.Recipe.train_config`) overridden by those given.
 
-    Under the paper recipe ``model`` names the family (default ``paramixer``), a given
-    ``batch_size`` without ``lr`` rescales the learning rate linearly, a given ``epochs``
-    without ``warmup_epochs`` keeps the recipe's warm-up fraction (20 of 300 epochs), and given
-    ``model_overrides`` are merged into the recipe's.
+    Under the paper recipe ``model`` names the family (default ``paramixer``), and the recipe's
+    rescale rules apply (:meth:`~hopfield_lab.recipes.Recipe.train_config`: lr with the batch,
+    warm-up with the epochs); given ``model_overrides`` are merged into the recipe's.
     """
     if given.get("recipe", "none") != "paper":
         return TrainConfig(**given)
@@ -150,8 +149,6 @@ def resolve_config(given: dict) -> TrainConfig:
     kw = dict(given)
     family = paper_family(kw.pop("model", "paramixer"))
     dataset = kw.pop("dataset", TrainConfig.dataset)
-    if "epochs" in kw and "warmup_epochs" not in kw:
-        kw["warmup_epochs"] = PAPER.warmup_epochs * kw["epochs"] / PAPER.epochs
     return TrainConfig(**PAPER.train_config(family, dataset, **kw))
 
 

@@ -126,6 +126,11 @@ class Recipe:
         """Peak learning rate for a global batch (default: this recipe's), linearly scaled."""
         return scaled_lr(self.base_lr, self.batch_size if batch_size is None else batch_size, self.base_batch)
 
+    def warmup(self, epochs: int | None = None) -> float:
+        """Warm-up epochs for a run of ``epochs`` (default: this recipe's): the same fraction of the run,
+        ``warmup_epochs * epochs / self.epochs`` (the paper's 20 of 300 become 2 of 30)."""
+        return self.warmup_epochs if epochs is None else self.warmup_epochs * epochs / self.epochs
+
     @property
     def num_tokens(self) -> int:
         """Number of patches, ``(img_size // patch_size) ** 2`` (196 for 224 px, patch 16)."""
@@ -159,22 +164,24 @@ class Recipe:
         label smoothing lives in the soft targets of :meth:`mixer`, so the trainer's own
         ``label_smoothing`` is 0 (it would otherwise be applied twice). The trainer's on-device
         crop/flip is off: augmentation happens in :func:`paper_transforms`. Overrides win, e.g.
-        ``epochs=30, lam=1e-2, out_dir="runs/paper"``; when ``batch_size`` is overridden without
-        ``lr``, the lr is rescaled to it.
+        ``epochs=30, lam=1e-2, out_dir="runs/paper"``. The recipe's two rescale rules: a
+        ``batch_size`` given without ``lr`` rescales the lr (:meth:`lr`), ``epochs`` given without
+        ``warmup_epochs`` keeps the warm-up's share of the run (:meth:`warmup`).
         """
         batch = int(overrides.get("batch_size", self.batch_size))
+        epochs = overrides.get("epochs", self.epochs)
         model_overrides = self.model_kwargs()
         model_overrides.pop("img_size")  # the trainer takes it from the loaders' meta
         model_overrides.update(overrides.pop("model_overrides", {}) or {})
         cfg = dict(
             model=self.model_name(family),
             dataset=dataset,
-            epochs=self.epochs,
+            epochs=epochs,
             batch_size=batch,
             lr=self.lr(batch),
             weight_decay=self.weight_decay,
             schedule=self.schedule,
-            warmup_epochs=self.warmup_epochs,
+            warmup_epochs=self.warmup(epochs),
             label_smoothing=0.0 if self.uses_mixing else self.label_smoothing,
             crop_padding=0,
             flip=False,

@@ -227,3 +227,17 @@ def test_subsets_are_a_fixed_random_sample_not_a_prefix():
     assert torch.equal(a, b) and len(set(a.tolist())) == 50 and torch.equal(a, a.sort().values)
     assert not torch.equal(a, torch.arange(50))  # a prefix of a class-sorted archive is one class
     assert torch.equal(recipes._subset(7, None), torch.arange(7)) and torch.equal(recipes._subset(7, 9), torch.arange(7))
+
+
+def test_one_warmup_rule_in_python_and_on_the_command_line(capsys):
+    import json
+
+    from hopfield_lab import cli
+
+    assert PAPER.warmup() == 20 and PAPER.warmup(30) == pytest.approx(2.0) and PAPER.warmup(600) == pytest.approx(40)
+    assert PAPER.train_config(epochs=30)["warmup_epochs"] == pytest.approx(2.0)
+    assert PAPER.train_config(epochs=30, warmup_epochs=5)["warmup_epochs"] == 5  # an explicit value wins
+    assert paper_recipe(epochs=10, warmup_epochs=1).train_config(epochs=30)["warmup_epochs"] == pytest.approx(3.0)
+    for epochs in (30, 150):
+        assert cli.main(["train", "--recipe", "paper", "--epochs", str(epochs), "--dry-run"]) == 0
+        assert json.loads(capsys.readouterr().out)["warmup_epochs"] == PAPER.train_config(epochs=epochs)["warmup_epochs"]
