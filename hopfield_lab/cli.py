@@ -35,10 +35,10 @@ from pathlib import Path
 
 from .distributed import RendezvousError, is_main_process
 from .results import run_name
-from .train import _RESUME_FREE, TrainConfig, TrainingDiverged, is_asym
+from .mixer import FAMILIES, family_of
+from .train import _RESUME_FREE, TrainConfig, TrainingDiverged
 
 _SWEEP_OWN = {"model", "lam", "seed", "out_dir", "result_path", "stop_after_epochs"}
-FAMILIES = ("vanillamixer", "paramixer", "symmixer", "asymmixer")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -218,11 +218,11 @@ def cmd_train(args) -> int:
 
 def sweep_plan(models: list[str], lams: list[float] | None, seeds: list[int],
                n_iters: list[int] | None = None) -> list[dict]:
-    """The runs of a sweep: every model x seed (x n_iter), and x lambda for asym models only."""
+    """The runs of a sweep: every model x seed (x n_iter), and x lambda for the models with a breaking part."""
     plan = []
     for model in models:
         for ni in (n_iters or [None]):
-            for lam in ((lams or [None]) if is_asym(model) else [None]):
+            for lam in ((lams or [None]) if family_of(model).has_breaking else [None]):
                 for seed in seeds:
                     plan.append({"model": model, "lam": lam, "seed": seed, "n_iter": ni,
                                  "name": run_name(model, lam, seed, ni)})
@@ -329,7 +329,7 @@ def cmd_bench(args) -> int:
             r = benchmark(name, batch_size=args.batch_size, steps=args.steps, warmup=args.warmup,
                           compile=(mode == "compile"), amp=args.amp, device=args.device,
                           img_size=args.img_size, in_chans=args.in_chans, num_classes=args.num_classes,
-                          lam=args.lam if is_asym(name) else None,
+                          lam=args.lam if family_of(name).has_breaking else None,
                           model_overrides=_key_values(args.model_overrides))
             rows.append(r)
             print(f"{name:32s} {mode:8s} batch {args.batch_size:5d}  {r['img_per_s']:10.1f} img/s  "

@@ -36,6 +36,7 @@ from __future__ import annotations
 import fnmatch
 import math
 import numbers
+from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import torch
@@ -46,7 +47,7 @@ from torch import nn
 __all__ = [
     "Mlp", "SymMlp", "AsymMlp", "LagrangianLayerNorm", "DropPath", "PatchEmbed",
     "SerialMixerBlock", "ParallelMixerBlock", "Mixer", "create_model", "list_models",
-    "model_config", "NORMS", "FAMILIES",
+    "model_config", "NORMS", "Family", "FAMILIES", "family_of",
 ]
 
 
@@ -67,6 +68,8 @@ class _TwoLayer(nn.Module):
 
     in_features: int
     hidden_features: int
+    #: whether this MLP has a symmetry-breaking weight (:attr:`breaking`), penalised by λ‖V‖²
+    has_breaking: bool = False
 
     def __init__(self, in_features: int, hidden_features: int, act_layer=nn.GELU, drop: float = 0.0):
         super().__init__()
@@ -161,6 +164,8 @@ class AsymMlp(_TwoLayer):
     ``fc1.weight`` = A (hidden, in), ``fc2.weight`` = V (in, hidden), as in the official code; the
     model's :meth:`Mixer.symmetry_penalty` adds λ‖V‖² to the loss (λ → ∞ gives SymMlp back).
     """
+
+    has_breaking = True
 
     def __init__(self, in_features: int, hidden_features: int, act_layer=nn.GELU, drop: float = 0.0):
         super().__init__(in_features, hidden_features, act_layer, drop)
@@ -518,6 +523,10 @@ class Mixer(nn.Module):
         self.num_features = self.embed_dim = embed_dim
         self.lam = lam_value
         self.model_name = "custom"  # create_model() sets the registry name
+        #: the :class:`Family` of (block_layer, mlp_layer), None for a combination outside FAMILIES
+        self.family = _family_of_layers(block_layer, mlp_layer)
+        #: whether the MLPs carry symmetry-breaking weights V (penalised by λ‖V‖²)
+        self.has_breaking = bool(getattr(mlp_layer, "has_breaking", False))
         self.norm_kind = norm if isinstance(norm, str) else getattr(norm, "__name__", "custom")
         norm_layer = _resolve_norm(norm)
 
@@ -596,17 +605,19 @@ class Mixer(nn.Module):
         else:
             self.head = nn.Identity()
 
+    def breaking_weights(self) -> list[torch.Tensor]:
+        """The symmetry-breaking weights V of every block's token and channel MLP (empty without them)."""
+        return [mlp.breaking for block in self.blocks for mlp in (block.mlp_tokens, block.mlp_channels)
+                if mlp.breaking is not None]
+
     def symmetry_penalty(self) -> torch.Tensor:
         """λ Σ_blocks (‖Vˢ‖² + ‖Vᶜ‖²) for AsymMixer; a 0-dim zero tensor (model's device) otherwise."""
         p = self.norm.weight
         total = torch.zeros((), device=p.device, dtype=p.dtype)
         if self.lam == 0.0:
             return total
-        for block in self.blocks:
-            for mlp in (block.mlp_tokens, block.mlp_channels):
-                V = mlp.breaking
-                if V is not None:
-                    total = total + V.pow(2).sum()
+        for V in self.breaking_weights():
+            total = total + V.pow(2).sum()
         return self.lam * total
 
 
@@ -631,12 +642,60 @@ def _check_sizes(img_size, patch_size, num_blocks, embed_dim, in_chans, num_clas
 # --------------------------------------------------------------------------------------------
 # registry
 # --------------------------------------------------------------------------------------------
-FAMILIES: dict[str, dict] = {
-    "vanillamixer": dict(block_layer=SerialMixerBlock, mlp_layer=Mlp),
-    "paramixer": dict(block_layer=ParallelMixerBlock, mlp_layer=Mlp),
-    "symmixer": dict(block_layer=ParallelMixerBlock, mlp_layer=SymMlp),
-    "asymmixer": dict(block_layer=ParallelMixerBlock, mlp_layer=AsymMlp),
-}
+@dataclass(frozen=True)
+class Family:
+    """One model family: how its blocks are built, and how the book and the tools name it.
+
+    ``name`` is the registry prefix (``"asymmixer"`` -> ``asymmixer_cifar_small``); ``label`` its
+    name in the book's tables and legends; ``color`` its matplotlib colour in every plot;
+    ``official`` the official code's ``(block class, MLP class)`` names (None if it has no
+    counterpart there); ``official_sizes`` the 224-px sizes of the official registry (every
+    family also gets the CIFAR-size presets).
+    """
+
+    name: str
+    label: str
+    color: str
+    block_layer: type
+    mlp_layer: type
+    official: tuple[str, str] | None = None
+    official_sizes: tuple[str, ...] = ()
+
+    @property
+    def has_breaking(self) -> bool:
+        """True when the MLPs carry a symmetry-breaking weight V, penalised by λ‖V‖² (AsymMixer)."""
+        return self.mlp_layer.has_breaking
+
+    def __str__(self) -> str:
+        return self.name
+
+
+_ALL_224 = ("s32_224", "s16_224", "b32_224", "b16_224", "l32_224", "l16_224")
+
+#: The model families in display order (the one list of them: add a family here).
+FAMILIES: dict[str, Family] = {f.name: f for f in (
+    Family("vanillamixer", "vanilla (serial)", "C0", SerialMixerBlock, Mlp, ("vMixerBlock", "vMlp"), _ALL_224),
+    Family("paramixer", "ParaMixer", "C1", ParallelMixerBlock, Mlp, ("pMixerBlock", "vMlp"), _ALL_224),
+    Family("symmixer", "SymMixer", "C2", ParallelMixerBlock, SymMlp, ("pMixerBlock", "sMlp"), _ALL_224),
+    Family("asymmixer", "AsymMixer", "C3", ParallelMixerBlock, AsymMlp, ("pMixerBlock", "aMlp"), ("s16_224",)),
+)}
+
+
+def family_of(name: str) -> Family:
+    """The :class:`Family` of a family name (``"symmixer"``) or a registered model name
+    (``"symmixer_cifar_small"``, ``"asymmixer_s16_224_l02"``); a ValueError lists the families."""
+    key = str(name)
+    if key in _REGISTRY:
+        return FAMILIES[_REGISTRY[key]["family"]]
+    if key in FAMILIES:
+        return FAMILIES[key]
+    raise ValueError(f"{key!r} is neither a model family ({', '.join(FAMILIES)}) nor a registered model "
+                     "name (hopfield_lab.list_models())")
+
+
+def _family_of_layers(block_layer, mlp_layer) -> Family | None:
+    return next((f for f in FAMILIES.values() if (f.block_layer, f.mlp_layer) == (block_layer, mlp_layer)), None)
+
 
 _SIZES_224 = {
     "s32_224": dict(patch_size=32, num_blocks=8, embed_dim=512),
@@ -646,29 +705,30 @@ _SIZES_224 = {
     "l32_224": dict(patch_size=32, num_blocks=24, embed_dim=1024),
     "l16_224": dict(patch_size=16, num_blocks=24, embed_dim=1024),
 }
-# CIFAR-size presets (32 px, patch 4 -> 64 tokens) used by the book and the GPU study (science.md §6)
+# CIFAR-size presets (32 px, patch 4 -> 64 tokens) used by the book (chapter 8) and its GPU study
 _SIZES_CIFAR = {
     "cifar_small": dict(img_size=32, patch_size=4, num_blocks=8, embed_dim=256, num_classes=10),
     "cifar_tiny": dict(img_size=32, patch_size=4, num_blocks=2, embed_dim=64, num_classes=10),
 }
-# λ-suffixed AsymMixer names of the official registry
+# aliases of the official registry: n_iter variants of the tied/free families, λ-suffixed AsymMixers
+_OFFICIAL_N_ITERS = (2, 3, 4)
 _OFFICIAL_LAMBDAS = {"l00": 0.0, "l06": 1e-6, "l05": 1e-5, "l04": 1e-4, "l035": 5e-4, "l03": 1e-3,
                      "l02": 1e-2, "l01": 0.1, "l10": 1.0}
 
 
 def _build_registry() -> dict[str, dict]:
     reg: dict[str, dict] = {}
-    for fam in ("vanillamixer", "paramixer", "symmixer"):
-        for size, cfg in _SIZES_224.items():
-            reg[f"{fam}_{size}"] = dict(family=fam, **cfg)
-        for n in (2, 3, 4):  # official n_iter variants
-            reg[f"{fam}_s16_224_ni{n}"] = dict(family=fam, **_SIZES_224["s16_224"], n_iter=n)
-    reg["asymmixer_s16_224"] = dict(family="asymmixer", **_SIZES_224["s16_224"])
-    for suffix, lam in _OFFICIAL_LAMBDAS.items():
-        reg[f"asymmixer_s16_224_{suffix}"] = dict(family="asymmixer", **_SIZES_224["s16_224"], lam=lam)
-    for fam in FAMILIES:
+    for fam in FAMILIES.values():
+        for size in fam.official_sizes:
+            reg[f"{fam.name}_{size}"] = dict(family=fam.name, **_SIZES_224[size])
+        if "s16_224" in fam.official_sizes:
+            s16 = dict(family=fam.name, **_SIZES_224["s16_224"])
+            if fam.has_breaking:
+                reg.update({f"{fam.name}_s16_224_{sfx}": dict(s16, lam=lam) for sfx, lam in _OFFICIAL_LAMBDAS.items()})
+            else:
+                reg.update({f"{fam.name}_s16_224_ni{n}": dict(s16, n_iter=n) for n in _OFFICIAL_N_ITERS})
         for size, cfg in _SIZES_CIFAR.items():
-            reg[f"{fam}_{size}"] = dict(family=fam, **cfg)
+            reg[f"{fam.name}_{size}"] = dict(family=fam.name, **cfg)
     return reg
 
 
@@ -714,14 +774,15 @@ def model_config(name: str, **overrides) -> dict:
     if problem:
         raise TypeError(f"create_model: {problem}")
     cfg = dict(_REGISTRY[name])
-    family = cfg.pop("family")
-    if "lam" in overrides and family != "asymmixer":
-        raise ValueError(f"lam (λ) only applies to AsymMixer models, not {name!r}: "
-                         "use an asymmixer_* name, e.g. asymmixer_s16_224 or asymmixer_cifar_small")
+    family = FAMILIES[cfg.pop("family")]
+    if "lam" in overrides and not family.has_breaking:
+        with_v = [f.name for f in FAMILIES.values() if f.has_breaking]
+        raise ValueError(f"lam (λ) only applies to AsymMixer models (families with a breaking weight: "
+                         f"{', '.join(with_v)}), not {name!r}: use e.g. {with_v[0]}_cifar_small")
     if "norm" in overrides and not callable(overrides["norm"]) and overrides["norm"] not in NORMS:
         raise ValueError(f"unknown norm {overrides['norm']!r}; choose one of {sorted(NORMS)}")
     cfg.update(overrides)
-    return dict(FAMILIES[family], **cfg)
+    return dict(block_layer=family.block_layer, mlp_layer=family.mlp_layer, **cfg)
 
 
 def create_model(name: str, **overrides) -> Mixer:

@@ -30,6 +30,8 @@ from dataclasses import asdict, dataclass, field, replace
 import torch
 import torch.nn.functional as F
 
+from .mixer import FAMILIES
+
 __all__ = [
     "Recipe",
     "PAPER",
@@ -109,9 +111,8 @@ class Recipe:
         :meth:`model_kwargs` then sets the recipe's size (image, patch, width, depth, ratios),
         so the name only selects the family.
         """
-        families = ("vanillamixer", "paramixer", "symmixer", "asymmixer")
-        if family not in families:
-            raise ValueError(f"Unknown model family {family!r}; choose one of {', '.join(families)}.")
+        if family not in FAMILIES:
+            raise ValueError(f"Unknown model family {family!r}; choose one of {', '.join(FAMILIES)}.")
         return f"{family}_s16_224"
 
     def model_kwargs(self, num_classes: int | None = None) -> dict:

@@ -34,7 +34,6 @@ import platform
 import random
 import subprocess
 import time
-import weakref
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, NamedTuple
@@ -45,7 +44,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import distributed as D
-from .mixer import unknown_overrides
+from .mixer import Mixer, create_model, family_of, unknown_overrides
+from .symmetry import symmetry_report
 from .runtime import seed_everything
 
 SCHEDULES = ("cosine", "onecycle")
@@ -166,7 +166,7 @@ class TrainConfig:
         for name in ("train_subset", "test_subset", "img_size"):
             v = getattr(self, name)
             need(v is None or (isinstance(v, int) and v >= 1), f"{name} must be a positive integer, got {v!r}.")
-        if self.lam is not None and self.lam != 0 and not is_asym(self.model):
+        if self.lam is not None and self.lam != 0 and not family_of(self.model).has_breaking:
             raise ValueError(
                 f"Bad TrainConfig: lam={self.lam} is the penalty of AsymMixer models, but model "
                 f"{self.model!r} has no asymmetric part. Use an asymmixer_* model or leave lam unset.")
@@ -202,11 +202,6 @@ def quick_config(model: str = "paramixer_cifar_tiny", dataset: str = "cifar10", 
     return TrainConfig(**kw)
 
 
-def is_asym(model_name: str) -> bool:
-    """True for the AsymMixer family (the only one with a symmetry-breaking penalty lambda)."""
-    return str(model_name).lower().startswith("asym")
-
-
 # ---------------------------------------------------------------------------------------------
 # building blocks
 # ---------------------------------------------------------------------------------------------
@@ -223,9 +218,6 @@ def penalty_of(model: nn.Module) -> torch.Tensor | None:
     return fn() if callable(fn) else None
 
 
-_V_CACHE: "weakref.WeakKeyDictionary[nn.Module, list]" = weakref.WeakKeyDictionary()
-
-
 def breaking_weights(model: nn.Module) -> tuple[float, list[torch.Tensor]] | None:
     """``(lam, [V, ...])`` when ``model`` is a hopfield_lab Mixer (penalty ``lam * sum ||V||^2``), else None.
 
@@ -234,17 +226,9 @@ def breaking_weights(model: nn.Module) -> tuple[float, list[torch.Tensor]] | Non
     norms (which costs ~4 ms per step on a GPU in eager mode); the update is the same.
     """
     base = D.unwrap(model)
-    try:
-        from .mixer import Mixer, _TwoLayer
-    except ImportError:
-        return None
     if not isinstance(base, Mixer) or type(base).symmetry_penalty is not Mixer.symmetry_penalty:
         return None
-    Vs = _V_CACHE.get(base)
-    if Vs is None:
-        Vs = [m.breaking for m in base.modules() if isinstance(m, _TwoLayer) and m.breaking is not None]
-        _V_CACHE[base] = Vs
-    return float(base.lam), Vs
+    return float(base.lam), base.breaking_weights()
 
 
 def train_step(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
@@ -371,13 +355,11 @@ def make_scheduler(optimizer, cfg: TrainConfig, steps_per_epoch: int):
 
 def build_model(cfg: TrainConfig, num_classes: int, in_chans: int, img_size: int) -> nn.Module:
     """``hopfield_lab.create_model(cfg.model, ...)`` for this data (classes, channels, size)."""
-    from .mixer import create_model
-
     kw = dict(cfg.model_overrides)
     kw.setdefault("num_classes", num_classes)
     kw.setdefault("in_chans", in_chans)
     kw.setdefault("img_size", img_size)
-    if cfg.lam is not None and is_asym(cfg.model):
+    if cfg.lam is not None and family_of(cfg.model).has_breaking:
         kw.setdefault("lam", cfg.lam)
     return create_model(cfg.model, **kw)
 
@@ -396,11 +378,9 @@ def git_commit() -> str | None:
 
 
 def _symmetry(model: nn.Module) -> list[dict] | None:
-    try:
-        from .symmetry import symmetry_report
-    except ImportError:
-        return None
-    return _plain(symmetry_report(D.unwrap(model)))
+    """The symmetry report of a Mixer-like model (one with ``blocks``), else None."""
+    base = D.unwrap(model)
+    return _plain(symmetry_report(base)) if hasattr(base, "blocks") else None
 
 
 def _plain(x):
@@ -853,7 +833,7 @@ def _train(cfg: TrainConfig, model: nn.Module | None, loaders) -> dict:
              if timed else None)
     evals = [r["test_acc"] for r in history if "test_acc" in r]
     result = {
-        "model": cfg.model, "lam": cfg.lam if cfg.lam is not None or not is_asym(cfg.model)
+        "model": cfg.model, "lam": cfg.lam if cfg.lam is not None or not getattr(base, "has_breaking", False)
         else getattr(base, "lam", None), "dataset": cfg.dataset, "epochs": cfg.epochs,
         "epochs_done": len(history), "seed": cfg.seed, "recipe": cfg.recipe, "finished": finished,
         "status": "finished" if finished else "diverged" if diverged else "stopped", "diverged": diverged,

@@ -6,10 +6,11 @@ import torch
 import torch.nn.functional as F
 
 import hopfield_lab as hl
+from hopfield_lab import mixer
 from hopfield_lab.mixer import (AsymMlp, LagrangianLayerNorm, Mixer, Mlp, ParallelMixerBlock,
-                                SerialMixerBlock, SymMlp, model_config)
+                                SerialMixerBlock, SymMlp, family_of, model_config)
 
-FAMILIES = ("vanillamixer", "paramixer", "symmixer", "asymmixer")
+FAMILIES = list(mixer.FAMILIES)
 
 # tiny config for exact checks: 8x8 images, patch 2 -> S = 16 tokens, C = 12, Ns = 6, Nc = 48
 TINY = dict(img_size=8, patch_size=2, embed_dim=12, num_blocks=2, num_classes=5)
@@ -135,6 +136,24 @@ def test_families_are_one_line_swaps():
         assert all(type(b) is block and type(b.mlp_tokens) is mlp and type(b.mlp_channels) is mlp for b in m.blocks)
     m = Mixer(**{**TINY, "block_layer": ParallelMixerBlock, "mlp_layer": SymMlp, "norm": "lagrangian"})
     assert isinstance(m.blocks[0].norm, LagrangianLayerNorm)
+
+
+def test_the_registry_is_the_one_home_of_the_families():
+    assert FAMILIES == ["vanillamixer", "paramixer", "symmixer", "asymmixer"]  # the paper's four, display order
+    assert [f.label for f in mixer.FAMILIES.values()] == ["vanilla (serial)", "ParaMixer", "SymMixer", "AsymMixer"]
+    assert len({f.color for f in mixer.FAMILIES.values()}) == 4
+    assert [f.name for f in mixer.FAMILIES.values() if f.has_breaking] == ["asymmixer"]
+    for name in hl.list_models():
+        fam = family_of(name)
+        assert name.startswith(fam.name + "_") and family_of(fam.name) is fam
+        with torch.device("meta"):
+            model = hl.create_model(name)
+        assert model.family is fam and model.has_breaking == fam.has_breaking
+        assert len(model.breaking_weights()) == (2 * len(model.blocks) if fam.has_breaking else 0)
+    custom = Mixer(**TINY, block_layer=SerialMixerBlock, mlp_layer=SymMlp)  # not one of the families
+    assert custom.family is None and not custom.has_breaking
+    with pytest.raises(ValueError, match="neither a model family"):
+        family_of("resmixer")
 
 
 # ------------------------------------------------------------------ shapes, init, state names

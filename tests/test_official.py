@@ -14,9 +14,8 @@ import pytest
 import torch
 
 import hopfield_lab as hl
+from hopfield_lab.mixer import FAMILIES
 from hopfield_lab.official import describe_state_dict, load_official_state_dict
-
-FAMILIES = ("vanillamixer", "paramixer", "symmixer", "asymmixer")
 
 
 # ------------------------------------------------------------------ loader (no official code needed)

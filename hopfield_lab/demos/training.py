@@ -27,23 +27,16 @@ from typing import Iterable, Optional, Sequence
 
 import numpy as np
 
+from ..mixer import FAMILIES, family_of
 from ..results import format_lam
 
-#: model families in display order, and their names in the book
-FAMILIES = ("vanillamixer", "paramixer", "symmixer", "asymmixer")
-FAMILY_LABELS = {"vanillamixer": "vanilla (serial)", "paramixer": "ParaMixer", "symmixer": "SymMixer",
-                 "asymmixer": "AsymMixer"}
-FAMILY_COLORS = {"vanillamixer": "C0", "paramixer": "C1", "symmixer": "C2", "asymmixer": "C3"}
 REQUIRED_KEYS = ("model", "test_acc", "history", "config")
 
 
 # ------------------------------------------------------------------------------------------ reading
-def family(model: str) -> str:
-    """The family of a model preset name, e.g. ``"asymmixer_cifar_small" -> "asymmixer"``."""
-    for fam in FAMILIES:
-        if model.startswith(fam):
-            return fam
-    raise ValueError(f"{model!r} is not a model of the Mixer family; names start with one of {FAMILIES}")
+def _breaks(result: dict) -> bool:
+    """True for runs of a family with a symmetry-breaking weight (AsymMixer: the λ sweep)."""
+    return family_of(result["model"]).has_breaking
 
 
 def n_iter_of(result: dict) -> int:
@@ -54,9 +47,9 @@ def n_iter_of(result: dict) -> int:
 
 def label(result: dict) -> str:
     """A short name of a run: ``"SymMixer"``, ``"AsymMixer λ=1e-02"``, ``"ParaMixer, n_iter 2"``."""
-    fam = family(result["model"])
-    text = FAMILY_LABELS[fam]
-    if fam == "asymmixer":
+    fam = family_of(result["model"])
+    text = fam.label
+    if fam.has_breaking:
         lam = result.get("lam")
         text += f" λ={format_lam(lam)}" if lam is not None else ""
     if n_iter_of(result) != 1:
@@ -66,7 +59,7 @@ def label(result: dict) -> str:
 
 def _sort_key(r: dict):
     lam = r.get("lam")
-    return (FAMILIES.index(family(r["model"])), n_iter_of(r), -1.0 if lam is None else float(lam),
+    return (list(FAMILIES).index(family_of(r["model"]).name), n_iter_of(r), -1.0 if lam is None else float(lam),
             r.get("seed", 0), r["model"])
 
 
@@ -94,7 +87,7 @@ def load_results(directory, pattern: str = "*.json") -> list[dict]:
             warnings.warn(f"{path}: not a training result (missing {missing}); skipped")
             continue
         try:
-            fam = family(r["model"])
+            fam = family_of(r["model"]).name
         except ValueError:
             warnings.warn(f"{path}: model {r['model']!r} is not in the Mixer family; skipped")
             continue
@@ -180,19 +173,18 @@ def lambda_curve(results: Sequence[dict], n_iter: int = 1) -> tuple[np.ndarray, 
     """``(lams, test_accs)`` of the AsymMixer runs with ``n_iter``, sorted by λ (seeds averaged)."""
     by_lam: dict[float, list[float]] = {}
     for r in results:
-        if family(r["model"]) == "asymmixer" and n_iter_of(r) == n_iter and r.get("lam") is not None:
+        if _breaks(r) and n_iter_of(r) == n_iter and r.get("lam") is not None:
             by_lam.setdefault(float(r["lam"]), []).append(float(r["test_acc"]))
     lams = np.array(sorted(by_lam))
     return lams, np.array([np.mean(by_lam[l]) for l in lams])
 
 
 def reference_accuracies(results: Sequence[dict], n_iter: int = 1) -> dict[str, float]:
-    """Mean test accuracy per non-AsymMixer family (runs with ``n_iter``): ``{family: acc}``."""
+    """Mean test accuracy per family without a breaking weight (runs with ``n_iter``): ``{family: acc}``."""
     acc: dict[str, list[float]] = {}
     for r in results:
-        fam = family(r["model"])
-        if fam != "asymmixer" and n_iter_of(r) == n_iter:
-            acc.setdefault(fam, []).append(float(r["test_acc"]))
+        if not _breaks(r) and n_iter_of(r) == n_iter:
+            acc.setdefault(family_of(r["model"]).name, []).append(float(r["test_acc"]))
     return {f: float(np.mean(v)) for f, v in acc.items()}
 
 
@@ -211,11 +203,13 @@ def plot_accuracy_vs_lambda(results: Sequence[dict], ax=None, n_iter: int = 1, t
     ax = _ax(ax, (6.4, 4.2))
     lams, accs = lambda_curve(results, n_iter)
     if len(lams):
-        ax.plot(lams, 100 * accs, "o-", color=FAMILY_COLORS["asymmixer"], label="AsymMixer(λ)")
+        fam = next(family_of(r["model"]) for r in results if _breaks(r))
+        ax.plot(lams, 100 * accs, "o-", color=fam.color, label=f"{fam.label}(λ)")
         positive = lams[lams > 0]
         ax.set_xscale("symlog", linthresh=float(positive.min()) if len(positive) else 1e-6)
-    for fam, acc in reference_accuracies(results, n_iter).items():
-        ax.axhline(100 * acc, ls="--", color=FAMILY_COLORS[fam], label=f"{FAMILY_LABELS[fam]}: {100 * acc:.1f} %")
+    for name, acc in reference_accuracies(results, n_iter).items():
+        fam = FAMILIES[name]
+        ax.axhline(100 * acc, ls="--", color=fam.color, label=f"{fam.label}: {100 * acc:.1f} %")
     ax.set(xlabel="symmetry-breaking penalty λ (symlog scale)", ylabel="test accuracy (%)",
            title=title or "Test accuracy against the penalty λ")
     ax.legend(fontsize=8, loc="best")
@@ -223,19 +217,23 @@ def plot_accuracy_vs_lambda(results: Sequence[dict], ax=None, n_iter: int = 1, t
     return ax.figure
 
 
-def _line_style(r: dict, results: list[dict], highlight: Optional[str]):
-    """Colour, label and line width of run ``r`` among ``results``: one colour per family,
-    AsymMixer runs shaded light to dark red in the order given; ``highlight`` drawn thick."""
-    fam = family(r["model"])
-    color = FAMILY_COLORS[fam]
-    asym = [q for q in results if family(q["model"]) == "asymmixer"]
-    if fam == "asymmixer" and len(asym) > 1:
+def _color(r: dict, results: Sequence[dict]):
+    """One colour per family; the runs with a breaking weight (the λ sweep) shaded light to dark red
+    in the order given."""
+    sweep = [q for q in results if _breaks(q)]
+    if _breaks(r) and len(sweep) > 1:
         import matplotlib
 
-        color = matplotlib.colormaps["Reds"](0.35 + 0.6 * asym.index(r) / (len(asym) - 1))
+        return matplotlib.colormaps["Reds"](0.35 + 0.6 * sweep.index(r) / (len(sweep) - 1))
+    return family_of(r["model"]).color
+
+
+def _line_style(r: dict, results: list[dict], highlight: Optional[str]):
+    """Colour (:func:`_color`), label and line width of run ``r`` among ``results``; ``highlight``
+    drawn thick."""
     lab = r.get("label") or label(r)
     lw = 2.5 if lab == highlight else (1.0 if highlight else 1.5)
-    return color, lab, lw
+    return _color(r, results), lab, lw
 
 
 def plot_learning_curves(results: Sequence[dict], key: str = "test_acc", ax=None, title: Optional[str] = None,
@@ -321,19 +319,13 @@ def plot_symmetry_blocks(results: Sequence[dict], metric: str = "cosine", axes=N
 def plot_symmetry_history(results: Sequence[dict], metric: str = "cosine", ax=None, title: Optional[str] = None):
     """Block-mean of a symmetry metric (both branches) against the epoch, one line per run."""
     ax = _ax(ax, (6.4, 4.2))
-    cmap = __import__("matplotlib").colormaps["Reds"]
-    asym = [r for r in results if family(r["model"]) == "asymmixer"]
     for r in results:
         hist = r.get("symmetry_history") or []
         if not hist:
             continue
         ep = [e["epoch"] for e in hist]
         vals = [np.nanmean([row.get(metric, math.nan) for row in e["report"]]) for e in hist]
-        fam = family(r["model"])
-        color = FAMILY_COLORS[fam]
-        if fam == "asymmixer" and len(asym) > 1:
-            color = cmap(0.35 + 0.6 * asym.index(r) / (len(asym) - 1))
-        ax.plot(ep, vals, "o-", ms=3, color=color, label=r.get("label") or label(r))
+        ax.plot(ep, vals, "o-", ms=3, color=_color(r, results), label=r.get("label") or label(r))
     ax.set(xlabel="epoch", ylabel=f"block mean of {METRIC_LABELS.get(metric, metric)}",
            title=title or "Weight symmetry during training")
     ax.legend(fontsize=7, ncol=2, loc="best")
@@ -355,7 +347,7 @@ def quick_config(model: str, lam: Optional[float] = None, n_iter: int = 1, quick
     from ..runtime import quick as _quick
     from ..train import TrainConfig
 
-    fam = family(model)
+    fam = family_of(model).name
     q = _quick() if quick is None else quick
     over = dict(fields.pop("model_overrides", {}) or {})
     if n_iter != 1:
@@ -368,7 +360,7 @@ def quick_config(model: str, lam: Optional[float] = None, n_iter: int = 1, quick
     else:
         cfg = dict(model=f"{fam}_cifar_small", dataset=dataset or "cifar10", epochs=epochs or 30, batch_size=512,
                    lr=1e-3, crop_padding=4, flip=True, progress=True)
-    cfg.update(lam=lam if fam == "asymmixer" else None, seed=seed, model_overrides=over)
+    cfg.update(lam=lam if family_of(fam).has_breaking else None, seed=seed, model_overrides=over)
     cfg.update(fields)
     return TrainConfig(**cfg)
 
@@ -379,7 +371,7 @@ def quick_run(model: str, lam: Optional[float] = None, n_iter: int = 1, **kw) ->
     from ..train import train
 
     r = train(quick_config(model, lam=lam, n_iter=n_iter, **kw))
-    r = dict(r, family=family(r["model"]), n_iter=n_iter_of(r))
+    r = dict(r, family=family_of(r["model"]).name, n_iter=n_iter_of(r))
     r["label"] = label(r)
     return r
 
@@ -388,7 +380,7 @@ def quick_run(model: str, lam: Optional[float] = None, n_iter: int = 1, **kw) ->
 def _draw_selection(axes, results, selected: dict, metric: str):
     for ax in axes:
         ax.clear()
-    others = [r for r in results if family(r["model"]) != "asymmixer" and r.get("n_iter", 1) == selected.get("n_iter", 1)]
+    others = [r for r in results if not _breaks(r) and r.get("n_iter", 1) == selected.get("n_iter", 1)]
     shown = others + [selected]
     lab = selected.get("label") or label(selected)
     plot_learning_curves(shown, "test_acc", ax=axes[0], highlight=lab, title=f"{lab}: test accuracy per epoch")
@@ -400,7 +392,7 @@ def _draw_selection(axes, results, selected: dict, metric: str):
 
 
 def _asym_runs(results):
-    runs = [r for r in results if family(r["model"]) == "asymmixer" and r.get("lam") is not None]
+    runs = [r for r in results if _breaks(r) and r.get("lam") is not None]
     if not runs:
         raise ValueError("no AsymMixer runs with a λ among the results: the widget selects one of them")
     return sorted(runs, key=lambda r: (r.get("n_iter", 1), float(r["lam"])))
