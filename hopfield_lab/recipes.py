@@ -382,17 +382,6 @@ def soft_target_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> to
     return -(targets.float() * logp).sum(-1).mean()
 
 
-def _subset(n: int, k: int | None) -> torch.Tensor:
-    """A fixed random subset of ``k`` of ``n`` indices (seed 0), in increasing order.
-
-    Not the first ``k``: image-folder archives list their samples class by class, so a prefix
-    can hold a single class.
-    """
-    if not k or k >= n:
-        return torch.arange(n)
-    return torch.randperm(n, generator=torch.Generator().manual_seed(0))[:k].sort().values
-
-
 def paper_loaders(recipe: Recipe = PAPER, *, transforms: tuple | None = None, num_workers: int | None = None,
                   mixing: bool = True):
     """A ``loaders`` callable for :func:`hopfield_lab.train.train`: streaming loaders with the recipe's augmentation.
@@ -403,15 +392,15 @@ def paper_loaders(recipe: Recipe = PAPER, *, transforms: tuple | None = None, nu
         from hopfield_lab.train import train
         train(PAPER.train_config("paramixer", "cifar10", out_dir="runs/paper"), loaders=paper_loaders())
 
-    The returned function ``(config, dist_info) -> (train_loader, test_loader, meta)`` reads the
-    split named by ``config.dataset`` with :func:`hopfield_lab.data.load_dataset` (uint8, kept
+    The returned function ``(config, dist_info) -> (train_loader, test_loader, meta)`` reads both
+    splits named by ``config.dataset`` with :func:`hopfield_lab.data.load_splits` (uint8, kept
     on the CPU) -- or, when ``config.dataset`` is a folder with ``train/`` and ``val/`` (or
     ``test/``) class subfolders, opens it lazily with ``torchvision.datasets.ImageFolder`` (for
     ImageNet-size data that does not fit in memory) -- and streams it through
     :class:`~hopfield_lab.streaming.StreamingLoader` workers with the recipe's transforms; the
     train loader applies the recipe's :class:`MixupCutmix` on the device (``mixing=False``: off).
-    ``train_subset`` / ``test_subset`` take a fixed random subset (seed 0), not the first N
-    samples (archives list their images class by class).
+    ``train_subset`` / ``test_subset`` follow the one subset rule of
+    :func:`hopfield_lab.data.subset_indices` in both cases.
 
     Args:
         transforms: ``(train_transform, test_transform)`` instead of :func:`paper_transforms`
@@ -438,28 +427,16 @@ def paper_loaders(recipe: Recipe = PAPER, *, transforms: tuple | None = None, nu
             if cfg.train_subset or cfg.test_subset:
                 from torch.utils.data import Subset
 
-                tr = Subset(tr, _subset(len(tr), cfg.train_subset).tolist())
-                te = Subset(te, _subset(len(te), cfg.test_subset).tolist())
+                tr = Subset(tr, hd.subset_indices(len(tr), cfg.train_subset).tolist())
+                te = Subset(te, hd.subset_indices(len(te), cfg.test_subset).tolist())
             ds_tr, ds_te = TransformDataset(tr, transform=train_tf), TransformDataset(te, transform=test_tf)
             n_cls = len((tr.dataset if hasattr(tr, "dataset") else tr).classes)
             in_chans = 3
         else:
-            opts = dict(cfg.dataset_options)
-            x_tr, y_tr = hd.load_dataset(cfg.dataset, "train", root=cfg.data_root, download=cfg.download, **opts)
-            x_te, y_te = hd.load_dataset(cfg.dataset, "test", root=cfg.data_root, download=cfg.download, **opts)
-            if cfg.train_subset:
-                keep = _subset(len(y_tr), cfg.train_subset)
-                x_tr, y_tr = x_tr[keep], y_tr[keep]
-            if cfg.test_subset:
-                keep = _subset(len(y_te), cfg.test_subset)
-                x_te, y_te = x_te[keep], y_te[keep]
-            if cfg.dataset == "synthetic":
-                n_cls = int(opts.get("num_classes", 10))
-            else:
-                n_cls = hd.num_classes(cfg.dataset, torch.cat([y_tr, y_te]))
-            ds_tr = TransformDataset(x_tr.cpu(), y_tr.cpu(), transform=train_tf)
-            ds_te = TransformDataset(x_te.cpu(), y_te.cpu(), transform=test_tf)
-            in_chans = int(x_tr.shape[1])
+            data = hd.load_splits(cfg)
+            ds_tr = TransformDataset(data.x_train, data.y_train, transform=train_tf)
+            ds_te = TransformDataset(data.x_test, data.y_test, transform=test_tf)
+            n_cls, in_chans = data.num_classes, int(data.x_train.shape[1])
         bs = local_batch_size(cfg.batch_size, info)
         mixer = recipe.mixer(n_cls) if mixing else None
         train_loader = StreamingLoader(ds_tr, bs, device=info.device, train=True, seed=cfg.seed, info=info,

@@ -43,6 +43,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import data as hd
 from . import distributed as D
 from .mixer import Mixer, create_model, family_of, unknown_overrides
 from .symmetry import symmetry_report
@@ -75,8 +76,7 @@ class TrainConfig:
     model: str = _f("paramixer_cifar_small", "model preset name (see hopfield_lab.list_models())")
     lam: float | None = _f(None, "symmetry-breaking penalty lambda of AsymMixer models "
                                  "(loss += lam * sum ||V||^2); only for asym* models")
-    dataset: str = _f("cifar10", "mnist | cifar10 | cifar100 | digits | synthetic | mnist-test10k "
-                                 "| path of an ImageFolder directory or .tar.gz")
+    dataset: str = _f("cifar10", " | ".join(hd.DATASETS) + " | path of an ImageFolder directory or .tar.gz")
     data_root: str | None = _f(None, "data root (downloads, offline archives); default "
                                      "$HOPFIELD_LAB_DATA or ~/.cache/hopfield_lab")
     download: bool = _f(True, "let torchvision download missing data")
@@ -119,7 +119,8 @@ class TrainConfig:
     result_path: str | None = _f(None, "where to write the result JSON (default out_dir/result.json)")
     progress: bool = _f(True, "show a tqdm progress bar")
     model_overrides: dict = _f({}, "extra keyword arguments for create_model (e.g. num_blocks=4 n_iter=2)")
-    dataset_options: dict = _f({}, "options of the synthetic data set (n, n_test, size, channels, ...)")
+    dataset_options: dict = _f({}, "options of a data set that takes them (" + "; ".join(
+        f"{d.name}: {', '.join(d.options)}" for d in hd.DATASETS.values() if d.options) + ")")
 
     def validate(self) -> "TrainConfig":
         """Raise a ValueError that says what to change when a field is out of range."""
@@ -192,9 +193,7 @@ def quick_config(model: str = "paramixer_cifar_tiny", dataset: str = "cifar10", 
     4096 training and 1024 test images, 3 epochs, batch 128, CPU-friendly. ``overrides`` are
     TrainConfig fields.
     """
-    from .data import quick_dataset
-
-    kw = dict(model=model, dataset=quick_dataset(dataset, overrides.get("data_root")), epochs=3,
+    kw = dict(model=model, dataset=hd.quick_dataset(dataset, overrides.get("data_root")), epochs=3,
               batch_size=128, train_subset=4096, test_subset=1024, progress=False)
     if kw["dataset"] == "synthetic":
         kw["dataset_options"] = {"n": 4096, "n_test": 1024}
@@ -492,45 +491,25 @@ def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
 # ---------------------------------------------------------------------------------------------
 # data
 # ---------------------------------------------------------------------------------------------
-def _subset(x: torch.Tensor, y: torch.Tensor, k: int):
-    """A fixed random subset of k samples (archives are stored class by class, so never the first k)."""
-    idx = torch.randperm(len(y), generator=torch.Generator().manual_seed(12345))[:k]
-    return x[idx], y[idx]
-
-
 def make_loaders(cfg: TrainConfig, info: D.DistInfo):
-    """The default loaders: whole splits on ``info.device`` (:class:`~hopfield_lab.data.DeviceLoader`).
+    """The default loaders: whole splits (:func:`hopfield_lab.data.load_splits`) on ``info.device``
+    (:class:`~hopfield_lab.data.DeviceLoader`).
 
     Returns ``(train_loader, test_loader, meta)`` with ``meta = {"num_classes", "in_chans",
     "img_size", "n_train", "n_test"}``.
     """
-    from . import data as hd
-
-    opts = dict(cfg.dataset_options)
-    x_tr, y_tr = hd.load_dataset(cfg.dataset, "train", root=cfg.data_root, download=cfg.download, **opts)
-    x_te, y_te = hd.load_dataset(cfg.dataset, "test", root=cfg.data_root, download=cfg.download, **opts)
-    if cfg.train_subset:
-        x_tr, y_tr = _subset(x_tr, y_tr, cfg.train_subset)
-    if cfg.test_subset:
-        x_te, y_te = _subset(x_te, y_te, cfg.test_subset)
-    if cfg.dataset == "synthetic":
-        n_cls = int(opts.get("num_classes", 10))
-    else:
-        n_cls = hd.num_classes(cfg.dataset, torch.cat([y_tr, y_te]))
-    mean, std = hd.normalization(cfg.dataset, x_tr)
+    data = hd.load_splits(cfg)
     aug = hd.Augment(crop_padding=cfg.crop_padding, pad_mode=cfg.pad_mode, flip=cfg.flip)
     local_bs = D.local_batch_size(cfg.batch_size, info)
     train_loader = hd.DeviceLoader(
-        x_tr, y_tr, local_bs, device=info.device, train=True, mean=mean, std=std, augment=aug,
-        img_size=cfg.img_size, seed=cfg.seed,
+        data.x_train, data.y_train, local_bs, device=info.device, train=True, mean=data.mean, std=data.std,
+        augment=aug, img_size=cfg.img_size, seed=cfg.seed,
         shard=(lambda idx: D.shard(idx, info)) if info.enabled else None)
     test_loader = hd.DeviceLoader(
-        x_te, y_te, local_bs, device=info.device, train=False, mean=mean, std=std,
+        data.x_test, data.y_test, local_bs, device=info.device, train=False, mean=data.mean, std=data.std,
         img_size=cfg.img_size,
         shard=(lambda idx: idx[info.rank:: info.world_size]) if info.enabled else None)
-    meta = {"num_classes": n_cls, "in_chans": int(x_tr.shape[1]),
-            "img_size": int(cfg.img_size or x_tr.shape[-1]), "n_train": len(y_tr), "n_test": len(y_te)}
-    return train_loader, test_loader, meta
+    return train_loader, test_loader, data.meta(cfg.img_size)
 
 
 def recipe_loaders(cfg: TrainConfig) -> Callable:
@@ -893,7 +872,6 @@ def benchmark(model: str | nn.Module, *, batch_size: int = 512, steps: int = 20,
     backward and a (fused on CUDA) AdamW step. Returns ``{"model", "compile", "batch_size",
     "img_per_s", "ms_per_step", "params", "device", "torch_version"}``.
     """
-    from .data import Augment, DeviceLoader
     from .runtime import get_device
 
     for name_, value, lo in (("batch_size", batch_size, 1), ("steps", steps, 1), ("warmup", warmup, 0),
@@ -916,9 +894,9 @@ def benchmark(model: str | nn.Module, *, batch_size: int = 512, steps: int = 20,
     fwd = torch.compile(net) if compile else net
     n = batch_size * 4
     g = torch.Generator().manual_seed(0)
-    loader = DeviceLoader(torch.randint(0, 256, (n, in_chans, img_size, img_size), dtype=torch.uint8, generator=g),
+    loader = hd.DeviceLoader(torch.randint(0, 256, (n, in_chans, img_size, img_size), dtype=torch.uint8, generator=g),
                           torch.randint(0, num_classes, (n,), generator=g), batch_size, device=dev,
-                          train=True, augment=Augment(crop_padding=min(4, img_size // 4), flip=True))
+                          train=True, augment=hd.Augment(crop_padding=min(4, img_size // 4), flip=True))
     amp_dtype = torch.bfloat16 if (amp and dev.type == "cuda") else None
 
     def batches():

@@ -268,7 +268,7 @@ BAD_INPUTS = {
     "non-image file": (lambda p: ["train", "--dataset", str(_image_folder_with_a_non_image(p))],
                        r"train/b/notes\.jpg is not an image"),
     "unknown data set": (lambda p: ["train", "--dataset", "imagenet22k"], "Unknown data set 'imagenet22k'"),
-    "missing path": (lambda p: ["train", "--dataset", str(p / "no" / "data.tar.gz")], "no such"),
+    "missing path": (lambda p: ["train", "--dataset", str(p / "no" / "data.tar.gz")], "No such file or folder: .*data.tar.gz"),
     "override without =": (lambda p: ["train", "--model-overrides", "depth"], "KEY=VALUE pairs, got 'depth'"),
     "unknown override": (lambda p: ["train", "--model-overrides", "depth=4"], "'depth' \\(did you mean num_blocks\\?\\)"),
     "fewer classes than labels": (lambda p: ["train", "--model-overrides", "num_classes=3"],

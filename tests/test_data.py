@@ -330,3 +330,48 @@ def test_truncated_archive_is_a_clear_error(tmp_path):
     cut.write_bytes(full.read_bytes()[: full.stat().st_size // 2])
     with pytest.raises(hd.DataUnavailableError, match=r"cut\.tar\.gz: it is truncated or damaged"):
         hd.load_dataset(str(cut), "train")
+
+
+# ---------------------------------------------------------------------------------------------
+# the registry, both splits of a run, the one subset rule
+# ---------------------------------------------------------------------------------------------
+def test_subsets_are_a_fixed_random_sample_not_a_prefix():
+    a, b = hd.subset_indices(1000, 50), hd.subset_indices(1000, 50)
+    assert torch.equal(a, b) and len(set(a.tolist())) == 50 and torch.equal(a, a.sort().values)
+    assert not torch.equal(a, torch.arange(50))  # a prefix of a class-sorted archive is one class
+    assert torch.equal(hd.subset_indices(7, None), torch.arange(7)) and torch.equal(hd.subset_indices(7, 9), torch.arange(7))
+    y = torch.arange(10).repeat_interleave(100)  # archives list their images class by class
+    assert len(set(y[hd.subset_indices(1000, 50)].tolist())) >= 8
+
+
+def test_load_splits_takes_both_splits_and_the_subsets_by_the_one_rule():
+    from types import SimpleNamespace
+
+    cfg = SimpleNamespace(dataset="synthetic", data_root=None, download=False, train_subset=40, test_subset=None,
+                          dataset_options={"n": 100, "n_test": 30, "num_classes": 4, "size": 8})
+    s = hd.load_splits(cfg)
+    x, y = hd.load_dataset("synthetic", "train", n=100, n_test=30, num_classes=4, size=8)
+    keep = hd.subset_indices(100, 40)
+    assert torch.equal(s.x_train, x[keep]) and torch.equal(s.y_train, y[keep]) and len(s.y_test) == 30
+    assert s.num_classes == 4 and s.meta() == {"num_classes": 4, "in_chans": 3, "img_size": 8, "n_train": 40,
+                                               "n_test": 30}
+    assert s.meta(img_size=16)["img_size"] == 16 and (s.mean, s.std) == hd.normalization("synthetic", x[keep])
+    digits = hd.load_splits(SimpleNamespace(dataset="digits", data_root=None, download=False, train_subset=None,
+                                            test_subset=100, dataset_options={}))
+    assert digits.num_classes == 10 and len(digits.y_train) == 1437 and len(digits.y_test) == 100
+
+
+def test_registry_names_every_data_set_once_and_drives_messages():
+    assert list(hd.DATASETS) == ["mnist", "cifar10", "cifar100", "digits", "synthetic", "mnist-test10k"]
+    for name, spec in hd.DATASETS.items():
+        assert spec.name == name and f"``{name!r}``" in hd.__doc__ and spec.about
+    assert hd.num_classes("cifar100") == 100 and hd.num_classes("synthetic", options={"num_classes": 3}) == 3
+    assert hd.normalization("/somewhere/cifar10-jpeg.tar.gz") == hd.DATASETS["cifar10"].normalization
+    with pytest.raises(hd.DataUnavailableError, match="Unknown data set 'imagenet'.*'digits', 'synthetic'"):
+        hd.load_dataset("imagenet")
+    with pytest.raises(hd.DataUnavailableError, match="No such file or folder: .*nowhere/data.tar.gz"):
+        hd.load_dataset("/nowhere/data.tar.gz")
+    with pytest.raises(ValueError, match="not understood by the 'digits' data set \\(it takes none\\)"):
+        hd.load_dataset("digits", n=10)
+    with pytest.raises(ValueError, match=r"\['nn'\] are not understood by the 'synthetic' data set \(its options: n, "):
+        hd.load_dataset("synthetic", nn=10)

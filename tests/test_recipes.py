@@ -222,13 +222,6 @@ def test_paper_loaders_train_and_resume_exactly(tmp_path):
     assert resumed["test_acc"] == full["test_acc"]
 
 
-def test_subsets_are_a_fixed_random_sample_not_a_prefix():
-    a, b = recipes._subset(1000, 50), recipes._subset(1000, 50)
-    assert torch.equal(a, b) and len(set(a.tolist())) == 50 and torch.equal(a, a.sort().values)
-    assert not torch.equal(a, torch.arange(50))  # a prefix of a class-sorted archive is one class
-    assert torch.equal(recipes._subset(7, None), torch.arange(7)) and torch.equal(recipes._subset(7, 9), torch.arange(7))
-
-
 def test_one_warmup_rule_in_python_and_on_the_command_line(capsys):
     import json
 

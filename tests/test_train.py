@@ -229,15 +229,6 @@ def test_train_step_takes_soft_targets_from_mixup_cutmix():
     assert int(out.correct) == int((logits.argmax(-1) == t.argmax(-1)).sum())
 
 
-def test_subsets_are_a_fixed_random_sample_of_class_sorted_data():
-    y = torch.arange(10).repeat_interleave(100)  # archives list their images class by class
-    x = torch.arange(1000)
-    xa, ya = ht._subset(x, y, 50)
-    xb, yb = ht._subset(x, y, 50)
-    assert torch.equal(xa, xb) and torch.equal(ya, y[xa])  # fixed, and images keep their labels
-    assert len(set(xa.tolist())) == 50 and len(set(ya.tolist())) >= 8  # not the first 50 (one class)
-
-
 def test_diverging_run_stops_keeps_the_last_good_checkpoint_and_says_so(tmp_path):
     out = tmp_path / "run"
     with pytest.raises(ht.TrainingDiverged, match=r"training diverged at epoch 2 \(loss NaN\); the last good "
