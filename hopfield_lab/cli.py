@@ -142,14 +142,15 @@ def resolve_config(given: dict) -> TrainConfig:
     rescale rules apply (:meth:`~hopfield_lab.recipes.Recipe.train_config`: lr with the batch,
     warm-up with the epochs); given ``model_overrides`` are merged into the recipe's.
     """
-    if given.get("recipe", "none") != "paper":
+    if given.get("recipe", "none") == "none":
         return TrainConfig(**given)
-    from .recipes import PAPER
+    from .recipes import make_recipe
 
     kw = dict(given)
     family = paper_family(kw.pop("model", "paramixer"))
     dataset = kw.pop("dataset", TrainConfig.dataset)
-    return TrainConfig(**PAPER.train_config(family, dataset, **kw))
+    recipe = make_recipe(kw.pop("recipe"), kw.pop("recipe_overrides", {}))
+    return TrainConfig(**recipe.train_config(family, dataset, **kw))
 
 
 def config_from_args(args: argparse.Namespace, **fixed) -> TrainConfig:

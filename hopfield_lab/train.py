@@ -45,12 +45,13 @@ from torch import nn
 
 from . import data as hd
 from . import distributed as D
+from . import recipes
 from .mixer import Mixer, create_model, family_of, unknown_overrides
 from .symmetry import symmetry_report
 from .runtime import seed_everything
 
 SCHEDULES = ("cosine", "onecycle")
-RECIPES = ("none", "paper")
+RECIPES = ("none", *recipes.RECIPES)
 CHECKPOINT_NAME = "checkpoint.pt"
 RESULT_NAME = "result.json"
 # Fields that may differ between a checkpoint and the run that resumes it.
@@ -84,6 +85,8 @@ class TrainConfig:
                              "paper's 224-px recipe (hopfield_lab.recipes.PAPER): streaming loaders with "
                              "torchvision transforms and mixup/cutmix (needs torchvision); on the command "
                              "line its hyperparameters become the defaults", choices=RECIPES)
+    recipe_overrides: dict = _f({}, "data-pipeline fields of the recipe that differ from it (e.g. mixup_alpha=0 "
+                                    "random_erasing=0); see hopfield_lab.recipes.PIPELINE_FIELDS")
     workers: int | None = _f(None, "loader processes per rank of the streaming loader (recipe paper); "
                                    "default: the CPU cores shared by the local ranks, less one")
     epochs: int = _f(30, "number of training epochs")
@@ -136,6 +139,10 @@ class TrainConfig:
              "recipe 'paper' augments with its own transforms (random-resized crop, flip, RandAugment, "
              f"erasing, mixup/cutmix), so crop_padding={self.crop_padding!r} and flip={self.flip!r} would be "
              "ignored: set crop_padding=0 and flip=False (the recipe's defaults), or use recipe 'none'.")
+        need(self.recipe != "none" or not self.recipe_overrides,
+             f"recipe_overrides {self.recipe_overrides} need a recipe: add recipe='paper' (--recipe paper).")
+        problem = recipes.check_recipe_overrides(self.recipe_overrides)
+        need(problem is None, f"{problem}.")
         need(self.workers is None or (isinstance(self.workers, int) and self.workers >= 0),
              f"workers must be an integer >= 0, got {self.workers!r}.")
         need(self.schedule in SCHEDULES, f"schedule must be one of {SCHEDULES}, got {self.schedule!r}.")
@@ -513,18 +520,16 @@ def make_loaders(cfg: TrainConfig, info: D.DistInfo):
 
 
 def recipe_loaders(cfg: TrainConfig) -> Callable:
-    """The ``loaders`` callable of ``cfg.recipe == "paper"``: :func:`hopfield_lab.recipes.paper_loaders`
-    of the paper's recipe at ``cfg.img_size`` with ``cfg.workers`` loader processes per rank.
+    """The ``loaders`` callable of a run with a recipe: :func:`hopfield_lab.recipes.paper_loaders` of
+    the recipe the config was made from (:func:`hopfield_lab.recipes.recipe_of`: named recipe,
+    ``recipe_overrides``, ``img_size``) with ``cfg.workers`` loader processes per rank.
 
     Raises ImportError (saying what to install) when torchvision cannot be imported.
     """
-    from .recipes import PAPER, paper_loaders, require_torchvision
-
-    if cfg.recipe != "paper":
-        raise ValueError(f"recipe_loaders is for recipe='paper', got {cfg.recipe!r}.")
-    require_torchvision()
-    recipe = PAPER if cfg.img_size in (None, PAPER.img_size) else dataclasses.replace(PAPER, img_size=cfg.img_size)
-    return paper_loaders(recipe, num_workers=cfg.workers)
+    if cfg.recipe == "none":
+        raise ValueError("recipe_loaders needs a recipe (e.g. recipe='paper'), got 'none'.")
+    recipes.require_torchvision()
+    return recipes.paper_loaders(recipes.recipe_of(cfg), num_workers=cfg.workers)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -645,7 +650,7 @@ def train(config: TrainConfig | dict, *, model: nn.Module | None = None,
         ``len()`` (batches per epoch); ``meta`` needs ``num_classes``, ``in_chans``,
         ``img_size``, ``n_train``.
 
-    With ``config.recipe == "paper"`` and no ``loaders``, the data come from
+    With a recipe (``config.recipe == "paper"``) and no ``loaders``, the data come from
     :func:`recipe_loaders` (the paper's streaming pipeline; needs torchvision).
 
     Returns the result dict: ``model, lam, dataset, epochs, seed, recipe, test_acc, test_loss,
@@ -679,7 +684,7 @@ def _train(cfg: TrainConfig, model: nn.Module | None, loaders) -> dict:
     device = info.device
     seed_everything(cfg.seed)
 
-    if loaders is None and cfg.recipe == "paper":
+    if loaders is None and cfg.recipe != "none":
         train_loader, test_loader, meta = recipe_loaders(cfg)(cfg, info)
     elif loaders is None:
         train_loader, test_loader, meta = make_loaders(cfg, info)

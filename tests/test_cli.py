@@ -121,13 +121,13 @@ def test_recipe_paper_help_and_dry_runs_need_no_torchvision(capsys):
     assert cfg["epochs"] == 30 and cfg["batch_size"] == 96 and cfg["workers"] == 3
     assert cfg["lr"] == pytest.approx(5e-4 * 96 / 512) and cfg["warmup_epochs"] == pytest.approx(2.0)
     assert cfg["schedule"] == "cosine" and cfg["img_size"] == 224 and cfg["label_smoothing"] == 0.0
-    assert cfg["model_overrides"]["embed_dim"] == PAPER.dim and cfg["model_overrides"]["drop_path_rate"] == 0.1
+    assert cfg["model_overrides"]["embed_dim"] == PAPER.embed_dim and cfg["model_overrides"]["drop_path_rate"] == 0.1
     assert cli.main(["train", "--recipe", "paper", "--lr", "1e-3", "--no-flip", "--model-overrides",
                      "num_blocks=4", "--dry-run"]) == 0
     cfg = json.loads(capsys.readouterr().out)
     assert cfg["lr"] == 1e-3 and cfg["epochs"] == PAPER.epochs and cfg["warmup_epochs"] == PAPER.warmup_epochs
     assert cfg["model"] == "paramixer_s16_224" and cfg["model_overrides"]["num_blocks"] == 4
-    assert cfg["model_overrides"]["embed_dim"] == PAPER.dim
+    assert cfg["model_overrides"]["embed_dim"] == PAPER.embed_dim
     # without a recipe nothing changes: TrainConfig's defaults
     assert cli.main(["train", "--dry-run"]) == 0
     assert json.loads(capsys.readouterr().out) == TrainConfig().to_dict()
