@@ -34,9 +34,9 @@ import time
 from pathlib import Path
 
 from .distributed import RendezvousError, is_main_process
-from .results import run_name
+from .results import RESULT_NAME, RunResult, load_result, run_name
 from .mixer import FAMILIES, family_of
-from .train import _RESUME_FREE, TrainConfig, TrainingDiverged
+from .config import RESUME_FREE, TrainConfig
 
 _SWEEP_OWN = {"model", "lam", "seed", "out_dir", "result_path", "stop_after_epochs"}
 
@@ -209,11 +209,11 @@ def cmd_train(args) -> int:
     _require_recipe_tools(cfg)
     result = train(cfg)
     if _is_main():
-        where = cfg.result_path or (str(Path(cfg.out_dir) / "result.json") if cfg.out_dir else "(not written: no --out-dir)")
-        state = "finished" if result["finished"] else f"stopped after epoch {result['epochs_done']}"
-        acc = result["test_acc"]
+        where = cfg.result_path or (str(Path(cfg.out_dir) / RESULT_NAME) if cfg.out_dir else "(not written: no --out-dir)")
+        state = "finished" if result.finished else f"stopped after epoch {result.epochs_done}"
+        acc = result.test_acc
         print(f"{cfg.model}: {state}, test_acc={acc if acc is None else round(acc, 4)}, "
-              f"{result['img_per_s'] or 0:.0f} img/s, {result['wall_time_s']:.1f} s -> {where}")
+              f"{result.img_per_s or 0:.0f} img/s, {result.wall_time_s:.1f} s -> {where}")
     return 0
 
 
@@ -238,12 +238,12 @@ def sweep_plan(models: list[str], lams: list[float] | None, seeds: list[int],
 
 def _same_run(saved: dict, cfg: TrainConfig) -> list[str]:
     now = cfg.to_dict()
-    return [k for k in now if k not in _RESUME_FREE | {"result_path", "keep_checkpoint"}
+    return [k for k in now if k not in RESUME_FREE | {"result_path", "keep_checkpoint"}
             and k in saved and saved[k] != now[k]]
 
 
 def cmd_sweep(args) -> int:
-    from .train import train
+    from .train import TrainingDiverged, train
 
     if getattr(args, "recipe", "none") != "paper":
         check_model_names(args.models)
@@ -273,8 +273,8 @@ def cmd_sweep(args) -> int:
         tag = f"[{i + 1}/{len(plan)}] {p['name']}"
         path = Path(cfg.result_path)
         if path.is_file():
-            saved = json.loads(path.read_text())
-            diff = _same_run(saved.get("config", {}), cfg)
+            saved = load_result(path)
+            diff = _same_run(saved.config, cfg)
             if diff:
                 raise SystemExit(
                     f"error: {path} exists but was made with other settings ({', '.join(diff)}). "
@@ -291,34 +291,33 @@ def cmd_sweep(args) -> int:
             res = exc.result
         rows.append(res)
         if main:
-            print(f"{tag}: {_outcome(res)} {res['img_per_s'] or 0:.0f} img/s {res['wall_time_s']:.1f} s", flush=True)
+            print(f"{tag}: {_outcome(res)} {res.img_per_s or 0:.0f} img/s {res.wall_time_s:.1f} s", flush=True)
     try:
         (out / "checkpoints").rmdir()  # empty once every run has finished
     except OSError:
         pass
-    diverged = [p["name"] for p, r in zip(plan, rows) if r.get("status") == "diverged"]
+    diverged = [p["name"] for p, r in zip(plan, rows) if r.status == "diverged"]
     if main:
         print(f"\nsweep finished in {time.perf_counter() - t0:.1f} s; results in {out}")
         print(f"{'model':32s} {'lam':>8s} {'seed':>4s} {'test_acc':>8s} {'img/s':>8s} {'time_s':>7s}")
         for r in rows:
-            lam = "-" if r["lam"] is None else f"{r['lam']:g}"
-            acc = "diverged" if r.get("status") == "diverged" else f"{r['test_acc']:.4f}"
-            print(f"{r['model']:32s} {lam:>8s} {r['seed']:>4d} {acc:>8s} "
-                  f"{r['img_per_s'] or 0:>8.0f} {r['wall_time_s']:>7.1f}")
+            lam = "-" if r.lam is None else f"{r.lam:g}"
+            acc = "diverged" if r.status == "diverged" else f"{r.test_acc:.4f}"
+            print(f"{r.model:32s} {lam:>8s} {r.seed:>4d} {acc:>8s} {r.img_per_s or 0:>8.0f} {r.wall_time_s or 0:>7.1f}")
     if diverged:
         raise _exit(f"error: {len(diverged)} of {len(plan)} runs diverged ({', '.join(diverged)}); their result "
                     "files say at which epoch. Lower --lr (or λ) for them in another --out-dir.")
     return 0
 
 
-def _outcome(result: dict) -> str:
-    if result.get("status") == "diverged":
-        return f"diverged at epoch {result['diverged']['epoch']} ({result['diverged']['what']})"
-    return f"test_acc={result['test_acc']:.4f}"
+def _outcome(result: RunResult) -> str:
+    if result.status == "diverged":
+        return f"diverged at epoch {result.diverged['epoch']} ({result.diverged['what']})"
+    return f"test_acc={result.test_acc:.4f}"
 
 
 def cmd_bench(args) -> int:
-    from .train import benchmark
+    from .bench import benchmark
 
     check_model_names(args.models)
     modes = ["eager", "compile"] if args.compile else ["eager"]
@@ -337,7 +336,7 @@ def cmd_bench(args) -> int:
                   f"({r['ms_per_step']:.1f} ms/step, {r['params'] / 1e6:.2f} M params, {r['device']})",
                   flush=True)
     if args.json:
-        from .train import atomic_write_json
+        from .checkpoint import atomic_write_json
         atomic_write_json(rows, args.json)
         print(f"wrote {args.json}")
     return 0

@@ -35,6 +35,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .checkpoint import atomic_save
+
 DATA_ENV = "HOPFIELD_LAB_DATA"
 """Environment variable naming the data root (downloads and offline archives)."""
 
@@ -126,17 +128,6 @@ def _fingerprint(source: Path) -> str:
 def _cache_file(source: Path, cache_dir: Path) -> Path:
     stem = source.name.split(".")[0]
     return cache_dir / "decoded" / f"{stem}-{_fingerprint(source)}.pt"
-
-
-def _atomic_torch_save(obj, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -336,7 +327,7 @@ def load_image_tree(source: str | os.PathLike, cache: str | os.PathLike | None =
         print(f"hopfield_lab.data: decoding {source} once (cached at {cache})", flush=True)
     tree = _read_tree(source)
     try:
-        _atomic_torch_save(tree, cache)
+        atomic_save(tree, cache)
     except OSError as exc:  # read-only cache: still usable, just slower next time
         if verbose:
             print(f"hopfield_lab.data: could not write the cache {cache}: {exc}")

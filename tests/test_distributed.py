@@ -251,6 +251,7 @@ def _worker(rank: int, port: int, tmp: str) -> None:
     os.environ.update(RANK=str(rank), WORLD_SIZE=str(WORLD), LOCAL_RANK=str(rank), LOCAL_WORLD_SIZE=str(WORLD),
                       MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     torch.set_num_threads(1)
+    from hopfield_lab import checkpoint as C
     from hopfield_lab import train as T
 
     tmp = Path(tmp)
@@ -279,7 +280,7 @@ def _worker(rank: int, port: int, tmp: str) -> None:
             }
         # 2. trainer runs: count who writes files
         writes = {"ckpt": 0, "json": 0}
-        save, dump = T.atomic_save, T.atomic_write_json
+        save, dump = C.atomic_save, C.atomic_write_json
 
         def counting_save(obj, path):
             writes["ckpt"] += 1
@@ -289,7 +290,7 @@ def _worker(rank: int, port: int, tmp: str) -> None:
             writes["json"] += 1
             return dump(obj, path)
 
-        T.atomic_save, T.atomic_write_json = counting_save, counting_json
+        C.atomic_save, C.atomic_write_json = counting_save, counting_json
         out["full"] = T.train(_cfg(tmp / "ddp_full"))
         out["writes_full"] = dict(writes)
         T.train(_cfg(tmp / "ddp_resume", stop_after_epochs=1))
@@ -335,7 +336,7 @@ def _max_diff(a: dict, b: dict) -> float:
 
 
 def _curve(result, key="train_loss"):
-    return [r[key] for r in result["history"]]
+    return [r[key] for r in result.history]
 
 
 def test_two_gloo_processes_match_one_process_and_resume_across_world_sizes(tmp_path, monkeypatch):
@@ -373,7 +374,7 @@ def test_two_gloo_processes_match_one_process_and_resume_across_world_sizes(tmp_
     full, resumed = outs[0]["full"], outs[0]["resumed"]
     assert _curve(resumed) == _curve(full) and _curve(resumed, "test_acc") == _curve(full, "test_acc")
     assert _max_diff(_params(tmp_path / "ddp_resume"), _params(tmp_path / "ddp_full")) == 0.0
-    assert full["world_size"] == 2 and full["finished"] and outs[1]["full"]["test_acc"] == full["test_acc"]
+    assert full.world_size == 2 and full.finished and outs[1]["full"].test_acc == full.test_acc
 
     # 5. drop-path masks differ between ranks (rank > 0 reseeds after DDP's broadcast); weights agree
     m0, m1 = outs[0]["drop_masks"], outs[1]["drop_masks"]

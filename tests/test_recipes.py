@@ -215,11 +215,11 @@ def test_paper_loaders_train_and_resume_exactly(tmp_path):
     full = T.train(dict(cfg, out_dir=str(tmp_path / "full")), loaders=loaders)
     T.train(dict(cfg, out_dir=str(tmp_path / "part"), stop_after_epochs=1), loaders=loaders)
     resumed = T.train(dict(cfg, out_dir=str(tmp_path / "part")), loaders=loaders)
-    assert full["finished"] and full["n_train"] == 48 and full["img_size"] == 16
-    losses = [r["train_loss"] for r in full["history"]]
+    assert full.finished and full.n_train == 48 and full.img_size == 16
+    losses = [r["train_loss"] for r in full.history]
     assert all(math.isfinite(v) for v in losses)
-    assert [r["train_loss"] for r in resumed["history"]] == losses  # per-sample seeds + saved RNG: exact
-    assert resumed["test_acc"] == full["test_acc"]
+    assert [r["train_loss"] for r in resumed.history] == losses  # per-sample seeds + saved RNG: exact
+    assert resumed.test_acc == full.test_acc
 
 
 def test_one_warmup_rule_in_python_and_on_the_command_line(capsys):

@@ -19,7 +19,6 @@ models) and :func:`lambda_player`, the widget's static twin.
 """
 from __future__ import annotations
 
-import json
 import math
 import warnings
 from pathlib import Path
@@ -28,10 +27,7 @@ from typing import Iterable, Optional, Sequence
 import numpy as np
 
 from ..mixer import FAMILIES, family_of
-from ..results import format_lam
-
-REQUIRED_KEYS = ("model", "test_acc", "history", "config")
-
+from ..results import RunResult, format_lam, load_result
 
 # ------------------------------------------------------------------------------------------ reading
 def _breaks(result: dict) -> bool:
@@ -64,13 +60,14 @@ def _sort_key(r: dict):
 
 
 def load_results(directory, pattern: str = "*.json") -> list[dict]:
-    """Read the result JSONs of ``directory`` (non-recursive), sorted by family, n_iter and λ.
+    """Read the result files of ``directory`` (non-recursive) as :class:`~hopfield_lab.results.RunResult`
+    (older layouts upgraded), sorted by family, n_iter and λ.
 
     A missing folder gives an empty list (the chapter then says that no results exist). Files that
-    are not training results (no ``model``/``test_acc``/``history``/``config`` keys, or a model
-    outside the Mixer family) are skipped with a warning; unfinished runs (``finished`` false) are
-    skipped too. Each returned dict is the file's content plus ``"path"``, ``"family"``,
-    ``"n_iter"`` and ``"label"``.
+    are not training results, or of a model outside the registered families, are skipped with a
+    warning; runs that did not finish (stopped or diverged) are skipped too. Each returned dict is
+    the result's :meth:`~hopfield_lab.results.RunResult.to_dict` plus ``"path"``, ``"family"``,
+    ``"n_iter"`` and ``"label"`` (:func:`_view`).
     """
     d = Path(directory)
     if not d.is_dir():
@@ -78,26 +75,28 @@ def load_results(directory, pattern: str = "*.json") -> list[dict]:
     out = []
     for path in sorted(d.glob(pattern)):
         try:
-            r = json.loads(path.read_text())
-        except json.JSONDecodeError as exc:
-            warnings.warn(f"{path}: not valid JSON ({exc}); skipped")
-            continue
-        missing = [k for k in REQUIRED_KEYS if not isinstance(r, dict) or k not in r]
-        if missing:
-            warnings.warn(f"{path}: not a training result (missing {missing}); skipped")
+            result = load_result(path)
+        except ValueError as exc:
+            warnings.warn(f"{exc}; skipped")
             continue
         try:
-            fam = family_of(r["model"]).name
+            family_of(result.model)
         except ValueError:
-            warnings.warn(f"{path}: model {r['model']!r} is not in the Mixer family; skipped")
+            warnings.warn(f"{path}: model {result.model!r} is not in a registered family; skipped")
             continue
-        if r.get("finished") is False or r.get("test_acc") is None:
-            warnings.warn(f"{path}: run did not finish; skipped")
+        if not result.finished:
+            warnings.warn(f"{path}: run did not finish ({result.status}); skipped")
             continue
-        r = dict(r, path=str(path), family=fam, n_iter=n_iter_of(r))
-        r["label"] = label(r)
-        out.append(r)
+        out.append(_view(result, path=str(path)))
     return sorted(out, key=_sort_key)
+
+
+def _view(result: RunResult, **extra) -> dict:
+    """The plain dict the tables and figures read: the result plus its ``family``, ``n_iter`` and ``label``."""
+    r = dict(result.to_dict(), **extra)
+    r.update(family=family_of(result.model).name, n_iter=n_iter_of(r))
+    r["label"] = label(r)
+    return r
 
 
 def results_table(results: Iterable[dict]) -> list[dict]:
@@ -370,10 +369,7 @@ def quick_run(model: str, lam: Optional[float] = None, n_iter: int = 1, **kw) ->
     ``n_iter`` and ``label`` added (as :func:`load_results` adds them)."""
     from ..train import train
 
-    r = train(quick_config(model, lam=lam, n_iter=n_iter, **kw))
-    r = dict(r, family=family_of(r["model"]).name, n_iter=n_iter_of(r))
-    r["label"] = label(r)
-    return r
+    return _view(train(quick_config(model, lam=lam, n_iter=n_iter, **kw)))
 
 
 # ------------------------------------------------------------------------------------------ widget
