@@ -35,7 +35,7 @@ def _f(default, help: str, **kw):
 class TrainConfig:
     """Everything that defines a training run (all plain data: it is stored in the result JSON).
 
-    The defaults are the CIFAR-10 set-up of the book's chapter 8 (science.md section 6).
+    The defaults are the CIFAR-10 set-up of the book's chapter 8 (its GPU study: results/cifar10/README.md).
     """
 
     model: str = _f("paramixer_cifar_small", "model preset name (see hopfield_lab.list_models())")

@@ -24,7 +24,7 @@ Nc = int(int(r_c C)·h) for ``mlp_ratio = (r_s, r_c)`` and ``hidden_ratio = h``.
 
 Every block exposes ``update(x)``: its mixing increment. A parallel block's forward is
 ``x <- x + update(x)``, repeated ``n_iter`` times with the same weights; the continuous-time view of
-the same block is the flow ``dx/dt = update(x) - x`` (science.md §4), whose Lyapunov function
+the same block is the flow ``dx/dt = update(x) - x`` (book chapter 6, §6.2), whose Lyapunov function
 :meth:`ParallelMixerBlock.energy` exists exactly for tied weights and a Lagrangian norm.
 
 Parameter names follow the official code (github.com/Toshihiro-Ota/paramixer), so its state_dicts
@@ -388,8 +388,11 @@ class SerialMixerBlock(_Block):
 class ParallelMixerBlock(_Block):
     """The parallelized block: ``x += update(x)``, update = token-MLP(N(x)) + channel-MLP(N(x)).
 
-    With :class:`SymMlp` and :class:`LagrangianLayerNorm` this is an Euler step (of size 1, without
-    the leak) of the SymMixer flow ``dx/dt = update(x) − x``, which has the energy :meth:`energy`.
+    With :class:`SymMlp` and :class:`LagrangianLayerNorm` the flow ``dx/dt = update(x) − x`` has
+    the energy :meth:`energy`. The block is not a unit Euler step of that flow (which would be
+    ``x <- update(x)``, no skip): the norm is scale-invariant (up to its ε), so iteration
+    ``k = 0, 1, ...`` is an explicit Euler step of size ``1 / (k + 2)`` (a shrinking step) of the
+    flow for the rescaled state ``y_k = x_k / (k + 1)`` (book §6.3).
     """
 
     def __init__(self, dim: int, seq_len: int, mlp_ratio=(0.5, 4.0), mlp_layer=Mlp, norm_layer=_norm_tokens_channels,
@@ -413,7 +416,7 @@ class ParallelMixerBlock(_Block):
         return tokens + channels
 
     def energy(self, x: torch.Tensor) -> torch.Tensor:
-        """Lyapunov function of ``dx/dt = update(x) − x`` (science.md §4), one value per sample.
+        """Lyapunov function of ``dx/dt = update(x) − x`` (book §6.2), one value per sample.
 
         ``E(X) = [<X, G> − L_v(X)] − Σ Φ(A G) − Σ Φ(G Bᵀ)`` with G = N(X), Φ = Φ_GELU, A the token
         and B the channel weight. Needs tied weights (SymMlp) and the Lagrangian norm (scalar γ ≥ 0
@@ -435,7 +438,7 @@ class ParallelMixerBlock(_Block):
         return self.update(x) - x
 
     def to_ham(self, tau: float = 1.0, tau_tokens: float = 1e-2, tau_channels: float = 1e-2):
-        """The three-layer HAM behind this SymMixer block (science.md §4), as a :class:`hopfield_lab.ham.HAM`.
+        """The three-layer HAM behind this SymMixer block (book §6.1-6.2), as a :class:`hopfield_lab.ham.HAM`.
 
         Layers ``"x"`` (S, C) with this block's Lagrangian LayerNorm, ``"hs"`` (Ns, C) and ``"hc"``
         (S, Nc) with GELU Lagrangians and time constants ``tau_tokens``, ``tau_channels``; synapses

@@ -346,7 +346,7 @@ def test_energy_refused_where_none_exists():
 
 def test_asymmetric_flow_breaks_descent():
     # the same flow with an asymmetric part has no Lyapunov function: the SymMixer "energy"
-    # evaluated along it increases at some steps (science.md §4: 9,035 of 20,000 steps)
+    # evaluated along it increases at some steps (this project measured 9,035 of 20,000 small Euler steps)
     sym = _lagrangian_symmixer()
     asym = tiny("asymmixer", norm="lagrangian", num_blocks=1).blocks[0]
     with torch.no_grad():

@@ -13,7 +13,7 @@ Figures (each draws into given axes or a new figure and returns the figure):
 * :func:`plot_symmetry_blocks` -- a symmetry metric per block and branch (cos∠(W2, W1ᵀ) by default).
 * :func:`plot_symmetry_history` -- the block-mean of a metric over the epochs of training.
 
-Live work: :func:`quick_config` / :func:`quick_run` (a small run through :func:`hopfield_lab.train.train`),
+Live work: :func:`live_config` / :func:`quick_run` (a small run through :func:`hopfield_lab.train.train`),
 :func:`make_widget` (pick an AsymMixer λ: its learning curve and weight symmetry against the other
 models) and :func:`lambda_player`, the widget's static twin.
 """
@@ -333,8 +333,8 @@ def plot_symmetry_history(results: Sequence[dict], metric: str = "cosine", ax=No
 
 
 # ------------------------------------------------------------------------------------------ live runs
-def quick_config(model: str, lam: Optional[float] = None, n_iter: int = 1, quick: Optional[bool] = None,
-                 dataset: Optional[str] = None, epochs: Optional[int] = None, seed: int = 0, **fields):
+def live_config(model: str, lam: Optional[float] = None, n_iter: int = 1, quick: Optional[bool] = None,
+                dataset: Optional[str] = None, epochs: Optional[int] = None, seed: int = 0, **fields):
     """A :class:`~hopfield_lab.train.TrainConfig` for a live run of ``model`` (a family name).
 
     Quick mode: the ``*_cifar_tiny`` preset (depth 2, C = 64) on scikit-learn's 8x8 digits with
@@ -365,11 +365,11 @@ def quick_config(model: str, lam: Optional[float] = None, n_iter: int = 1, quick
 
 
 def quick_run(model: str, lam: Optional[float] = None, n_iter: int = 1, **kw) -> dict:
-    """Train one live run with :func:`quick_config` and return the result dict, with ``family``,
+    """Train one live run with :func:`live_config` and return the result dict, with ``family``,
     ``n_iter`` and ``label`` added (as :func:`load_results` adds them)."""
     from ..train import train
 
-    return _view(train(quick_config(model, lam=lam, n_iter=n_iter, **kw)))
+    return _view(train(live_config(model, lam=lam, n_iter=n_iter, **kw)))
 
 
 # ------------------------------------------------------------------------------------------ widget
