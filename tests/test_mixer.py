@@ -139,10 +139,12 @@ def test_families_are_one_line_swaps():
 
 
 def test_the_registry_is_the_one_home_of_the_families():
-    assert FAMILIES == ["vanillamixer", "paramixer", "symmixer", "asymmixer"]  # the paper's four, display order
-    assert [f.label for f in mixer.FAMILIES.values()] == ["vanilla (serial)", "ParaMixer", "SymMixer", "AsymMixer"]
-    assert len({f.color for f in mixer.FAMILIES.values()}) == 4
-    assert [f.name for f in mixer.FAMILIES.values() if f.has_breaking] == ["asymmixer"]
+    assert FAMILIES[:4] == ["vanillamixer", "paramixer", "symmixer", "asymmixer"]  # the paper's four, display order
+    assert [mixer.FAMILIES[f].label for f in FAMILIES[:4]] == ["vanilla (serial)", "ParaMixer", "SymMixer", "AsymMixer"]
+    assert len({f.color for f in mixer.FAMILIES.values()}) == len(FAMILIES) == len({f.label for f in mixer.FAMILIES.values()})
+    assert [f for f in FAMILIES[:4] if mixer.FAMILIES[f].has_breaking] == ["asymmixer"]
+    assert [f.official for f in list(mixer.FAMILIES.values())[:4]] == [
+        ("vMixerBlock", "vMlp"), ("pMixerBlock", "vMlp"), ("pMixerBlock", "sMlp"), ("pMixerBlock", "aMlp")]
     for name in hl.list_models():
         fam = family_of(name)
         assert name.startswith(fam.name + "_") and family_of(fam.name) is fam
