@@ -152,7 +152,10 @@ def test_the_registry_is_the_one_home_of_the_families():
             model = hl.create_model(name)
         assert model.family is fam and model.has_breaking == fam.has_breaking
         assert len(model.breaking_weights()) == (2 * len(model.blocks) if fam.has_breaking else 0)
-    custom = Mixer(**TINY, block_layer=SerialMixerBlock, mlp_layer=SymMlp)  # not one of the families
+    class OwnMlp(Mlp):  # an MLP of one's own: the model is of no registered family
+        pass
+
+    custom = Mixer(**TINY, block_layer=ParallelMixerBlock, mlp_layer=OwnMlp)
     assert custom.family is None and not custom.has_breaking
     with pytest.raises(ValueError, match="neither a model family"):
         family_of("resmixer")
