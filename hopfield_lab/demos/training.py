@@ -13,13 +13,12 @@ Figures (each draws into given axes or a new figure and returns the figure):
 * :func:`plot_symmetry_blocks` -- a symmetry metric per block and branch (cos∠(W2, W1ᵀ) by default).
 * :func:`plot_symmetry_history` -- the block-mean of a metric over the epochs of training.
 
-Live work: :func:`quick_config` / :func:`quick_run` (a small run through :func:`hopfield_lab.train.train`),
+Live work: :func:`live_config` / :func:`quick_run` (a small run through :func:`hopfield_lab.train.train`),
 :func:`make_widget` (pick an AsymMixer λ: its learning curve and weight symmetry against the other
 models) and :func:`lambda_player`, the widget's static twin.
 """
 from __future__ import annotations
 
-import json
 import math
 import warnings
 from pathlib import Path
@@ -27,21 +26,13 @@ from typing import Iterable, Optional, Sequence
 
 import numpy as np
 
-#: model families in display order, and their names in the book
-FAMILIES = ("vanillamixer", "paramixer", "symmixer", "asymmixer")
-FAMILY_LABELS = {"vanillamixer": "vanilla (serial)", "paramixer": "ParaMixer", "symmixer": "SymMixer",
-                 "asymmixer": "AsymMixer"}
-FAMILY_COLORS = {"vanillamixer": "C0", "paramixer": "C1", "symmixer": "C2", "asymmixer": "C3"}
-REQUIRED_KEYS = ("model", "test_acc", "history", "config")
-
+from ..mixer import FAMILIES, family_of
+from ..results import RunResult, format_lam, load_result
 
 # ------------------------------------------------------------------------------------------ reading
-def family(model: str) -> str:
-    """The family of a model preset name, e.g. ``"asymmixer_cifar_small" -> "asymmixer"``."""
-    for fam in FAMILIES:
-        if model.startswith(fam):
-            return fam
-    raise ValueError(f"{model!r} is not a model of the Mixer family; names start with one of {FAMILIES}")
+def _breaks(result: dict) -> bool:
+    """True for runs of a family with a symmetry-breaking weight (AsymMixer: the λ sweep)."""
+    return family_of(result["model"]).has_breaking
 
 
 def n_iter_of(result: dict) -> int:
@@ -52,11 +43,11 @@ def n_iter_of(result: dict) -> int:
 
 def label(result: dict) -> str:
     """A short name of a run: ``"SymMixer"``, ``"AsymMixer λ=1e-02"``, ``"ParaMixer, n_iter 2"``."""
-    fam = family(result["model"])
-    text = FAMILY_LABELS[fam]
-    if fam == "asymmixer":
+    fam = family_of(result["model"])
+    text = fam.label
+    if fam.has_breaking:
         lam = result.get("lam")
-        text += " λ=0" if lam == 0 else (f" λ={lam:.0e}" if lam is not None else "")
+        text += f" λ={format_lam(lam)}" if lam is not None else ""
     if n_iter_of(result) != 1:
         text += f", n_iter {n_iter_of(result)}"
     return text
@@ -64,18 +55,19 @@ def label(result: dict) -> str:
 
 def _sort_key(r: dict):
     lam = r.get("lam")
-    return (FAMILIES.index(family(r["model"])), n_iter_of(r), -1.0 if lam is None else float(lam),
+    return (list(FAMILIES).index(family_of(r["model"]).name), n_iter_of(r), -1.0 if lam is None else float(lam),
             r.get("seed", 0), r["model"])
 
 
 def load_results(directory, pattern: str = "*.json") -> list[dict]:
-    """Read the result JSONs of ``directory`` (non-recursive), sorted by family, n_iter and λ.
+    """Read the result files of ``directory`` (non-recursive) as :class:`~hopfield_lab.results.RunResult`
+    (older layouts upgraded), sorted by family, n_iter and λ.
 
     A missing folder gives an empty list (the chapter then says that no results exist). Files that
-    are not training results (no ``model``/``test_acc``/``history``/``config`` keys, or a model
-    outside the Mixer family) are skipped with a warning; unfinished runs (``finished`` false) are
-    skipped too. Each returned dict is the file's content plus ``"path"``, ``"family"``,
-    ``"n_iter"`` and ``"label"``.
+    are not training results, or of a model outside the registered families, are skipped with a
+    warning; runs that did not finish (stopped or diverged) are skipped too. Each returned dict is
+    the result's :meth:`~hopfield_lab.results.RunResult.to_dict` plus ``"path"``, ``"family"``,
+    ``"n_iter"`` and ``"label"`` (:func:`_view`).
     """
     d = Path(directory)
     if not d.is_dir():
@@ -83,26 +75,28 @@ def load_results(directory, pattern: str = "*.json") -> list[dict]:
     out = []
     for path in sorted(d.glob(pattern)):
         try:
-            r = json.loads(path.read_text())
-        except json.JSONDecodeError as exc:
-            warnings.warn(f"{path}: not valid JSON ({exc}); skipped")
-            continue
-        missing = [k for k in REQUIRED_KEYS if not isinstance(r, dict) or k not in r]
-        if missing:
-            warnings.warn(f"{path}: not a training result (missing {missing}); skipped")
+            result = load_result(path)
+        except ValueError as exc:
+            warnings.warn(f"{exc}; skipped")
             continue
         try:
-            fam = family(r["model"])
+            family_of(result.model)
         except ValueError:
-            warnings.warn(f"{path}: model {r['model']!r} is not in the Mixer family; skipped")
+            warnings.warn(f"{path}: model {result.model!r} is not in a registered family; skipped")
             continue
-        if r.get("finished") is False or r.get("test_acc") is None:
-            warnings.warn(f"{path}: run did not finish; skipped")
+        if not result.finished:
+            warnings.warn(f"{path}: run did not finish ({result.status}); skipped")
             continue
-        r = dict(r, path=str(path), family=fam, n_iter=n_iter_of(r))
-        r["label"] = label(r)
-        out.append(r)
+        out.append(_view(result, path=str(path)))
     return sorted(out, key=_sort_key)
+
+
+def _view(result: RunResult, **extra) -> dict:
+    """The plain dict the tables and figures read: the result plus its ``family``, ``n_iter`` and ``label``."""
+    r = dict(result.to_dict(), **extra)
+    r.update(family=family_of(result.model).name, n_iter=n_iter_of(r))
+    r["label"] = label(r)
+    return r
 
 
 def results_table(results: Iterable[dict]) -> list[dict]:
@@ -178,19 +172,18 @@ def lambda_curve(results: Sequence[dict], n_iter: int = 1) -> tuple[np.ndarray, 
     """``(lams, test_accs)`` of the AsymMixer runs with ``n_iter``, sorted by λ (seeds averaged)."""
     by_lam: dict[float, list[float]] = {}
     for r in results:
-        if family(r["model"]) == "asymmixer" and n_iter_of(r) == n_iter and r.get("lam") is not None:
+        if _breaks(r) and n_iter_of(r) == n_iter and r.get("lam") is not None:
             by_lam.setdefault(float(r["lam"]), []).append(float(r["test_acc"]))
     lams = np.array(sorted(by_lam))
     return lams, np.array([np.mean(by_lam[l]) for l in lams])
 
 
 def reference_accuracies(results: Sequence[dict], n_iter: int = 1) -> dict[str, float]:
-    """Mean test accuracy per non-AsymMixer family (runs with ``n_iter``): ``{family: acc}``."""
+    """Mean test accuracy per family without a breaking weight (runs with ``n_iter``): ``{family: acc}``."""
     acc: dict[str, list[float]] = {}
     for r in results:
-        fam = family(r["model"])
-        if fam != "asymmixer" and n_iter_of(r) == n_iter:
-            acc.setdefault(fam, []).append(float(r["test_acc"]))
+        if not _breaks(r) and n_iter_of(r) == n_iter:
+            acc.setdefault(family_of(r["model"]).name, []).append(float(r["test_acc"]))
     return {f: float(np.mean(v)) for f, v in acc.items()}
 
 
@@ -209,11 +202,13 @@ def plot_accuracy_vs_lambda(results: Sequence[dict], ax=None, n_iter: int = 1, t
     ax = _ax(ax, (6.4, 4.2))
     lams, accs = lambda_curve(results, n_iter)
     if len(lams):
-        ax.plot(lams, 100 * accs, "o-", color=FAMILY_COLORS["asymmixer"], label="AsymMixer(λ)")
+        fam = next(family_of(r["model"]) for r in results if _breaks(r))
+        ax.plot(lams, 100 * accs, "o-", color=fam.color, label=f"{fam.label}(λ)")
         positive = lams[lams > 0]
         ax.set_xscale("symlog", linthresh=float(positive.min()) if len(positive) else 1e-6)
-    for fam, acc in reference_accuracies(results, n_iter).items():
-        ax.axhline(100 * acc, ls="--", color=FAMILY_COLORS[fam], label=f"{FAMILY_LABELS[fam]}: {100 * acc:.1f} %")
+    for name, acc in reference_accuracies(results, n_iter).items():
+        fam = FAMILIES[name]
+        ax.axhline(100 * acc, ls="--", color=fam.color, label=f"{fam.label}: {100 * acc:.1f} %")
     ax.set(xlabel="symmetry-breaking penalty λ (symlog scale)", ylabel="test accuracy (%)",
            title=title or "Test accuracy against the penalty λ")
     ax.legend(fontsize=8, loc="best")
@@ -221,19 +216,23 @@ def plot_accuracy_vs_lambda(results: Sequence[dict], ax=None, n_iter: int = 1, t
     return ax.figure
 
 
-def _line_style(r: dict, results: list[dict], highlight: Optional[str]):
-    """Colour, label and line width of run ``r`` among ``results``: one colour per family,
-    AsymMixer runs shaded light to dark red in the order given; ``highlight`` drawn thick."""
-    fam = family(r["model"])
-    color = FAMILY_COLORS[fam]
-    asym = [q for q in results if family(q["model"]) == "asymmixer"]
-    if fam == "asymmixer" and len(asym) > 1:
+def _color(r: dict, results: Sequence[dict]):
+    """One colour per family; the runs with a breaking weight (the λ sweep) shaded light to dark red
+    in the order given."""
+    sweep = [q for q in results if _breaks(q)]
+    if _breaks(r) and len(sweep) > 1:
         import matplotlib
 
-        color = matplotlib.colormaps["Reds"](0.35 + 0.6 * asym.index(r) / (len(asym) - 1))
+        return matplotlib.colormaps["Reds"](0.35 + 0.6 * sweep.index(r) / (len(sweep) - 1))
+    return family_of(r["model"]).color
+
+
+def _line_style(r: dict, results: list[dict], highlight: Optional[str]):
+    """Colour (:func:`_color`), label and line width of run ``r`` among ``results``; ``highlight``
+    drawn thick."""
     lab = r.get("label") or label(r)
     lw = 2.5 if lab == highlight else (1.0 if highlight else 1.5)
-    return color, lab, lw
+    return _color(r, results), lab, lw
 
 
 def plot_learning_curves(results: Sequence[dict], key: str = "test_acc", ax=None, title: Optional[str] = None,
@@ -319,19 +318,13 @@ def plot_symmetry_blocks(results: Sequence[dict], metric: str = "cosine", axes=N
 def plot_symmetry_history(results: Sequence[dict], metric: str = "cosine", ax=None, title: Optional[str] = None):
     """Block-mean of a symmetry metric (both branches) against the epoch, one line per run."""
     ax = _ax(ax, (6.4, 4.2))
-    cmap = __import__("matplotlib").colormaps["Reds"]
-    asym = [r for r in results if family(r["model"]) == "asymmixer"]
     for r in results:
         hist = r.get("symmetry_history") or []
         if not hist:
             continue
         ep = [e["epoch"] for e in hist]
         vals = [np.nanmean([row.get(metric, math.nan) for row in e["report"]]) for e in hist]
-        fam = family(r["model"])
-        color = FAMILY_COLORS[fam]
-        if fam == "asymmixer" and len(asym) > 1:
-            color = cmap(0.35 + 0.6 * asym.index(r) / (len(asym) - 1))
-        ax.plot(ep, vals, "o-", ms=3, color=color, label=r.get("label") or label(r))
+        ax.plot(ep, vals, "o-", ms=3, color=_color(r, results), label=r.get("label") or label(r))
     ax.set(xlabel="epoch", ylabel=f"block mean of {METRIC_LABELS.get(metric, metric)}",
            title=title or "Weight symmetry during training")
     ax.legend(fontsize=7, ncol=2, loc="best")
@@ -340,8 +333,8 @@ def plot_symmetry_history(results: Sequence[dict], metric: str = "cosine", ax=No
 
 
 # ------------------------------------------------------------------------------------------ live runs
-def quick_config(model: str, lam: Optional[float] = None, n_iter: int = 1, quick: Optional[bool] = None,
-                 dataset: Optional[str] = None, epochs: Optional[int] = None, seed: int = 0, **fields):
+def live_config(model: str, lam: Optional[float] = None, n_iter: int = 1, quick: Optional[bool] = None,
+                dataset: Optional[str] = None, epochs: Optional[int] = None, seed: int = 0, **fields):
     """A :class:`~hopfield_lab.train.TrainConfig` for a live run of ``model`` (a family name).
 
     Quick mode: the ``*_cifar_tiny`` preset (depth 2, C = 64) on scikit-learn's 8x8 digits with
@@ -353,7 +346,7 @@ def quick_config(model: str, lam: Optional[float] = None, n_iter: int = 1, quick
     from ..runtime import quick as _quick
     from ..train import TrainConfig
 
-    fam = family(model)
+    fam = family_of(model).name
     q = _quick() if quick is None else quick
     over = dict(fields.pop("model_overrides", {}) or {})
     if n_iter != 1:
@@ -366,27 +359,24 @@ def quick_config(model: str, lam: Optional[float] = None, n_iter: int = 1, quick
     else:
         cfg = dict(model=f"{fam}_cifar_small", dataset=dataset or "cifar10", epochs=epochs or 30, batch_size=512,
                    lr=1e-3, crop_padding=4, flip=True, progress=True)
-    cfg.update(lam=lam if fam == "asymmixer" else None, seed=seed, model_overrides=over)
+    cfg.update(lam=lam if family_of(fam).has_breaking else None, seed=seed, model_overrides=over)
     cfg.update(fields)
     return TrainConfig(**cfg)
 
 
 def quick_run(model: str, lam: Optional[float] = None, n_iter: int = 1, **kw) -> dict:
-    """Train one live run with :func:`quick_config` and return the result dict, with ``family``,
+    """Train one live run with :func:`live_config` and return the result dict, with ``family``,
     ``n_iter`` and ``label`` added (as :func:`load_results` adds them)."""
     from ..train import train
 
-    r = train(quick_config(model, lam=lam, n_iter=n_iter, **kw))
-    r = dict(r, family=family(r["model"]), n_iter=n_iter_of(r))
-    r["label"] = label(r)
-    return r
+    return _view(train(live_config(model, lam=lam, n_iter=n_iter, **kw)))
 
 
 # ------------------------------------------------------------------------------------------ widget
 def _draw_selection(axes, results, selected: dict, metric: str):
     for ax in axes:
         ax.clear()
-    others = [r for r in results if family(r["model"]) != "asymmixer" and r.get("n_iter", 1) == selected.get("n_iter", 1)]
+    others = [r for r in results if not _breaks(r) and r.get("n_iter", 1) == selected.get("n_iter", 1)]
     shown = others + [selected]
     lab = selected.get("label") or label(selected)
     plot_learning_curves(shown, "test_acc", ax=axes[0], highlight=lab, title=f"{lab}: test accuracy per epoch")
@@ -398,7 +388,7 @@ def _draw_selection(axes, results, selected: dict, metric: str):
 
 
 def _asym_runs(results):
-    runs = [r for r in results if family(r["model"]) == "asymmixer" and r.get("lam") is not None]
+    runs = [r for r in results if _breaks(r) and r.get("lam") is not None]
     if not runs:
         raise ValueError("no AsymMixer runs with a λ among the results: the widget selects one of them")
     return sorted(runs, key=lambda r: (r.get("n_iter", 1), float(r["lam"])))

@@ -1,23 +1,28 @@
-"""Tests of the chapter 8 demos: the training-results plots (chapter 7's are in test_demos_symmetry_breaking.py)."""
+"""hopfield_lab.demos.training (book chapter 8): reading result files, tables, figures, the widget, live runs."""
+import json
+import warnings
+from pathlib import Path
+
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+
+from hopfield_lab.demos import training as tr  # noqa: E402
+from hopfield_lab import results  # noqa: E402
+from hopfield_lab.results import RunResult  # noqa: E402
+
+RESULTS = results.path("cifar10")
 
 
 @pytest.fixture(autouse=True)
 def _close_figures():
     yield
+    import matplotlib.pyplot as plt
+
     plt.close("all")
-
-
-# ------------------------------------------------------------------ chapter 8
-import json  # noqa: E402
-import warnings  # noqa: E402
-
-from hopfield_lab.demos import training as tr  # noqa: E402
 
 
 def _fake_report(n_blocks, cos_tokens, cos_channels, v_ratio=None):
@@ -38,15 +43,15 @@ def _fake_result(model, acc, lam=None, n_iter=1, epochs=3, device="FakeGPU 80GB"
              "test_acc": acc * (e + 1) / epochs, "test_loss": 1.5 - 0.1 * e, "lr": 1e-3,
              "epoch_time_s": 1.0, "img_per_s": 1000.0, "time_s": e + 1.0} for e in range(epochs)]
     rep = _fake_report(2, *cos, v_ratio=None if lam is None else 0.1)
-    return {"model": model, "lam": lam, "dataset": "cifar10", "epochs": epochs, "epochs_done": epochs,
-            "seed": 0, "finished": True, "test_acc": acc, "best_test_acc": acc, "params": 1000,
-            "n_train": 50000, "n_test": 10000, "img_size": 32, "history": hist, "symmetry": rep,
-            "symmetry_history": [{"epoch": e + 1, "report": rep} for e in range(epochs)],
-            "img_per_s": 1234.0, "device": device, "world_size": 1, "amp": "bf16", "torch_version": "9.9",
-            "finished_at": "2026-01-02T03:04:05Z",
-            "config": {"model": model, "lam": lam, "batch_size": 512, "lr": 1e-3, "schedule": "onecycle",
-                       "weight_decay": 0.05, "label_smoothing": 0.1, "crop_padding": 4, "pad_mode": "reflect",
-                       "flip": True, "compile": False, "model_overrides": {"n_iter": n_iter} if n_iter != 1 else {}}}
+    return RunResult(
+        model=model, lam=lam, dataset="cifar10", epochs=epochs, epochs_done=epochs, seed=0, test_acc=acc,
+        best_test_acc=acc, params=1000, n_train=50000, n_test=10000, img_size=32, history=hist, symmetry=rep,
+        symmetry_history=[{"epoch": e + 1, "report": rep} for e in range(epochs)], img_per_s=1234.0, device=device,
+        world_size=1, amp="bf16", torch_version="9.9", finished_at="2026-01-02T03:04:05Z",
+        config={"model": model, "lam": lam, "batch_size": 512, "lr": 1e-3, "schedule": "onecycle",
+                "weight_decay": 0.05, "label_smoothing": 0.1, "crop_padding": 4, "pad_mode": "reflect",
+                "flip": True, "compile": False, "model_overrides": {"n_iter": n_iter} if n_iter != 1 else {}},
+    ).to_dict()
 
 
 @pytest.fixture
@@ -127,13 +132,28 @@ def test_training_widget_callback_and_player(results_dir):
         tr.make_widget([r for r in rs if r["family"] != "asymmixer"])
 
 
-def test_quick_config_and_a_tiny_live_run():
-    cfg = tr.quick_config("symmixer", quick=True, n_iter=2)
+def test_live_config_and_a_tiny_live_run():
+    cfg = tr.live_config("symmixer", quick=True, n_iter=2)
     assert cfg.model == "symmixer_cifar_tiny" and cfg.dataset == "digits" and cfg.lam is None
     assert cfg.model_overrides == {"img_size": 8, "patch_size": 2, "n_iter": 2}
-    full = tr.quick_config("asymmixer", lam=1e-2, quick=False)
+    full = tr.live_config("asymmixer", lam=1e-2, quick=False)
     assert full.model == "asymmixer_cifar_small" and full.lam == 1e-2 and full.dataset == "cifar10"
     r = tr.quick_run("symmixer", quick=True, epochs=1, train_subset=256, test_subset=64)
     assert r["label"] == "SymMixer" and len(r["history"]) == 1 and 0.0 <= r["test_acc"] <= 1.0
     cos = np.concatenate(list(tr.symmetry_by_block(r).values()))
     np.testing.assert_allclose(cos, 1.0, atol=1e-6)        # tied by construction
+
+
+def test_the_committed_study_loads_through_the_schema_upgrade():
+    """hopfield_lab/results/cifar10 holds version-1 files (no schema_version/status): they load, labelled, in order."""
+    raw = [json.loads(p.read_text()) for p in sorted(RESULTS.glob("*.json"))]
+    assert len(raw) == 9 and all("schema_version" not in r and "status" not in r for r in raw)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")             # not one file skipped
+        rs = tr.load_results(RESULTS)
+    assert [r["label"] for r in rs] == ["vanilla (serial)", "ParaMixer", "SymMixer", "AsymMixer λ=0",
+                                        "AsymMixer λ=1e-05", "AsymMixer λ=1e-04", "AsymMixer λ=1e-03",
+                                        "AsymMixer λ=1e-02", "AsymMixer λ=1e-01"]
+    assert all(r["schema_version"] == 2 and r["status"] == "finished" and r["finished"] for r in rs)
+    by = {r["label"]: r for r in rs}
+    assert by["ParaMixer"]["test_acc"] == RunResult.from_dict(raw[6]).test_acc and by["AsymMixer λ=1e-02"]["lam"] == 1e-2
