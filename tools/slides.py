@@ -4,6 +4,7 @@
     python tools/slides.py 06_paramixer             # one chapter (name or number)
     python tools/slides.py --npm-dir /tmp/npm       # decks that load reveal.js, MathJax and require.js
                                                     # from an `npm install` there (to look at them offline)
+    python tools/slides.py --guide-table            # the instructor's guide's table of notebook and deck links
 
 ``jupyter-book build`` leaves every executed chapter in ``_build/jupyter_execute/book/``;
 ``tools/build_book.sh`` runs this script right after the build. Each deck
@@ -65,6 +66,20 @@ def deck_name(page: str) -> str:
 def deck_url(page: str) -> str:
     """Where the published site serves the deck of chapter ``page`` (absolute URL)."""
     return nbtool.pages_url() + "slides/" + deck_name(page)
+
+
+def guide_table(book: cx.Book | None = None) -> str:
+    """The Markdown table of ``book/instructors.md`` that links every chapter's instructor and
+    student Colab notebooks and its deck; the URLs follow ``_config.yml`` (a test compares)."""
+    book = book or cx.load_book()
+    rows = ["| chapter | instructor notebook (with solutions) | student notebook (no solutions) | slides |",
+            "|---|---|---|---|"]
+    for page, _ in cx.chapters(book):
+        path = Path(f"{page}.ipynb")
+        label = "ch-" + path.stem[3:].replace("_", "-")
+        rows.append(f"| {{numref}}`{{number}}. {{name}} <{label}>` | [Colab]({nbtool.colab_url(path)}) "
+                    f"| [Colab]({nbtool.colab_url(path, student=True)}) | [deck]({deck_url(page)}) |")
+    return "\n".join(rows)
 
 
 # --------------------------------------------------------------------------------------------
@@ -402,9 +417,14 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--reveal-prefix", help="URL of reveal.js 4 (default: nbconvert's CDN URL)")
     ap.add_argument("--mathjax-url", help="URL of MathJax 2's MathJax.js with its ?config= (default: CDN)")
     ap.add_argument("--require-js-url", help="URL of require.js (default: CDN)")
+    ap.add_argument("--guide-table", action="store_true",
+                    help="print the link table of book/instructors.md (after a change of repository.url)")
     ap.add_argument("--npm-dir", type=Path,
                     help="take all of these from `npm install --prefix DIR reveal.js@4 mathjax@2 requirejs jquery`")
     args = ap.parse_args(argv)
+    if args.guide_table:
+        print(guide_table())
+        return 0
     try:
         assets = Assets.from_npm(args.npm_dir) if args.npm_dir else Assets()
         if args.reveal_prefix:
