@@ -181,6 +181,15 @@ def test_figures_questions_and_forced_cells_get_subslides(deck):
     assert kinds.count("slide") == 4   # title, section, summary, exercises
 
 
+def test_a_cell_with_two_figures_gives_two_subslides():
+    nb = toy_notebook()
+    nb.cells[4].outputs.append(nbformat.from_dict(_image()))
+    shown = _slides(slides.slide_notebook(nb, toy_book(), PAGE, 9))
+    figs = [s for s in shown if s[0].cell_type == "code" and PNG in str(s[0].outputs)]
+    assert len(figs) == 2 and all(len(f[0].outputs) == 1 for f in figs)
+    assert len(figs[0]) == 1 and figs[1][1].source.startswith("**Figure 9.1.**"), "caption under the last one"
+
+
 def test_summary_and_exercise_titles_without_solutions(deck):
     # 9.2 is the section left out with 'no-slide': the numbers stay the book's
     texts = [_text(s) for s in _slides(deck)]

@@ -12,9 +12,9 @@
 
 * a title slide: the chapter's number and title, its learning goals (from "Chapter at a glance")
   and links to the chapter page and its Colab notebook;
-* one slide per section (``##`` heading): its first sentence and its display equations, each
-  figure of the section on a sub-slide with its caption, each "Check your understanding" question
-  on a sub-slide (answer folded);
+* one slide per section (``##`` heading): its first sentence and its display equations; each
+  figure of the section on a sub-slide (the caption under a cell's last figure); each "Check your
+  understanding" question on a sub-slide (answer folded);
 * the Summary, and the titles of the Exercises (solutions stay in the book).
 
 Code inputs are hidden. A cell tagged ``slide`` is forced in whole (a Markdown cell with its
@@ -310,7 +310,8 @@ def slide_notebook(nb: nbformat.NotebookNode, book: cx.Book, page: str, chapter:
         for item in sec.items:
             if item[0] == "figure":
                 _, cell, images, caption = item
-                cells.append(_output_cell(cell, images, "subslide"))
+                for image in images:   # one figure per sub-slide, also when a cell draws several
+                    cells.append(_output_cell(cell, [image], "subslide"))
                 if caption:
                     cells.append(_md(caption, "-"))
             elif item[0] == "forced":
