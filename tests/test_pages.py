@@ -18,7 +18,7 @@ BOOK = cx.load_book()
 CHAPTERS = cx.chapters(BOOK)
 PAGES = {name: (ROOT / "book" / f"{name}.md").read_text()
          for name in ("intro", "instructors", "outlook", "glossary", "how_to_run", "notation")}
-RESULTS = ROOT / "results" / "cifar10"
+RESULTS = ROOT / "hopfield_lab" / "results" / "cifar10"
 
 
 def _refs(text):
