@@ -11,7 +11,7 @@ What a run does:
 
 * data: :func:`hopfield_lab.data.load_dataset` + :class:`~hopfield_lab.data.DeviceLoader` (whole
   split on the device, augmentation there), or any loaders you pass (see :func:`train`);
-* optimisation: AdamW (fused on CUDA), no weight decay on 1-D parameters (norms, biases),
+* optimisation: AdamW (fused on CUDA and CPU), no weight decay on 1-D parameters (norms, biases),
   warm-up + cosine or one-cycle schedule stepped every batch, label smoothing, bf16 autocast on
   CUDA, optional ``torch.compile``; the model's ``symmetry_penalty()`` (AsymMixer:
   ``lam * sum ||V||^2``) is added to the loss;
@@ -45,6 +45,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import distributed as D
+from . import perf
 from .runtime import seed_everything
 
 SCHEDULES = ("cosine", "onecycle")
@@ -324,9 +325,8 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
 
 
 def make_optimizer(model: nn.Module, cfg: TrainConfig, device: torch.device) -> torch.optim.Optimizer:
-    """AdamW, fused on CUDA (one kernel for all parameters)."""
-    kw = {"fused": True} if device.type == "cuda" else {}
-    return torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr, **kw)
+    """AdamW, fused (one kernel for all parameters) where torch has the kernel: CUDA, and CPU."""
+    return perf.adamw(param_groups(model, cfg.weight_decay), lr=cfg.lr, device=device)
 
 
 class WarmupCosine:
