@@ -102,7 +102,8 @@ class TrainConfig:
                                     "for it (default: the data's size)")
     train_subset: int | None = _f(None, "use only N training images, a fixed random subset (quick runs)")
     test_subset: int | None = _f(None, "use only N test images, a fixed random subset (quick runs)")
-    amp: bool = _f(True, "bf16 autocast on CUDA (ignored on CPU)")
+    amp: bool = _f(True, "bf16 autocast on CUDA (on CPU only with HOPFIELD_LAB_CPU_BF16=1 on a CPU "
+                         "with bf16 units; see hopfield_lab.perf)")
     compile: bool = _f(False, "torch.compile the model")
     device: str | None = _f(None, "cuda | cpu | cuda:1 ... (default: CUDA if present)")
     seed: int = _f(0, "seed of initialisation, shuffling and augmentation")
@@ -617,6 +618,8 @@ def _train(cfg: TrainConfig, model: nn.Module | None, loaders) -> dict:
     t_start = time.perf_counter()
     info = D.init_distributed(cfg.device)
     device = info.device
+    if device.type == "cpu":  # keep activations' memory in the process between steps
+        perf.tune_cpu_allocator()
     seed_everything(cfg.seed)
 
     if loaders is None and cfg.recipe == "paper":
@@ -636,7 +639,7 @@ def _train(cfg: TrainConfig, model: nn.Module | None, loaders) -> dict:
     n_params = sum(p.numel() for p in base.parameters())
     optimizer = make_optimizer(base, cfg, device)
     scheduler = make_scheduler(optimizer, cfg, steps_per_epoch)
-    amp_dtype = torch.bfloat16 if (cfg.amp and device.type == "cuda") else None
+    amp_dtype = perf.amp_dtype(device, cfg.amp)
 
     history: list[dict] = []
     sym_history: list[dict] = []
