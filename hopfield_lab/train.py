@@ -13,7 +13,7 @@ What a run does:
   split on the device, augmentation there), or any loaders you pass (see :func:`train`);
 * optimisation: AdamW (fused on CUDA and CPU), no weight decay on 1-D parameters (norms, biases),
   warm-up + cosine or one-cycle schedule stepped every batch, label smoothing, bf16 autocast on
-  CUDA, optional ``torch.compile``; the model's ``symmetry_penalty()`` (AsymMixer:
+  CUDA, ``torch.compile`` on CUDA (falls back to eager); the model's ``symmetry_penalty()`` (AsymMixer:
   ``lam * sum ||V||^2``) is added to the loss;
 * every epoch: evaluation, history (plain numbers), symmetry metrics of the weights
   (:func:`hopfield_lab.symmetry.symmetry_report`), an atomic checkpoint (temp file + ``os.replace``);
@@ -104,7 +104,8 @@ class TrainConfig:
     test_subset: int | None = _f(None, "use only N test images, a fixed random subset (quick runs)")
     amp: bool = _f(True, "bf16 autocast on CUDA (on CPU only with HOPFIELD_LAB_CPU_BF16=1 on a CPU "
                          "with bf16 units; see hopfield_lab.perf)")
-    compile: bool = _f(False, "torch.compile the model")
+    compile: bool | None = _f(None, "torch.compile the model; default: on CUDA, off on CPU. A compile "
+                                    "error warns and falls back to eager (hopfield_lab.perf)")
     device: str | None = _f(None, "cuda | cpu | cuda:1 ... (default: CUDA if present)")
     seed: int = _f(0, "seed of initialisation, shuffling and augmentation")
     deterministic: bool = _f(False, "use deterministic algorithms only (slower on GPU)")
@@ -620,6 +621,7 @@ def _train(cfg: TrainConfig, model: nn.Module | None, loaders) -> dict:
     device = info.device
     if device.type == "cpu":  # keep activations' memory in the process between steps
         perf.tune_cpu_allocator()
+    cfg = dataclasses.replace(cfg, compile=perf.should_compile(cfg.compile, device))  # None: CUDA only
     seed_everything(cfg.seed)
 
     if loaders is None and cfg.recipe == "paper":
@@ -663,8 +665,7 @@ def _train(cfg: TrainConfig, model: nn.Module | None, loaders) -> dict:
     eval_model = base
     if cfg.compile:
         _raise_recompile_limit()
-        train_model = torch.compile(train_model)
-        eval_model = torch.compile(base)
+        train_model, eval_model = perf.compile_module(train_model), perf.compile_module(base)
 
     def sync():
         if device.type == "cuda":
@@ -756,6 +757,7 @@ def _train(cfg: TrainConfig, model: nn.Module | None, loaders) -> dict:
         "train_time_s": train_time, "img_per_s": img_s,
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "world_size": info.world_size, "amp": "bf16" if amp_dtype is not None else None,
+        "compiled": perf.compile_status(train_model),
         "torch_version": torch.__version__, "python_version": platform.python_version(),
         "hopfield_lab_version": __import__("hopfield_lab").__version__,
         "git_commit": git_commit(), "config": cfg.to_dict(),
