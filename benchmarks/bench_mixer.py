@@ -112,7 +112,7 @@ def build(impl: str, family: str, preset: str, official=None, token_mixing: str 
 
 
 def variant_key(v: dict) -> tuple:
-    return (v["family"], v["impl"], v["path"], v["compile_mode"], v["token_mixing"])
+    return (v["family"], v["impl"], v["path"], v["compile_mode"], v["token_mixing"], v.get("cpu_bf16", False))
 
 
 def variant_label(v: dict) -> str:
@@ -120,12 +120,15 @@ def variant_label(v: dict) -> str:
                          else f"[{v['path']} path]")
     if v["token_mixing"]:
         label += f"[{v['token_mixing']}]"
+    if v.get("cpu_bf16"):
+        label += "[bf16]"
     return label + (f"+compile:{v['compile_mode']}" if v["compile_mode"] else "")
 
 
 def plan(families, *, official: bool, compile_modes=(), compile_official=(), token_mixings=(None,),
-         decompose: bool = False) -> list[dict]:
-    """The variants, in the order of a round."""
+         decompose: bool = False, cpu_bf16: bool = False) -> list[dict]:
+    """The variants, in the order of a round. ``cpu_bf16`` adds ours with bf16 autocast on CPU
+    (``HOPFIELD_LAB_CPU_BF16=1``, for CPUs with bf16 units)."""
     out = []
     for family in families:
         def add(impl, path, mode=None, tm=None):
@@ -140,6 +143,9 @@ def plan(families, *, official: bool, compile_modes=(), compile_official=(), tok
             add("ours", "ours", None, tm)
             for m in (compile_modes if i == 0 else ()):
                 add("ours", "ours", m, tm)
+        if cpu_bf16:
+            add("ours", "ours", None, token_mixings[0])
+            out[-1]["cpu_bf16"] = True
     return out
 
 
@@ -158,10 +164,20 @@ class _Runner:
     def _bench(self, v: dict, steps: int, warmup: int) -> dict:
         from hopfield_lab.train import benchmark
 
+        from hopfield_lab import perf
+
         cfg = self.cfg
-        return benchmark(self.models[variant_key(v)], batch_size=cfg["batch"], steps=steps, warmup=warmup,
-                         amp=cfg["amp"], device=cfg["device"],
-                         optimizer="torch-default" if v["path"] == "own" else "trainer")
+        before = os.environ.get(perf.CPU_BF16_ENV)
+        os.environ[perf.CPU_BF16_ENV] = "1" if v.get("cpu_bf16") else "0"
+        try:
+            return benchmark(self.models[variant_key(v)], batch_size=cfg["batch"], steps=steps, warmup=warmup,
+                             amp=cfg["amp"], device=cfg["device"],
+                             optimizer="torch-default" if v["path"] == "own" else "trainer")
+        finally:
+            if before is None:
+                os.environ.pop(perf.CPU_BF16_ENV)
+            else:
+                os.environ[perf.CPU_BF16_ENV] = before
 
     def prepare(self, v: dict) -> dict:
         """Build (and compile) the variant's model and run its first steps (compilation happens here)."""
@@ -189,6 +205,7 @@ class _Runner:
         rec = self._bench(v, steps=cfg["steps"], warmup=cfg["warmup"])
         rec.update(v, model=f"{v['family']}_{cfg['preset']}", compile=bool(v["compile_mode"]),
                    compile_mode=v["compile_mode"], wall_s=time.perf_counter() - t0,
+                   load_average_1min=os.getloadavg()[0],  # others' work on a shared machine
                    penalty={("official", "own"): "reg_weight2 every step (official train.py)",
                             ("official", "ours"): "none (no symmetry_penalty on the official model)"}.get(
                        (v["impl"], v["path"]), "hopfield_lab train_step (closed-form gradient)"),
@@ -424,6 +441,8 @@ def main(argv=None) -> int:
     ap.add_argument("--compile-official", default="", help="torch.compile modes of the official model")
     ap.add_argument("--token-mixing", default="", help="comma-separated token-mixing forms of our model "
                     "(bmm, matmul, transpose; default: the library's)")
+    ap.add_argument("--cpu-bf16", action="store_true",
+                    help="also ours with bf16 autocast on CPU (HOPFIELD_LAB_CPU_BF16=1; CPUs with bf16 units)")
     ap.add_argument("--decompose", action="store_true",
                     help="also the official model under our training path")
     ap.add_argument("--official", help="path to a checkout of Toshihiro-Ota/paramixer (optional)")
@@ -452,7 +471,7 @@ def main(argv=None) -> int:
                     compile_modes=[m for m in args.compile.split(",") if m],
                     compile_official=[m for m in args.compile_official.split(",") if m] if args.official else [],
                     token_mixings=[m for m in args.token_mixing.split(",") if m] or [None],
-                    decompose=args.decompose)
+                    decompose=args.decompose, cpu_bf16=args.cpu_bf16)
     records = measure(variants, preset=args.preset, device=device, batch=args.batch, steps=args.steps,
                       warmup=args.warmup, rounds=args.rounds, amp=not args.no_amp, official=args.official,
                       timm_path=args.timm_path, threads=args.threads, isolate=args.isolate,

@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -41,6 +42,9 @@ def test_plan_orders_variants_and_compiles_only_the_first_token_mixing_form():
                           ("paramixer", "ours[bmm]+compile:default"), ("paramixer", "ours[transpose]")]
     assert len(v) == 12 and [x["family"] for x in v[6:]] == ["symmixer"] * 6
     assert [x["impl"] for x in bench_mixer.plan(["paramixer"], official=False)] == ["ours"]
+    bf16 = bench_mixer.plan(["paramixer"], official=False, cpu_bf16=True)
+    assert [bench_mixer.variant_label(x) for x in bf16] == ["ours", "ours[bf16]"]
+    assert len({bench_mixer.variant_key(x) for x in bf16}) == 2
 
 
 def _rec(family, impl, path, mode, ips, tm=None):
@@ -87,6 +91,20 @@ def test_measure_writes_the_required_fields(isolate):
     assert r["optimizer"] == "AdamW (fused)" and r["isolation"] == isolate
     if isolate == "path":  # its own process: the trainer's allocator setting
         assert r["allocator"] == "tuned"
+
+
+def test_cpu_bf16_variant_switches_autocast_for_that_variant_only(monkeypatch):
+    from hopfield_lab import perf
+
+    monkeypatch.delenv(perf.CPU_BF16_ENV, raising=False)
+    variants = bench_mixer.plan(["paramixer"], official=False, cpu_bf16=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "no bf16 units" on CPUs without them
+        recs = bench_mixer.measure(variants, preset="cifar_tiny", device="cpu", batch=4, steps=1, warmup=1,
+                                   rounds=1, isolate="none", log=lambda *a: None)
+    assert recs[0]["amp"] is None
+    assert recs[1]["amp"] == ("bf16" if perf.cpu_bf16_supported() else None) and recs[1]["cpu_bf16"]
+    assert perf.CPU_BF16_ENV not in os.environ
 
 
 def test_official_model_needs_a_checkout():
