@@ -14,6 +14,7 @@ module                      contents
 ``mixer``                   the model families (one registry), ``create_model``
 ``official``                loading the official code's state_dicts
 ``symmetry``                symmetry metrics of trained two-layer MLPs
+``perf``                    every speed switch: compile (with fallback), fused AdamW, autocast, CPU allocator
 ``data``                    the data-set registry, ``load_splits``, the GPU-resident loader
 ``config``                  ``TrainConfig``: one run's settings
 ``train``, ``checkpoint``   the training loop; atomic checkpoints and resume
