@@ -162,3 +162,23 @@ def test_full_size_large_tiny_runs_the_chapter_code():
     assert set(data["ensemble"]) == {"t_end=0.5", "t_end=1"}
     assert data["ensemble"]["t_end=1"]["frac_runs"][0] == 0.0
     assert data["step_check"]["tied"]["max_abs_state_diff"] < 1e-4
+
+
+def test_estimate_seconds_scales_a_timed_probe():
+    import time
+    est = sb.estimate_seconds(lambda: time.sleep(0.05), scale=10)
+    assert 0.45 < est < 5.0
+    with pytest.raises(ValueError, match="scale"):
+        sb.estimate_seconds(lambda: None, scale=0)
+
+
+def test_plot_runs_titles_each_row():
+    r0 = sb.run(0.0, "small", seed=1, t_end=0.5, dt=0.05)
+    r1 = sb.summarize(sb.run(1.0, "small", seed=1, t_end=0.5, dt=0.05))
+    fig = sb.plot_runs([r0, r1], labels=["live", "committed"])
+    assert len(fig.axes) == 6
+    titles = [sf._suptitle.get_text() for sf in fig.subfigs]
+    assert titles[0].startswith("live: small system, breaking strength s = 0.00")
+    assert titles[1].startswith("committed: small system, breaking strength s = 1.00")
+    with pytest.raises(ValueError, match="labels"):
+        sb.plot_runs([r0, r1], labels=["one"])

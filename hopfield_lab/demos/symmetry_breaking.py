@@ -2,7 +2,8 @@
 
 * :func:`run` -- integrate the small or large demo system at a given symmetry-breaking strength and
   return trajectories, energy, pseudo-energy, speed and the number of energy-increasing steps.
-* :func:`draw_run` / :func:`plot_run` -- trajectories, (pseudo-)energy and speed in three panels.
+* :func:`draw_run` / :func:`plot_run` / :func:`plot_runs` -- trajectories, (pseudo-)energy and speed in
+  three panels (one row per run).
 * :func:`make_widget` -- the chapter's ipywidgets demo (strength of the breaking part, system, seed).
 * :func:`strength_player` -- its static twin: the same panels, one frame per strength.
 * :func:`landscape_figure` -- the 2-D energy landscape of the S=2, C=1 system with the flow field.
@@ -22,7 +23,7 @@ the same ``A`` and ``B``.
 """
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 import torch
@@ -152,6 +153,21 @@ def plot_run(r: dict, axes=None, label: str = ""):
         _, axes = plt.subplots(1, 3, figsize=(14, 3.8), constrained_layout=True)
     draw_run(axes, r, label=label)
     return axes[0].figure
+
+
+def plot_runs(runs: Sequence[dict], labels: Sequence[str] = ()):
+    """Several :func:`run` results or summaries, one row of :func:`draw_run`'s three panels each
+    (a subfigure with its own title per row); returns the figure."""
+    import matplotlib.pyplot as plt
+
+    labels = list(labels) or [""] * len(runs)
+    if len(labels) != len(runs):
+        raise ValueError(f"got {len(runs)} runs but {len(labels)} labels")
+    fig = plt.figure(figsize=(14, 3.9 * len(runs)), constrained_layout=True)
+    rows = fig.subfigures(len(runs), 1) if len(runs) > 1 else [fig]
+    for row, r, label in zip(rows, runs, labels):
+        draw_run(row.subplots(1, 3), r, label=label)
+    return fig
 
 
 def plot_small_tied(t: torch.Tensor, xs: torch.Tensor, E: torch.Tensor):
@@ -370,15 +386,16 @@ def official_energy(system: odes.MixerODE, x: torch.Tensor) -> torch.Tensor:
     return system.pseudo_energy(x) + D * torch.sqrt(var + system.eps) - D ** 0.5 * torch.sqrt(var)
 
 
-def estimate_seconds(size: str, t_end: float, dt: float, batch: int = 10, runs: int = 1, probe_steps: int = 20) -> float:
-    """Expected wall time of ``runs`` :func:`run` calls (RK4, ``t_end / dt`` steps), from a run of
-    ``probe_steps`` steps timed on this machine, scaled by the number of steps."""
+def estimate_seconds(probe: Callable[[], object], scale: float) -> float:
+    """Expected wall time of a long computation: ``probe()`` (a small piece of it, e.g. 20 steps)
+    timed now on this machine, times ``scale`` (how many such pieces the long run does)."""
     import time
 
+    if not scale > 0:
+        raise ValueError(f"scale must be > 0, got {scale!r}")
     start = time.perf_counter()
-    run(1.0, size, seed=0, batch=batch, t_end=probe_steps * dt, dt=dt)
-    per_step = (time.perf_counter() - start) / probe_steps
-    return per_step * round(t_end / dt) * runs
+    probe()
+    return (time.perf_counter() - start) * scale
 
 
 # ----------------------------------------------------------------------------------------------
