@@ -193,15 +193,23 @@ def cpu_bf16_supported() -> bool:
         return False
 
 
+def cuda_bf16_native(device: str | torch.device = "cuda") -> bool:
+    """True on a CUDA GPU with bf16 tensor cores (compute capability 8.0 or newer)."""
+    return torch.cuda.is_available() and torch.cuda.get_device_capability(torch.device(device))[0] >= 8
+
+
 def amp_dtype(device: str | torch.device, enabled: bool = True) -> torch.dtype | None:
-    """The autocast dtype of training on ``device``: bf16 on CUDA when ``enabled``; on CPU None
-    (fp32) unless ``HOPFIELD_LAB_CPU_BF16=1`` and :func:`cpu_bf16_supported` (a warning says so
-    when asked for on a CPU without bf16 units); None on other devices."""
-    kind = torch.device(device).type
+    """The autocast dtype of training on ``device``: bf16 on a CUDA GPU with bf16 tensor cores
+    (compute capability 8.0 or newer) when ``enabled``, None (fp32) on older GPUs such as Colab's
+    T4 (7.5), which would emulate bf16 slowly; on CPU None (fp32) unless ``HOPFIELD_LAB_CPU_BF16=1``
+    and :func:`cpu_bf16_supported` (a warning says so when asked for on a CPU without bf16 units);
+    None on other devices."""
+    dev = torch.device(device)
+    kind = dev.type
     if not enabled:
         return None
     if kind == "cuda":
-        return torch.bfloat16
+        return torch.bfloat16 if cuda_bf16_native(dev) else None
     if kind == "cpu" and _flag(CPU_BF16_ENV):
         if cpu_bf16_supported():
             return torch.bfloat16

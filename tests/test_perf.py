@@ -144,7 +144,11 @@ def test_fused_adamw_supported_on_cpu_with_this_torch():
 # ------------------------------------------------------------------ precision
 def test_amp_dtype(monkeypatch):
     monkeypatch.delenv(perf.CPU_BF16_ENV, raising=False)
+    monkeypatch.setattr(perf, "cuda_bf16_native", lambda device="cuda": True)   # an A100/H100
     assert perf.amp_dtype("cuda") is torch.bfloat16
+    monkeypatch.setattr(perf, "cuda_bf16_native", lambda device="cuda": False)  # a T4: no bf16 units
+    assert perf.amp_dtype("cuda") is None
+    monkeypatch.setattr(perf, "cuda_bf16_native", lambda device="cuda": True)
     assert perf.amp_dtype("cuda", enabled=False) is None
     assert perf.amp_dtype("cpu") is None                      # fp32 on every CPU by default
     monkeypatch.setenv(perf.CPU_BF16_ENV, "1")
