@@ -53,6 +53,9 @@ import traceback
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+#: the study's folder: committed as hopfield_lab/results/<STUDY_DIR>/, beside the 12-epoch cifar10/
+#: (chapter 8 reads every cifar10*/ folder and keeps studies of different lengths apart)
+STUDY_DIR = "cifar10_30ep"
 sys.path.insert(0, str(ROOT))
 from hopfield_lab import mixer  # noqa: E402
 
@@ -105,7 +108,7 @@ class Run:
     """One training run: its name (file stem), folder, TrainConfig fields and relative cost."""
 
     name: str
-    folder: str                 # "cifar10" or "extras"
+    folder: str                 # STUDY_DIR or "extras"
     fields: dict
     cost: float = 1.0
     tied: bool = False
@@ -124,7 +127,7 @@ def _run_name(model: str, lam, seed: int, n_iter: int | None = None) -> str:
 
 def plan(sizes: Sizes, data: str, extras: bool = True) -> list[Run]:
     """The runs in order of importance (see the module docstring)."""
-    def run(family, seed, lam=None, n_iter=None, folder="cifar10", cost=1.0, tied=False, name=None):
+    def run(family, seed, lam=None, n_iter=None, folder=STUDY_DIR, cost=1.0, tied=False, name=None):
         model = f"{family}_{sizes.preset}"
         fields = dict(sizes.train, model=model, seed=seed, dataset=data, epochs=sizes.epochs)
         if family == "asymmixer":
@@ -269,7 +272,7 @@ class Suite:
         self.t0 = time.time()
         self.deadline = self.t0 + (args.budget if args.budget is not None else sizes.budget_s)
         self.out = Path(args.out).resolve()
-        for sub in ("throughput", "cifar10", "extras", "logs"):
+        for sub in ("throughput", STUDY_DIR, "extras", "logs"):
             (self.out / sub).mkdir(parents=True, exist_ok=True)
         self.cache = Path(args.cache).resolve() if args.cache else self.out / ".cache"
         self.py = sys.executable
@@ -589,7 +592,7 @@ class Suite:
         groups: dict[tuple, list[float]] = {}
         for run in self.runs:
             path = self.out / run.folder / f"{run.name}.json"
-            if run.folder != "cifar10" or not path.is_file():
+            if run.folder != STUDY_DIR or not path.is_file():
                 continue
             r = json.loads(path.read_text())
             fam = r["model"].split("_")[0]

@@ -130,7 +130,7 @@ def test_suite_plan_is_the_study_most_important_first():
     assert names[:4] == ["vanillamixer_cifar_small_seed0", "paramixer_cifar_small_seed0",
                          "symmixer_cifar_small_seed0", "asymmixer_cifar_small_lam0_seed0"]
     assert names[4:9] == [f"asymmixer_cifar_small_lam{s}_seed0" for s in ("1e-5", "1e-4", "1e-3", "1e-2", "1e-1")]
-    study = [r for r in runs if r.folder == "cifar10" and "ni2" not in r.name]
+    study = [r for r in runs if r.folder == gpu_suite.STUDY_DIR and "ni2" not in r.name]
     assert len(study) == 17 and {r.fields["seed"] for r in study} == {0, 1, 2}
     for r in study:  # science.md §6 set-up at 30 epochs, the sweep's file names
         f = r.fields
@@ -206,11 +206,11 @@ def test_tiny_suite_end_to_end(tmp_path):
     assert all(r["compiled"] == "compiled" for r in recs if r["compile"])
     assert json.loads((out / "throughput" / "host_syncs.json").read_text())["note"].startswith("not applicable")
     # the study: one JSON per run, written by the trainer, seeds give a spread
-    res = json.loads((out / "cifar10" / "asymmixer_cifar_tiny_lam1e-2_seed0.json").read_text())
+    res = json.loads((out / gpu_suite.STUDY_DIR / "asymmixer_cifar_tiny_lam1e-2_seed0.json").read_text())
     assert res["finished"] and res["lam"] == 1e-2 and res["epochs"] == 2 and res["git_commit"] == "testcommit"
     assert summary["study"]["paramixer"]["n"] == 3 and summary["study"]["paramixer"]["std"] is not None
     assert summary["study"]["asymmixer lam=0.1"]["n"] == 1
-    assert (out / "cifar10" / "symmixer_cifar_tiny_ni2_seed0.json").is_file()
+    assert (out / gpu_suite.STUDY_DIR / "symmixer_cifar_tiny_ni2_seed0.json").is_file()
     # the free ParaMixer started from tied weights: exactly symmetric at initialisation
     tied = json.loads((out / "extras" / "paramixer_cifar_tiny_tiedinit_seed0.json").read_text())
     assert summarize(tied["symmetry_at_init"])["all"]["cosine"] == pytest.approx(1.0)
