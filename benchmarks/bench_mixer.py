@@ -29,7 +29,7 @@ moment.
     # CPU (official code in a git-ignored folder, see tools/compare_official.py)
     python benchmarks/bench_mixer.py --device cpu --batch 64 --steps 4 --warmup 2 --rounds 3 \\
         --official .official/paramixer --timm-path .official/timm_site --decompose
-    # GPU, the configuration of science.md §6 (32 px, patch 4, C=256, depth 8, batch 512)
+    # GPU, the configuration of results/cifar10_reference/README.md (32 px, patch 4, C=256, depth 8, batch 512)
     python benchmarks/bench_mixer.py --device cuda --batch 512 --compile default \\
         --compile-official default --official .official/paramixer --timm-path .official/timm_site
 
@@ -428,7 +428,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--models", default="vanillamixer,paramixer,symmixer,asymmixer",
                     help="comma-separated families")
-    ap.add_argument("--preset", default="cifar_small", help="cifar_small (science.md §6) or cifar_tiny")
+    ap.add_argument("--preset", default="cifar_small", help="cifar_small (the 30-epoch reference set-up) or cifar_tiny")
     ap.add_argument("--device", default=None, help="cuda or cpu (default: cuda if available)")
     ap.add_argument("--batch", type=int, default=512)
     ap.add_argument("--steps", type=int, default=20, help="timed steps per round")

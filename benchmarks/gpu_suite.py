@@ -13,7 +13,7 @@ run; with ``--tiny`` also ``synthetic`` or ``digits``. What it does, most import
    compiling at once) -> ``OUT/throughput/<device>.json``; and a count of the host
    synchronisations of a training step (``OUT/throughput/host_syncs.json``). Meanwhile the
    archive is decoded once into the cache that the runs share.
-2. **The study** of science.md §6 at 30 epochs: vanilla, ParaMixer, SymMixer, AsymMixer λ = 0 with
+2. **The study** of the 30-epoch reference set-up (``results/cifar10_reference/README.md``): vanilla, ParaMixer, SymMixer, AsymMixer λ = 0 with
    seed 0, then AsymMixer at λ ∈ {1e-5, 1e-4, 1e-3, 1e-2, 1e-1} (seed 0), then the four models
    with seeds 1 and 2 -> ``OUT/cifar10/<run>.json`` (the sweep's file names). Several runs share
    the GPU at once (``--workers``); each run is ``python -m hopfield_lab train`` writing its
@@ -62,7 +62,7 @@ from hopfield_lab import mixer  # noqa: E402
 FAMILIES = tuple(mixer.FAMILIES)  # the paper's four families, in the registry's order
 LAMS = (1e-5, 1e-4, 1e-3, 1e-2, 1e-1)
 SEEDS = (0, 1, 2)
-#: the training set-up of science.md §6 (TrainConfig fields)
+#: the training set-up of the 30-epoch reference (results/cifar10_reference/README.md), as TrainConfig fields
 STUDY = dict(batch_size=512, lr=1e-3, schedule="onecycle", weight_decay=0.05, label_smoothing=0.1)
 #: issue 15's goals: our default training path (compiled on CUDA, eager on CPU) over the official code's
 _MARK = "@@gpu_suite "  # a worker's status lines start with this

@@ -132,7 +132,7 @@ def test_suite_plan_is_the_study_most_important_first():
     assert names[4:9] == [f"asymmixer_cifar_small_lam{s}_seed0" for s in ("1e-5", "1e-4", "1e-3", "1e-2", "1e-1")]
     study = [r for r in runs if r.folder == gpu_suite.STUDY_DIR and "ni2" not in r.name]
     assert len(study) == 17 and {r.fields["seed"] for r in study} == {0, 1, 2}
-    for r in study:  # science.md §6 set-up at 30 epochs, the sweep's file names
+    for r in study:  # the reference set-up at 30 epochs, the sweep's file names
         f = r.fields
         assert (f["epochs"], f["batch_size"], f["lr"], f["schedule"], f["weight_decay"], f["label_smoothing"]) == \
             (30, 512, 1e-3, "onecycle", 0.05, 0.1)
