@@ -3,16 +3,24 @@
     python benchmarks/run_chapters.py --mode full --out results_dir     # on a GPU machine
     python benchmarks/run_chapters.py --mode quick                       # the same path on a CPU
 
-Writes ``<out>/chapter_times_<device>_<mode>.json`` (one record per chapter: seconds, ok, the
-error's last line, device, torch version) and prints a table. Exits non-zero if any chapter
-failed, after running all of them (one broken chapter does not hide the others' times).
+Writes ``<out>/chapter_times_<device>_<mode>.json`` (one record per chapter: wall seconds, the
+kernel's CPU seconds, the load average before and after, ok, the error's last line, and where it
+ran: device, CPU, versions, commit) and prints a table. Exits non-zero if any chapter failed,
+after running all of them (one broken chapter does not hide the others' times).
 ``benchmarks/run_chapters.sh`` is the same with the repository's defaults.
+
+The instructor's guide shows the committed quick-mode times (``hopfield_lab/results/
+chapter_times/``); its table is this script's ``--guide-table`` output (a test compares)::
+
+    python benchmarks/run_chapters.py --mode quick --out hopfield_lab/results/chapter_times
+    python benchmarks/run_chapters.py --guide-table    # paste over the guide's table
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import resource
 import sys
 import time
 from pathlib import Path
@@ -20,6 +28,14 @@ from pathlib import Path
 import nbformat
 
 ROOT = Path(__file__).resolve().parents[1]
+#: the committed quick-mode times that the instructor's guide shows
+GUIDE_TIMES = ROOT / "hopfield_lab" / "results" / "chapter_times" / "chapter_times_cpu_quick.json"
+
+
+def _children_cpu() -> float:
+    """CPU seconds (user + system) of this process's finished children (the kernels)."""
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
 
 
 def run_one(path: Path, mode: str, timeout: int) -> dict:
@@ -29,6 +45,7 @@ def run_one(path: Path, mode: str, timeout: int) -> dict:
     nb = nbformat.read(path, as_version=4)
     os.environ["HOPFIELD_LAB_QUICK"] = "1" if mode == "quick" else "0"
     os.environ.setdefault("MPLBACKEND", "Agg")
+    load_start, cpu_start = os.getloadavg()[0], _children_cpu()
     start = time.perf_counter()
     ok, error = True, None
     try:
@@ -36,8 +53,31 @@ def run_one(path: Path, mode: str, timeout: int) -> dict:
                        resources={"metadata": {"path": str(path.parent)}}).execute()
     except (CellExecutionError, CellTimeoutError) as err:
         ok, error = False, str(err).strip().splitlines()[-1][:500]
-    return {"chapter": path.stem, "mode": mode, "seconds": round(time.perf_counter() - start, 1),
+    seconds = time.perf_counter() - start  # the client has shut the kernel down and reaped it
+    return {"chapter": path.stem, "mode": mode, "seconds": round(seconds, 1),
+            "kernel_cpu_seconds": round(_children_cpu() - cpu_start, 1),
+            "load_start": round(load_start, 1), "load_end": round(os.getloadavg()[0], 1),
             "ok": ok, "error": error}
+
+
+def guide_table(path: Path = GUIDE_TIMES) -> str:
+    """The time section of ``book/instructors.md`` made from the committed records at ``path``:
+    one line on where and when they were measured, and a row per chapter."""
+    recs = json.loads(Path(path).read_text())
+    r0 = recs[0]
+    lines = [f"Measured on {r0['finished_at'][:10]} with the chapters of commit `{r0['git_commit']}`, "
+             f"torch {r0['torch_version']}, on {r0['cpu_count']} CPU cores ({r0['cpu']}), "
+             f"{r0['mode']} mode:", "",
+             "| chapter | wall time | kernel CPU time | load average (start, end) |",
+             "|---|---|---|---|"]
+    for r in recs:
+        label = "ch-" + r["chapter"][3:].replace("_", "-")
+        status = "" if r["ok"] else " (failed)"
+        lines.append(f"| {{numref}}`{{number}}. {{name}} <{label}>` | {r['seconds']:.0f} s{status} "
+                     f"| {r['kernel_cpu_seconds']:.0f} s | {r['load_start']}, {r['load_end']} |")
+    wall, cpu = sum(r["seconds"] for r in recs), sum(r["kernel_cpu_seconds"] for r in recs)
+    lines.append(f"| all {len(recs)} chapters | {wall / 60:.1f} min | {cpu / 60:.1f} min | |")
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -47,10 +87,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", nargs="*", default=None, help="chapter names or numbers (default: all)")
     ap.add_argument("--timeout", type=int, default=3600, help="seconds per cell")
     ap.add_argument("--out", type=Path, default=None, help="where to write the JSON (default: print only)")
+    ap.add_argument("--guide-table", nargs="?", const=GUIDE_TIMES, type=Path, default=None,
+                    metavar="JSON", help="print the instructor's guide's time table from committed "
+                    "records (default: the committed quick-mode CPU times) and exit")
     args = ap.parse_args(argv)
+    if args.guide_table:
+        print(guide_table(args.guide_table))
+        return 0
 
     import torch
 
+    from hopfield_lab.results import provenance
     from hopfield_lab.runtime import device_name
 
     chapters = sorted(args.book.glob("[0-9][0-9]_*.ipynb"))
@@ -65,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     for path in chapters:
         print(f"==> {path.stem} ({args.mode} mode on {device})", flush=True)
         rec = run_one(path, args.mode, args.timeout)
-        rec.update(device=device, torch_version=torch.__version__)
+        rec.update(provenance(), device=device, cpu_count=os.cpu_count(), torch_version=torch.__version__)
         records.append(rec)
         print(f"    {'ok' if rec['ok'] else 'FAILED'} in {rec['seconds']:.1f} s" +
               (f": {rec['error']}" if rec["error"] else ""), flush=True)

@@ -32,4 +32,21 @@ def test_times_every_chapter_and_reports_failures(tmp_path):
     assert [r["ok"] for r in recs] == [True, False, True]
     assert "chapter two is broken" in recs[1]["error"]
     assert all(r["seconds"] >= 0 and r["device"] == "cpu" for r in recs)
+    assert all(0 <= r["kernel_cpu_seconds"] and r["load_start"] >= 0 and r["git_commit"] for r in recs)
+    table = run_chapters.guide_table(f)
+    assert "| {numref}`{number}. {name} <ch-broken>` |" in table and "(failed)" in table
+    assert table.count("\n|") == 2 + 3 + 1  # header, rule, a row per chapter, the total
     assert run_chapters.main(["--mode", "quick", "--book", str(book), "--only", "03"]) == 0
+
+
+def test_kernel_cpu_time_is_the_kernels_own(tmp_path):
+    """A chapter that burns CPU in its kernel is charged for it; a sleeping one is not."""
+    book = tmp_path / "book"
+    book.mkdir()
+    _nb(book / "01_busy.ipynb", "import time\nt = time.process_time()\nwhile time.process_time() - t < 1.5: pass")
+    _nb(book / "02_idle.ipynb", "import time\ntime.sleep(1.5)")
+    assert run_chapters.main(["--mode", "quick", "--book", str(book), "--out", str(tmp_path)]) == 0
+    (f,) = tmp_path.glob("chapter_times_*_quick.json")
+    busy, idle = json.loads(f.read_text())
+    assert busy["kernel_cpu_seconds"] >= 1.4 and busy["seconds"] >= 1.4
+    assert idle["seconds"] >= 1.4 and idle["kernel_cpu_seconds"] < busy["kernel_cpu_seconds"] - 1.0
