@@ -165,3 +165,15 @@ def test_symmixer_flow_check_rejects_typical_mistakes(capsys, fn, says):
     out = capsys.readouterr().out.strip()
     assert out.startswith(f"{WRONG} SymMixer flow:"), out
     assert says in out and "Traceback" not in out and "\n" not in out, out
+
+
+def test_adiabatic_cost_counts_the_steps_of_adiabatic_comparison(small_block):
+    blk, x0 = small_block
+    taus = (0.3, 0.02, 0.008)
+    cost = dp.adiabatic_cost(blk, x0, taus, T=2.0, probe=2)
+    # the same step rule as adiabatic_comparison: dt = min(0.01, tau / 4)
+    assert cost["steps"] == sum(len(dp.adiabatic_comparison(blk, x0, t, T=2.0, n_records=10**9)["t"]) - 1
+                                for t in taus) == 200 + 400 + 1000
+    assert cost["seconds_per_step"] > 0 and cost["estimate_s"] == cost["steps"] * cost["seconds_per_step"]
+    with pytest.raises(ValueError, match="probe=0"):
+        dp.adiabatic_cost(blk, x0, taus, probe=0)

@@ -4,6 +4,7 @@
   spheres of given radii, the set-up of the paper's demos.
 * :func:`adiabatic_comparison` -- the full three-layer HAM with fast hidden layers (time constant
   ``tau``) against the SymMixer flow: trajectories, deviation, energies.
+* :func:`adiabatic_cost` -- how long the comparison over several ``tau`` takes here (an estimate).
 * :func:`mixer_as_euler` -- the residual block ``X <- X + M(N(X))`` against the leaky Euler
   iteration ``Y <- (1 - e_k) Y + e_k M(N(Y))`` with ``e_k = 1/(k+2)``.
 * :func:`serial_parallel_gap` -- how far a serial (vanilla) block is from a parallel one as the
@@ -101,13 +102,42 @@ def adiabatic_comparison(block: mx.ParallelMixerBlock, x0: Tensor, tau: float, T
 
 
 @torch.no_grad()
+def adiabatic_cost(block: mx.ParallelMixerBlock, x0: Tensor, taus, T: float = 5.0, probe: int = 20) -> dict:
+    """What the comparison of :func:`adiabatic_comparison` over ``taus`` costs, measured here.
+
+    Counts the RK4 steps (``round(T / min(0.01, tau / 4))`` per ``tau``, each taken by the full HAM
+    and by the flow) and times ``probe`` steps of both networks from ``x0`` ``(B, S, C)`` after one
+    untimed warm-up step (energies are recorded only now and then, so they are left out). Returns
+    ``steps`` (total over ``taus``), ``seconds_per_step`` (measured, both networks) and
+    ``estimate_s = steps * seconds_per_step``: an estimate for this machine, not a promise.
+    """
+    import time
+
+    if probe < 1:
+        raise ValueError(f"probe={probe} must be at least 1 step.")
+    steps = sum(max(1, int(round(T / min(0.01, tau / 4)))) for tau in taus)
+    ham = block.to_ham(tau=1.0, tau_tokens=min(taus), tau_channels=min(taus))
+    red = ham.eliminate("hs", "hc")
+    dt = min(0.01, min(taus) / 4)
+    start_full = red.complete({"x": x0})
+    red.run({"x": x0}, 1, dt, method="rk4")                     # warm-up, not timed
+    ham.run(start_full, 1, dt, method="rk4")
+    start = time.perf_counter()
+    red.run({"x": x0}, probe, dt, method="rk4")
+    ham.run(start_full, probe, dt, method="rk4")
+    per_step = (time.perf_counter() - start) / probe
+    return {"steps": steps, "seconds_per_step": per_step, "estimate_s": steps * per_step}
+
+
+@torch.no_grad()
 def mixer_as_euler(block: mx.ParallelMixerBlock, x0: Tensor, n_iter: int = 20) -> dict:
     """Iterate the residual block ``X_{k+1} = X_k + M(N(X_k))`` and the leaky Euler step
     ``Y_{k+1} = (1 - e_k) Y_k + e_k M(N(Y_k))`` with ``e_k = 1/(k+2)``, both from ``x0``.
 
     For a scale-invariant norm (``eps -> 0``; a shift ``delta`` is added after normalising, so it
     does not matter) ``X_k = (k+1) Y_k`` exactly: the residual block is the leaky Euler scheme with
-    shrinking steps, and ``Y_k`` is the running mean of ``x0`` and the first ``k`` mixing outputs. Returns ``X``, ``Y`` ``(n_iter + 1, B, S, C)``,
+    shrinking steps, and ``Y_k`` is the running mean of ``x0`` and the first ``k`` mixing outputs.
+    Returns ``X``, ``Y`` ``(n_iter + 1, B, S, C)``,
     ``rel_err`` ``(n_iter + 1,)`` (largest ``|X_k/(k+1) - Y_k| / |Y_k|``), ``energy_X``,
     ``energy_Y`` ``(n_iter + 1, B)`` (the block's energy, for a SymMixer block) and ``norm_X``
     ``(n_iter + 1,)`` (mean Frobenius norm of ``X_k``).
