@@ -58,6 +58,22 @@ def test_capacity_degrades_near_0_14_N():
     torch.testing.assert_close(res.bit_error, (1 - m) / 2)
 
 
+def test_capacity_trial_overlap_is_the_per_network_mean():
+    """trial_overlap holds one mean per independent network; their mean is the curve's overlap,
+    and each equals the overlap of a network run on its own with the same patterns."""
+    res = capacity_curve(100, [10, 20], trials=4, seed=2)
+    assert res.trial_overlap.shape == (2, 4) and res.trial_overlap.dtype == torch.float64
+    torch.testing.assert_close(res.trial_overlap.mean(1), res.overlap, rtol=0, atol=1e-12)
+    assert float(res.trial_overlap.max()) <= 1.0
+    # every value is an integer sum of overlaps divided once: a multiple of 1/(K·N)
+    k = res.n_patterns.double()[:, None]
+    scaled = res.trial_overlap * k * 100
+    assert torch.equal(scaled, scaled.round())
+    # a single network: its mean is the curve's overlap
+    one = capacity_curve(100, [20], trials=1, seed=2)
+    assert one.trial_overlap.shape == (1, 1) and float(one.trial_overlap[0, 0]) == float(one.overlap[0])
+
+
 def test_sync_matches_field_sign_and_can_oscillate():
     # two mutually inhibiting neurons: synchronous updates flip both forever, async settles
     net = HopfieldNetwork(weights=torch.tensor([[0.0, -1.0], [-1.0, 0.0]]))

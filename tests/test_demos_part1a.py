@@ -35,47 +35,6 @@ def test_pattern_grid_and_players():
     assert len(plt.get_fignums()) == n_open  # the player's figure is closed
 
 
-# ------------------------------------------------------------------ chapter 1
-def test_default_letters_are_the_greedy_choice():
-    g = hd.glyph_patterns(string.ascii_uppercase)
-    assert g.shape == (26, 256) and set(g.unique().tolist()) == {-1.0, 1.0}
-    picked = "".join(string.ascii_uppercase[i] for i in hd.pick_uncorrelated(g, 8, first=7))
-    assert picked == hd.DEFAULT_LETTERS
-
-
-def test_hopfield_widget_callback():
-    w = hd.make_widget()
-    sliders = {c.description: c for c in w.children if hasattr(c, "description")}
-    # few letters, little noise: the stored letter comes back exactly, energy went down
-    sliders["noise"].value, sliders["letters"].value = 0.2, 3
-    r = w.result
-    assert r["success"] and r["overlap_final"] == 1.0
-    assert r["overlap_cue"] == pytest.approx(1 - 2 * round(0.2 * 256) / 256)
-    e = np.array(r["energy"])
-    assert np.all(np.diff(e) <= 1e-6) and e[-1] < e[0]
-    # the callback computes what recall_demo computes
-    direct = hd.recall_demo(0.2, 3, 0)
-    assert torch.equal(direct["recalled"], r["recalled"])
-    # more than half of the pixels flipped: the network falls into the reversed letter
-    sliders["noise"].value = 0.5
-    sliders["seed"].value = 1
-    r2 = w.result
-    assert r2["overlap_cue"] == 0.0
-    assert r2["converged"] and np.all(np.diff(r2["energy"]) <= 1e-6)
-
-
-def test_hopfield_player():
-    html = hd.recall_player(0.2, 3, 0, record_every=64)
-    assert html.data.count("data:image/png") >= 4
-
-
-def test_hopfield_errors():
-    with pytest.raises(ValueError, match="n_patterns"):
-        hd.recall_demo(0.1, 0)
-    with pytest.raises(ValueError, match="k must"):
-        hd.pick_uncorrelated(torch.ones(3, 4), 5)
-
-
 # ------------------------------------------------------------------ chapter 2
 def test_dense_memory_widget_callback():
     w = dm.make_widget()
