@@ -24,6 +24,7 @@ from hopfield_lab import results
 #: study name -> "module:function" (a chapter's demos module)
 STUDIES: dict[str, str] = {
     "ch01_capacity": "hopfield_lab.demos.hopfield:full_size_capacity",
+    "ch02_capacity": "hopfield_lab.demos.dense_memory:full_size_capacity",
 }
 
 

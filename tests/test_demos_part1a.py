@@ -1,6 +1,4 @@
-"""Tests of the chapter 1-2 demos (their widget callbacks) and of hopfield_lab.viz."""
-import string
-
+"""Tests of hopfield_lab.viz (the chapter demos have their own files: tests/test_demos_<module>.py)."""
 import matplotlib
 
 matplotlib.use("Agg")
@@ -10,8 +8,6 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 from hopfield_lab import viz  # noqa: E402
-from hopfield_lab.demos import dense_memory as dm  # noqa: E402
-from hopfield_lab.demos import hopfield as hd  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -33,37 +29,3 @@ def test_pattern_grid_and_players():
     html = viz.animate_images(torch.randn(3, 2, 16), shape=(4, 4), frame_titles=["0", "1", "2"])
     assert "<script" in html.data and html.data.count("data:image/png") >= 3
     assert len(plt.get_fignums()) == n_open  # the player's figure is closed
-
-
-# ------------------------------------------------------------------ chapter 2
-def test_dense_memory_widget_callback():
-    w = dm.make_widget()
-    sliders = {c.description: c for c in w.children if hasattr(c, "description")}
-    sliders["patterns"].value = 30
-    sliders["log10 β"].value = -3.0  # β → 0: the global average of all stored patterns
-    r = w.result
-    x = r["patterns"]
-    assert r["effective_patterns"] == pytest.approx(30, rel=0.02)
-    torch.testing.assert_close(r["retrieved"], x.mean(0), atol=1e-2, rtol=0)
-    sliders["log10 β"].value = 1.0  # large β: the cued pattern itself, in one step
-    r = w.result
-    assert r["effective_patterns"] < 1.05
-    assert r["argmax"] == r["target_index"]
-    assert float((r["retrieved"] - x[r["target_index"]]).abs().max()) < 0.05
-    # energy went down in the step and the callback's numbers match the library's
-    assert r["energy_after"] <= r["energy_before"] + 1e-9
-    direct = dm.retrieval_demo(beta=10.0, n_patterns=30, mask=sliders["mask"].value, seed=0)
-    torch.testing.assert_close(direct["retrieved"], r["retrieved"])
-
-
-def test_dense_memory_metastable_between_limits():
-    """Effective number of patterns falls monotonically from P to 1 as β grows."""
-    eff = [dm.retrieval_demo(beta=b, n_patterns=30, mask=0.5, seed=0)["effective_patterns"]
-           for b in (1e-3, 0.1, 0.3, 1.0, 10.0)]
-    assert all(a >= b - 1e-6 for a, b in zip(eff, eff[1:])), eff
-    assert eff[0] > 29 and eff[-1] < 1.05 and 1.5 < max(e for e in eff if e < 29)
-
-
-def test_dense_memory_player():
-    html = dm.beta_player(betas=[0.01, 1.0, 10.0], n_patterns=20)
-    assert html.data.count("data:image/png") >= 3

@@ -11,10 +11,21 @@ returns
 
 :func:`retrieval_demo` computes one case, :func:`make_widget` is the ipywidgets demo whose
 callback :func:`show_retrieval` draws and returns it, :func:`beta_player` is the static twin
-(a ``to_jshtml`` player sweeping β).
+(a ``to_jshtml`` player sweeping β); :func:`beta_sweep` and :func:`plot_beta_sweep` summarise
+the sweep in one figure.
+
+Capacity: :func:`largest_k` finds, for one size ``N``, the largest number of random patterns
+that are still recalled from themselves (dense associative memory with ``F = z^n`` or ``e^z``
+through :func:`~hopfield_lab.classical.capacity_curve`, or one update of the modern network,
+:func:`modern_overlap`); :func:`scaling_study` runs it over sizes, :func:`plot_scaling` draws it
+(the chapter's live run and the committed :func:`full_size_capacity` use the same functions).
+:func:`plot_descent` and :func:`plot_recall_vs_load` draw the chapter's other two figures of
+the binary models, :func:`plot_landscapes` the two-dimensional energy landscapes.
+:func:`check_update` is the check cell of the chapter's auto-checked coding exercise.
 """
 from __future__ import annotations
 
+import math
 from functools import lru_cache
 
 import matplotlib.pyplot as plt
@@ -22,9 +33,13 @@ import numpy as np
 import torch
 
 from .. import viz
-from ..classical import ModernHopfieldNetwork
+from ..classical import ModernHopfieldNetwork, capacity_curve, corrupt, random_patterns
+from ..exercises import assert_close, check
 
-__all__ = ["digit_patterns", "mask_rows", "retrieval_demo", "show_retrieval", "make_widget", "beta_player"]
+__all__ = ["digit_patterns", "mask_rows", "retrieval_demo", "show_retrieval", "make_widget", "beta_player",
+           "beta_sweep", "plot_beta_sweep", "plot_descent", "plot_recall_vs_load", "plot_landscapes",
+           "modern_overlap", "largest_k", "scaling_study", "plot_scaling", "full_size_capacity",
+           "check_update", "MODELS"]
 
 SIDE = 8  # the digits are 8×8
 
@@ -67,7 +82,8 @@ def retrieval_demo(beta: float = 1.0, n_patterns: int = 30, mask: float = 0.5, s
     ``query (64,)``, ``retrieved (64,)``, ``weights (P,)`` (the softmax ``p``),
     ``effective_patterns`` (``1/Σp²``), ``argmax`` (the most weighted pattern),
     ``energy_before``/``energy_after`` (energy of the query and of the retrieved state),
-    ``error`` (max |retrieved − target|).
+    ``error`` (max |retrieved − target|), ``class_weight`` (the softmax weight on the digits of
+    the cued digit's class, the cued one included).
     """
     x, labels = digit_patterns(n_patterns, seed)
     net = ModernHopfieldNetwork(x, beta=beta)
@@ -86,6 +102,7 @@ def retrieval_demo(beta: float = 1.0, n_patterns: int = 30, mask: float = 0.5, s
         "energy_before": float(net.energy(query)),
         "energy_after": float(net.energy(new)),
         "error": float((new - x[0]).abs().max()),
+        "class_weight": float(p[labels == labels[0]].sum()),
         "beta": beta,
     }
 
@@ -161,3 +178,279 @@ def beta_player(betas=None, n_patterns: int = 30, mask: float = 0.5, seed: int =
         ttl.set_text(_title(o))
 
     return viz.animate(update, len(outs), fig, interval=interval)
+
+
+def beta_sweep(betas, n_patterns: int = 30, mask: float = 0.5, seed: int = 0) -> dict:
+    """:func:`retrieval_demo` for each β: lists ``beta``, ``effective_patterns``, ``error``,
+    ``target_weight`` (softmax weight on the cued digit) and ``class_weight``."""
+    outs = [retrieval_demo(float(b), n_patterns, mask, seed) for b in betas]
+    return {"beta": [float(b) for b in betas],
+            "effective_patterns": [o["effective_patterns"] for o in outs],
+            "error": [o["error"] for o in outs],
+            "target_weight": [float(o["weights"][o["target_index"]]) for o in outs],
+            "class_weight": [o["class_weight"] for o in outs],
+            "n_patterns": n_patterns, "n_class": int((outs[0]["labels"] == outs[0]["labels"][0]).sum())}
+
+
+def plot_beta_sweep(sweep: dict):
+    """Two panels against β: the effective number of patterns with the retrieval error, and the
+    softmax weight on the cued digit and on its class. Returns the figure."""
+    b = sweep["beta"]
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(10.5, 3.3), layout="constrained")
+    ax.semilogx(b, sweep["effective_patterns"], marker="o", ms=3, label="K_eff = 1 / Σ p²")
+    ax.set_xlabel("inverse temperature β (log scale)")
+    ax.set_ylabel("effective number of patterns")
+    ax2 = ax.twinx()
+    ax2.semilogx(b, sweep["error"], color="C1", marker="s", ms=3, label="max |retrieved − cued digit|")
+    ax2.set_ylabel("retrieval error (pixel units)", color="C1")
+    ax.set_title(f"one update of a masked digit: {sweep['n_patterns']} stored digits", fontsize=10)
+    h1, l1 = ax.get_legend_handles_labels()
+    h2, l2 = ax2.get_legend_handles_labels()
+    ax.legend(h1 + h2, l1 + l2, loc="center left", fontsize=8)
+    bx.semilogx(b, sweep["class_weight"], color="C0", marker="o", ms=3,
+                label=f"on the cued digit's class ({sweep['n_class']} digits)")
+    bx.semilogx(b, sweep["target_weight"], color="C3", marker="s", ms=3, label="on the cued digit")
+    bx.set_xlabel("inverse temperature β (log scale)")
+    bx.set_ylabel("softmax weight")
+    bx.set_ylim(0, 1.02)
+    bx.set_title("where the weight goes", fontsize=10)
+    bx.legend(fontsize=8)
+    return fig
+
+
+# --------------------------------------------------------------------------------------------
+# figures of the binary models
+# --------------------------------------------------------------------------------------------
+def _label(F: str, n: int) -> str:
+    return "F = exp(z)" if F == "exp" else f"F = {'max(z,0)' if F == 'repu' else 'z'}^{n}"
+
+
+def plot_descent(runs: dict):
+    """Energy traces of asynchronous runs, each rescaled to fall from 1 (start) to 0 (end) and
+    averaged over the runs. ``runs`` maps ``(F, n)`` to a :class:`~hopfield_lab.classical.RunResult`
+    of a batch of states. Returns the figure."""
+    fig, ax = plt.subplots(figsize=(6.5, 3.2), layout="constrained")
+    for (F, n), run in runs.items():
+        e = run.energy.double().cpu()
+        scaled = (e - e[-1]) / (e[0] - e[-1]).clamp_min(1e-12)
+        ax.plot(run.updates, scaled.mean(1), label=_label(F, n))
+    batch = next(iter(runs.values())).energy.shape[1]
+    ax.set_xlabel("single-neuron updates")
+    ax.set_ylabel("(E − E_final) / (E_0 − E_final)")
+    ax.set_title(f"asynchronous updates descend every energy (mean of {batch} runs)", fontsize=10)
+    ax.legend()
+    return fig
+
+
+def plot_recall_vs_load(curves: dict, n_neurons: int, flip: float):
+    """Final overlap against the load ``K/N`` (log scale) for each ``(F, n)`` of ``curves``
+    (:class:`~hopfield_lab.classical.CapacityResult`). Returns the figure."""
+    fig, ax = plt.subplots(figsize=(6.5, 3.4), layout="constrained")
+    for (F, n), r in curves.items():
+        ax.semilogx(r.load, r.overlap, marker="o", ms=3, label=_label(F, n))
+    ax.axvline(1.0, color="k", ls=":", lw=1)
+    ax.axvline(0.138, color="k", ls="--", lw=1)
+    ax.text(0.145, 0.55, "0.138 N", fontsize=8)
+    ax.text(1.05, 0.55, "K = N", fontsize=8)
+    ax.set_xlabel("load K / N (log scale)")
+    ax.set_ylabel("final overlap m (mean over cues)")
+    ax.set_title(f"recall from {flip:.0%} corrupted cues, N = {n_neurons}", fontsize=10)
+    ax.legend()
+    return fig
+
+
+def plot_landscapes(patterns: torch.Tensor, betas, *, extent: float = 1.6, grid: int = 121,
+                    stride: int = 97, steps: int = 500):
+    """Energy landscapes of a modern Hopfield network with two-dimensional ``patterns (K, 2)`` for
+    each β, with the fixed points that the update reaches from a grid of starts. Returns
+    ``(figure, {β: number of distinct fixed points})``."""
+    axis = torch.linspace(-extent, extent, grid, dtype=torch.float64)
+    gx, gy = torch.meshgrid(axis, axis, indexing="xy")
+    pts = torch.stack([gx.flatten(), gy.flatten()], -1)
+    starts = pts[::stride]
+    fig, axes = plt.subplots(1, len(betas), figsize=(3.7 * len(betas), 3.6), layout="constrained",
+                             squeeze=False)
+    n_minima = {}
+    for ax, beta in zip(axes[0], betas):
+        net = ModernHopfieldNetwork(patterns, beta=beta)
+        e = net.energy(pts).reshape(grid, grid)
+        cs = ax.contourf(gx, gy, e, levels=30, cmap="viridis")
+        fig.colorbar(cs, ax=ax, label="energy E (dimensionless)")
+        ends = net.retrieve(starts, steps=steps)
+        n_minima[beta] = len(torch.unique(ends.round(decimals=2), dim=0))
+        ax.scatter(*patterns.T, marker="x", color="red", s=60, label="stored patterns")
+        ax.scatter(*ends.T, color="white", edgecolor="k", s=25, label="fixed points")
+        ax.set_title(f"β = {beta}: {n_minima[beta]} fixed point(s)", fontsize=10)
+        ax.set_xlabel("ξ₁")
+        ax.set_ylabel("ξ₂")
+    axes[0, 0].legend(loc="lower left", fontsize=7)
+    return fig, n_minima
+
+
+# --------------------------------------------------------------------------------------------
+# capacity versus size
+# --------------------------------------------------------------------------------------------
+#: The memories of the scaling study: label -> (kind, F, n). ``dense`` runs the binary dense
+#: associative memory to a fixed point; ``modern`` is one update of the modern network (β = 1).
+MODELS = {
+    "z^2": ("dense", "poly", 2),
+    "z^3": ("dense", "poly", 3),
+    "z^4": ("dense", "poly", 4),
+    "exp": ("dense", "exp", 1),
+    "modern": ("modern", None, None),
+}
+
+
+def modern_overlap(n_neurons: int, n_patterns: int, *, trials: int = 4, cues_per_trial: int = 25,
+                   beta: float = 1.0, flip_fraction: float = 0.0, seed: int = 0, device=None) -> float:
+    """One-step retrieval in the modern Hopfield network with random ±1 patterns: store
+    ``n_patterns`` patterns of dimension ``N``, query with (up to ``cues_per_trial`` of) them,
+    ``flip_fraction`` of the entries flipped, apply one update (ch2-mhn-update) and return the
+    mean overlap ``m = x_μ·ξ_new / N`` with the cued pattern over ``trials`` pattern sets.
+    Random numbers come from a CPU generator seeded with ``seed``, as in
+    :func:`~hopfield_lab.classical.capacity_curve`."""
+    g = torch.Generator().manual_seed(seed)
+    total, count = 0.0, 0
+    for _ in range(trials):
+        x = random_patterns(n_patterns, n_neurons, generator=g, dtype=torch.float64, device=device)
+        c = min(n_patterns, cues_per_trial)
+        queries = corrupt(x[:c], flip_fraction, generator=g)
+        new = ModernHopfieldNetwork(x, beta=beta).update(queries)  # (c, N)
+        total += float((new * x[:c]).sum()) / n_neurons
+        count += c
+    return total / count
+
+
+def _recalled(label: str, n_neurons: int, k: int, trials: int, cues: int, threshold: float,
+              seed: int, device) -> bool:
+    kind, F, n = MODELS[label]
+    if kind == "modern":
+        m = modern_overlap(n_neurons, k, trials=trials, cues_per_trial=cues, seed=seed, device=device)
+    else:
+        m = float(capacity_curve(n_neurons, [k], model="dense", F=F, n=n, trials=trials,
+                                 cues_per_trial=cues, seed=seed, device=device).overlap[0])
+    return m >= threshold
+
+
+def largest_k(label: str, n_neurons: int, *, trials: int = 4, cues: int = 25, threshold: float = 0.99,
+              rel_tol: float = 0.05, k_max: int = 10**7, seed: int = 0, device=None) -> int:
+    """The largest number of random patterns ``K`` that the memory ``MODELS[label]`` of ``N``
+    neurons recalls from the patterns themselves with mean final overlap ``≥ threshold``.
+
+    Doubles ``K`` from 2 until recall fails, then bisects between the last success and the first
+    failure until they are within ``rel_tol`` of each other (or adjacent integers). Each test uses
+    fresh patterns from ``seed``. Returns 1 if even ``K = 2`` fails (one stored pattern is always
+    recalled from itself); raises if ``K`` passes ``k_max`` without a failure.
+    """
+    if label not in MODELS:
+        raise ValueError(f"unknown memory {label!r}; choose from {sorted(MODELS)}.")
+    test = lambda k: _recalled(label, n_neurons, k, trials, cues, threshold, seed, device)
+    lo, hi = 1, 2
+    while test(hi):
+        lo, hi = hi, 2 * hi
+        if hi > k_max:
+            raise ValueError(f"{label} with N = {n_neurons} still recalls {lo} patterns; raise k_max "
+                             f"({k_max}) if you mean it, or choose a smaller N.")
+    while hi - lo > 1 and hi > lo * (1 + rel_tol):
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if test(mid) else (lo, mid)
+    return lo
+
+
+def scaling_study(sizes: dict, *, trials: int = 4, cues: int = 25, threshold: float = 0.99,
+                  rel_tol: float = 0.05, seed: int = 0, device=None) -> dict:
+    """:func:`largest_k` for each memory label and each ``N`` of ``sizes`` (label -> list of N).
+
+    Returns a JSON-able dict ``{"trials", "cues", "threshold", "rel_tol", "curves": [...]}``;
+    each curve has ``label``, ``neurons`` and ``kmax`` (one entry per N), and ``slope``: the
+    least-squares slope of ``log K`` against ``log N`` for ``z^n`` (the power), against ``N`` for
+    ``exp`` and ``modern`` (the exponential rate).
+    """
+    curves = []
+    for label, neurons in sizes.items():
+        kmax = [largest_k(label, int(n), trials=trials, cues=cues, threshold=threshold, rel_tol=rel_tol,
+                          seed=seed, device=device) for n in neurons]
+        x = np.asarray(neurons, dtype=float)
+        x = x if MODELS[label][0] == "modern" or MODELS[label][1] == "exp" else np.log(x)
+        slope = float(np.polyfit(x, np.log(kmax), 1)[0]) if len(neurons) > 1 else float("nan")
+        curves.append({"label": label, "neurons": [int(n) for n in neurons], "kmax": kmax, "slope": slope})
+    return {"trials": trials, "cues": cues, "threshold": threshold, "rel_tol": rel_tol, "curves": curves}
+
+
+def _is_exponential(label: str) -> bool:
+    kind, F, _ = MODELS[label]
+    return kind == "modern" or F == "exp"
+
+
+def plot_scaling(study: dict, axes=None, *, title: str = ""):
+    """Two panels of a :func:`scaling_study`: the polynomial memories on log–log axes (a straight
+    line of slope ``n − 1`` is ``K ∝ N^(n−1)``) and the exponential ones on semi-log axes (a
+    straight line is ``K ∝ e^(rate·N)``), with the fitted slopes in the legends. Returns the axes."""
+    if axes is None:
+        _, axes = plt.subplots(1, 2, figsize=(10.5, 3.6), layout="constrained")
+    poly = [c for c in study["curves"] if not _is_exponential(c["label"])]
+    expo = [c for c in study["curves"] if _is_exponential(c["label"])]
+    for c in poly:
+        axes[0].loglog(c["neurons"], c["kmax"], marker="o", label=f"F = {c['label']}: slope {c['slope']:.2f}")
+    if poly:
+        ns = sorted({n for c in poly for n in c["neurons"]})
+        axes[0].loglog(ns, ns, "k:", lw=1, label="K = N")
+    axes[0].set_xlabel("number of neurons N (log scale)")
+    axes[0].set_ylabel(f"largest K recalled (m ≥ {study['threshold']})")
+    axes[0].set_title(f"F = z^n: K grows like a power of N{title}", fontsize=10)
+    names = {"exp": "dense, F = exp(z)", "modern": "modern, one update (β = 1)"}
+    for c in expo:
+        axes[1].semilogy(c["neurons"], c["kmax"], marker="o",
+                         label=f"{names[c['label']]}: rate {c['slope']:.2f} per neuron")
+    axes[1].set_xlabel("number of neurons N")
+    axes[1].set_ylabel(f"largest K recalled (m ≥ {study['threshold']})")
+    axes[1].set_title(f"exponential memories: K grows like e^(rate·N){title}", fontsize=10)
+    for ax in axes:
+        ax.legend(fontsize=8)
+    return axes
+
+
+#: Sizes of the committed study: up to where one test of the largest K takes about a minute on a
+#: CPU core (F = exp sorts K exponents per neuron update; the modern network needs one product).
+FULL_SIZES = {"z^2": [32, 64, 128, 256, 512, 1024, 2048], "z^3": [32, 48, 64, 96, 128, 192, 256],
+              "z^4": [24, 32, 48, 64, 96, 128], "exp": [8, 10, 12, 14, 16, 18, 20],
+              "modern": [8, 12, 16, 20, 24, 28]}
+
+
+def full_size_capacity(tiny: bool) -> tuple[dict, dict]:
+    """The committed full-size capacity study (``benchmarks/full_size.py ch02_capacity``): the
+    chapter's :func:`scaling_study` at sizes where the power laws and the exponential growth
+    span two to four decades of ``K``, with 16 pattern sets per test."""
+    sizes = ({"z^2": [16, 24], "z^3": [16, 24], "exp": [6, 8], "modern": [6, 8]} if tiny else FULL_SIZES)
+    settings = dict(sizes=sizes, trials=2 if tiny else 16, cues=25, threshold=0.99, rel_tol=0.05, seed=0)
+    data = scaling_study(sizes, trials=settings["trials"], cues=settings["cues"],
+                         threshold=settings["threshold"], rel_tol=settings["rel_tol"], seed=settings["seed"])
+    return data, settings
+
+
+# --------------------------------------------------------------------------------------------
+# auto-checked exercise
+# --------------------------------------------------------------------------------------------
+def check_update(fn) -> bool:
+    """Check a reader's ``fn(X (K, d), xi (B, d), beta) -> (B, d)``: one update (ch2-mhn-update)
+    of the modern Hopfield network, ``ξ_new = softmax(β ξ Xᵀ) X`` row by row. Prints one line;
+    returns True if right."""
+    def test(f):
+        g = torch.Generator().manual_seed(5)
+        X = torch.randn(7, 4, generator=g, dtype=torch.float64)   # K = 7 patterns, d = 4
+        xi = torch.randn(3, 4, generator=g, dtype=torch.float64)  # B = 3 states
+        beta = 2.0
+        got = f(X.clone(), xi.clone(), beta)
+        if isinstance(got, torch.Tensor) and tuple(got.shape) == (3, 7):
+            raise AssertionError("the result has shape (B, K) = (3, 7): these are the softmax weights p. "
+                                 "Return their average of the stored patterns, p @ X, shape (B, d).")
+        if isinstance(got, torch.Tensor) and tuple(got.shape) == (3, 4):
+            w = got.detach().double().cpu()
+            if torch.allclose(w, torch.softmax(beta * xi @ X.T, dim=0) @ X):
+                raise AssertionError("the softmax runs over the states; it must run over the stored patterns "
+                                     "(the last axis of xi @ X.T: dim=-1).")
+            if torch.allclose(w, torch.softmax(xi @ X.T, dim=-1) @ X):
+                raise AssertionError("β is missing: the weights are softmax(β · xi @ X.T).")
+        want = ModernHopfieldNetwork(X, beta=beta).update(xi)
+        assert_close(got, want, "the update of 3 states with 7 stored patterns (d = 4, β = 2)")
+    return check("modern Hopfield update", test, fn)

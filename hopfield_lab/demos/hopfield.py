@@ -193,6 +193,49 @@ def recall_player(noise: float = 0.25, n_patterns: int = 4, seed: int = 0, *, re
     return viz.animate(update, len(frames), fig, interval=interval)
 
 
+def plot_letters(patterns: torch.Tensor, letters: str, size: int = 16):
+    """The stored letters ``patterns (K, size²)`` as images beside the matrix of their overlaps
+    ``m^{μν} = ξ^μ·ξ^ν / N``. Returns the figure."""
+    k, n = patterns.shape
+    ov = (patterns @ patterns.T / n).cpu()
+    fig = plt.figure(figsize=(10, 3.3), layout="constrained")
+    sub = fig.subfigures(1, 2, width_ratios=[2.2, 1])
+    ncols = math.ceil(k / 2)
+    viz.pattern_grid(patterns, shape=(size, size), titles=list(letters), ncols=ncols,
+                     ax=sub[0].subplots(2, ncols), size=1.0)
+    sub[0].suptitle(f"{k} letters as ±1 patterns, N = {n}")
+    ax = sub[1].subplots()
+    im = ax.imshow(ov.numpy(), cmap="RdBu_r", vmin=-1, vmax=1)
+    ax.set_xticks(range(k), list(letters))
+    ax.set_yticks(range(k), list(letters))
+    ax.set_title("overlaps $m^{\\mu\\nu}$")
+    sub[1].colorbar(im, ax=ax, shrink=0.8, label="overlap (dimensionless)")
+    return fig
+
+
+def plot_recall_run(run, cue: torch.Tensor, stored: torch.Tensor, stored_energy: float, title: str,
+                    size: int = 16):
+    """One recall: the energy trace of ``run`` (a :class:`~hopfield_lab.classical.RunResult` of one
+    state) against the energy of the stored pattern, and the cue, the fixed point and the stored
+    pattern ``(size²,)`` as images. Returns the figure."""
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3), gridspec_kw={"width_ratios": [1.4, 1]})
+    axes[0].plot(run.updates, run.energy[:, 0].cpu(), marker=".")
+    axes[0].set_xlabel("single-neuron updates")
+    axes[0].set_ylabel("energy E (dimensionless)")
+    axes[0].set_title(title)
+    axes[0].axhline(stored_energy, color="C3", ls="--", label="E of the stored pattern")
+    axes[0].legend()
+    axes[1].axis("off")
+    for j, (img, t) in enumerate([(cue, "cue"), (run.state[0], "fixed point"), (stored, "stored")]):
+        a = axes[1].inset_axes([j / 3 + 0.01, 0.1, 0.31, 0.8])
+        a.imshow(img.reshape(size, size).cpu(), cmap="gray_r", vmin=-1, vmax=1)
+        a.set_title(t, fontsize=8)
+        a.set_xticks([])
+        a.set_yticks([])
+    fig.tight_layout()
+    return fig
+
+
 def recall_grid(noise_levels=(0.1, 0.2, 0.3, 0.4), numbers=(2, 4, 6, 8), seed: int = 0):
     """The widget's two sliders swept statically: what the network recalls from a noisy "H"
     with ``k`` letters stored (rows) and a fraction ``noise`` of pixels flipped (columns).
