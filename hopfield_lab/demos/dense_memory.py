@@ -39,7 +39,7 @@ from ..exercises import assert_close, check
 __all__ = ["digit_patterns", "mask_rows", "retrieval_demo", "show_retrieval", "make_widget", "beta_player",
            "beta_sweep", "plot_beta_sweep", "plot_descent", "plot_recall_vs_load", "plot_landscapes",
            "modern_overlap", "largest_k", "scaling_study", "plot_scaling", "full_size_capacity",
-           "check_update", "MODELS"]
+           "estimated_t4_minutes", "check_update", "MODELS", "FULL_SIZES"]
 
 SIDE = 8  # the digits are 8×8
 
@@ -332,34 +332,74 @@ def _recalled(label: str, n_neurons: int, k: int, trials: int, cues: int, thresh
     return m >= threshold
 
 
-def largest_k(label: str, n_neurons: int, *, trials: int = 4, cues: int = 25, threshold: float = 0.99,
-              rel_tol: float = 0.05, k_max: int = 10**7, seed: int = 0, device=None) -> int:
-    """The largest number of random patterns ``K`` that the memory ``MODELS[label]`` of ``N``
-    neurons recalls from the patterns themselves with mean final overlap ``≥ threshold``.
-
-    Doubles ``K`` from 2 until recall fails, then bisects between the last success and the first
-    failure until they are within ``rel_tol`` of each other (or adjacent integers). Each test uses
-    fresh patterns from ``seed``. Returns 1 if even ``K = 2`` fails (one stored pattern is always
-    recalled from itself); raises if ``K`` passes ``k_max`` without a failure.
-    """
-    if label not in MODELS:
-        raise ValueError(f"unknown memory {label!r}; choose from {sorted(MODELS)}.")
-    test = lambda k: _recalled(label, n_neurons, k, trials, cues, threshold, seed, device)
-    lo, hi = 1, 2
-    while test(hi):
-        lo, hi = hi, 2 * hi
-        if hi > k_max:
-            raise ValueError(f"{label} with N = {n_neurons} still recalls {lo} patterns; raise k_max "
-                             f"({k_max}) if you mean it, or choose a smaller N.")
+def _search(test, guess: int | None, rel_tol: float, k_max: int, growth: float) -> int:
+    """Largest ``K`` with ``test(K)`` true, for a ``test`` that holds up to some ``K`` and fails
+    beyond it: step by ``growth`` from ``guess`` (or from 2) up or down until the outcome changes,
+    then bisect until the bracket is within ``rel_tol`` (or adjacent integers)."""
+    k = max(2, int(guess)) if guess else 2
+    if test(k):
+        lo, hi = k, None
+        while hi is None:
+            nxt = max(lo + 1, int(lo * growth))
+            if nxt > k_max:
+                raise ValueError(f"still recalled at K = {lo}; raise k_max ({k_max}) if you mean it, "
+                                 "or choose a smaller N.")
+            lo, hi = (nxt, None) if test(nxt) else (lo, nxt)
+    else:
+        lo, hi = None, k
+        while lo is None:
+            nxt = int(hi / growth)
+            if nxt <= 1:
+                lo = 1  # one stored pattern is always recalled from itself
+            else:
+                lo, hi = (nxt, hi) if test(nxt) else (None, nxt)
     while hi - lo > 1 and hi > lo * (1 + rel_tol):
         mid = (lo + hi) // 2
         lo, hi = (mid, hi) if test(mid) else (lo, mid)
     return lo
 
 
+def largest_k(label: str, n_neurons: int, *, trials: int = 4, cues: int = 25, threshold: float = 0.99,
+              rel_tol: float = 0.05, guess: int | None = None, k_max: int = 10**7, seed: int = 0,
+              device=None) -> int:
+    """The largest number of random patterns ``K`` that the memory ``MODELS[label]`` of ``N``
+    neurons recalls from the patterns themselves with mean final overlap ``≥ threshold``.
+
+    Without a ``guess``, doubles ``K`` from 2 until recall fails; with one, steps by 25 % up or
+    down from it (a good guess saves the costly tests far past the capacity, where the dynamics
+    wanders for many sweeps). Then bisects between the last success and the first failure until
+    they are within ``rel_tol`` (or adjacent integers). Each test uses fresh patterns from
+    ``seed``. Returns 1 if even ``K = 2`` fails (one stored pattern is always recalled from
+    itself); raises if ``K`` passes ``k_max`` without a failure.
+    """
+    if label not in MODELS:
+        raise ValueError(f"unknown memory {label!r}; choose from {sorted(MODELS)}.")
+    test = lambda k: _recalled(label, n_neurons, k, trials, cues, threshold, seed, device)
+    try:
+        return _search(test, guess, rel_tol, k_max, 1.25 if guess else 2.0)
+    except ValueError as err:
+        raise ValueError(f"{label} with N = {n_neurons}: {err}") from None
+
+
+def _guess(label: str, neurons: list, kmax: list, n_next: int) -> int | None:
+    """Extrapolate the capacity at ``n_next`` from the sizes measured so far: a power law for
+    ``z^n`` (exponent from the last two points, or ``n − 1``), an exponential otherwise (rate
+    from the last two points, or 0.5 per neuron)."""
+    if not kmax:
+        return None
+    n0, k0 = neurons[-1], kmax[-1]
+    if _is_exponential(label):
+        rate = math.log(k0 / kmax[-2]) / (n0 - neurons[-2]) if len(kmax) > 1 and k0 > kmax[-2] else 0.5
+        return int(k0 * math.exp(rate * (n_next - n0)))
+    power = (math.log(k0 / kmax[-2]) / math.log(n0 / neurons[-2]) if len(kmax) > 1 and k0 > kmax[-2]
+             else MODELS[label][2] - 1)
+    return int(k0 * (n_next / n0) ** power)
+
+
 def scaling_study(sizes: dict, *, trials: int = 4, cues: int = 25, threshold: float = 0.99,
                   rel_tol: float = 0.05, seed: int = 0, device=None) -> dict:
-    """:func:`largest_k` for each memory label and each ``N`` of ``sizes`` (label -> list of N).
+    """:func:`largest_k` for each memory label and each ``N`` of ``sizes`` (label -> increasing
+    list of N), each search started from the extrapolation of the sizes before it.
 
     Returns a JSON-able dict ``{"trials", "cues", "threshold", "rel_tol", "curves": [...]}``;
     each curve has ``label``, ``neurons`` and ``kmax`` (one entry per N), and ``slope``: the
@@ -368,12 +408,17 @@ def scaling_study(sizes: dict, *, trials: int = 4, cues: int = 25, threshold: fl
     """
     curves = []
     for label, neurons in sizes.items():
-        kmax = [largest_k(label, int(n), trials=trials, cues=cues, threshold=threshold, rel_tol=rel_tol,
-                          seed=seed, device=device) for n in neurons]
+        neurons = [int(n) for n in neurons]
+        if neurons != sorted(set(neurons)):
+            raise ValueError(f"the sizes of {label!r} must increase, got {neurons}.")
+        kmax: list[int] = []
+        for i, n in enumerate(neurons):
+            kmax.append(largest_k(label, n, trials=trials, cues=cues, threshold=threshold, rel_tol=rel_tol,
+                                  guess=_guess(label, neurons[:i], kmax, n), seed=seed, device=device))
         x = np.asarray(neurons, dtype=float)
-        x = x if MODELS[label][0] == "modern" or MODELS[label][1] == "exp" else np.log(x)
+        x = x if _is_exponential(label) else np.log(x)
         slope = float(np.polyfit(x, np.log(kmax), 1)[0]) if len(neurons) > 1 else float("nan")
-        curves.append({"label": label, "neurons": [int(n) for n in neurons], "kmax": kmax, "slope": slope})
+        curves.append({"label": label, "neurons": neurons, "kmax": kmax, "slope": slope})
     return {"trials": trials, "cues": cues, "threshold": threshold, "rel_tol": rel_tol, "curves": curves}
 
 
@@ -408,6 +453,47 @@ def plot_scaling(study: dict, axes=None, *, title: str = ""):
     for ax in axes:
         ax.legend(fontsize=8)
     return axes
+
+
+def _searched(kmax: int, guess: int | None, rel_tol: float) -> list[tuple[int, bool]]:
+    """The tests ``(K, recalled)`` that :func:`largest_k` makes when recall holds exactly up to ``kmax``."""
+    tests = []
+
+    def test(k):
+        tests.append((k, k <= kmax))
+        return k <= kmax
+
+    _search(test, guess, rel_tol, 10**12, 1.25 if guess else 2.0)
+    return tests
+
+
+def estimated_t4_minutes(study: dict) -> float:
+    """An estimate (not a measurement) of the minutes that :func:`scaling_study` at the sizes of
+    ``study`` (e.g. the committed full-size run) takes on a Colab T4.
+
+    The measured ``kmax`` of ``study`` fix the sequence of tests of :func:`largest_k`. A test of a
+    dense memory runs ``trials`` networks, each for a few sweeps (3 when recall holds, 10 when it
+    fails) of ``N`` sequential single-neuron steps; a step costs the launch latency
+    ``GPU_STEP_SECONDS`` of the chapter 1 estimate plus its memory traffic (about four passes
+    over ``cues × K`` numbers, eight for ``F = exp``, which sorts them) at the T4's bandwidth. A
+    test of the modern network is one product per network, priced like one step.
+    """
+    from .hopfield import GPU_STEP_SECONDS, T4_BYTES_PER_SECOND
+
+    seconds = 0.0
+    for c in study["curves"]:
+        kind, F, _ = MODELS[c["label"]]
+        for i, (n, kmax) in enumerate(zip(c["neurons"], c["kmax"])):
+            guess = _guess(c["label"], c["neurons"][:i], c["kmax"][:i], n)
+            for k, ok in _searched(kmax, guess, study["rel_tol"]):
+                rows = min(k, study["cues"]) * k
+                if kind == "modern":
+                    seconds += study["trials"] * (GPU_STEP_SECONDS + 3 * 8 * rows * n / T4_BYTES_PER_SECOND)
+                    continue
+                passes = 8 if F == "exp" else 4
+                step = GPU_STEP_SECONDS + passes * 8 * rows / T4_BYTES_PER_SECOND
+                seconds += study["trials"] * (3 if ok else 10) * n * step
+    return seconds / 60
 
 
 #: Sizes of the committed study: up to where one test of the largest K takes about a minute on a

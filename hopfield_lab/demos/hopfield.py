@@ -361,9 +361,9 @@ def estimated_t4_minutes(neurons, trials: int, loads=CAPACITY_LOADS, sweeps: int
 def full_size_capacity(tiny: bool) -> tuple[dict, dict]:
     """The committed full-size capacity study (``benchmarks/full_size.py ch01_capacity``): the
     chapter's :func:`capacity_study` at N = 100 … 800 with enough networks per load that the
-    standard error stays near 0.01 where the curves differ (pilot: the per-network spread near
-    α = 0.18 is 0.05–0.09, so 50 networks give 0.007–0.013)."""
-    settings = dict(neurons=[20, 40] if tiny else [100, 200, 400, 800], trials=2 if tiny else 50,
+    standard error stays near 0.01 where the curves differ (a pilot with 10–20 networks measured
+    a per-network spread of 0.03–0.09 between α = 0.14 and 0.20, so 30 networks give 0.005–0.016)."""
+    settings = dict(neurons=[20, 40] if tiny else [100, 200, 400, 800], trials=2 if tiny else 30,
                     loads=list(CAPACITY_LOADS[::5] if tiny else CAPACITY_LOADS), seed=0)
     data = capacity_study(settings["neurons"], settings["trials"], loads=settings["loads"], seed=settings["seed"])
     return data, settings
