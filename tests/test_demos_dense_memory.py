@@ -103,6 +103,22 @@ def test_scaling_study_slopes_and_plot():
     assert a1.get_lines()[0].get_label().startswith("modern, one update")
 
 
+def test_scaling_study_same_for_one_and_two_threads():
+    """The chapter prints the fitted slopes in a checked cell: the K found must not depend on the
+    thread count (dense memories decide from exact integers; the modern network's overlaps are
+    float sums, and this checks that their rounding does not move K)."""
+    sizes = {"z^3": [24, 32], "exp": [8, 10, 12], "modern": [8, 12, 16]}
+    before = torch.get_num_threads()
+    try:
+        runs = []
+        for n in (1, 2):
+            torch.set_num_threads(n)
+            runs.append(dm.scaling_study(sizes, trials=2, cues=10))
+    finally:
+        torch.set_num_threads(before)
+    assert runs[0] == runs[1]
+
+
 def test_full_size_capacity_tiny():
     data, settings = dm.full_size_capacity(tiny=True)
     assert [c["label"] for c in data["curves"]] == list(settings["sizes"])
@@ -144,3 +160,22 @@ def _not_implemented(X, xi, beta):
 def test_check_update(fn, ok, says, capsys):
     assert dm.check_update(fn) is ok
     assert says in capsys.readouterr().out
+
+
+def test_committed_full_size_capacity_shows_what_the_chapter_says():
+    from hopfield_lab import results
+
+    rec = results.load("full_size/ch02_capacity.json")
+    assert rec["settings"]["tiny"] is False and rec["settings"]["sizes"] == dm.FULL_SIZES
+    curves = {c["label"]: c for c in rec["data"]["curves"]}
+    # power laws: slopes near n - 1 over the full range
+    assert abs(curves["z^2"]["slope"] - 1) < 0.1
+    assert abs(curves["z^3"]["slope"] - 2) < 0.15 and abs(curves["z^4"]["slope"] - 3) < 0.15
+    # exponential growth: log K is close to linear in N, over several decades
+    for label in ("exp", "modern"):
+        n, logk = np.array(curves[label]["neurons"], float), np.log(curves[label]["kmax"])
+        fit = np.polyval(np.polyfit(n, logk, 1), n)
+        r2 = 1 - ((logk - fit) ** 2).sum() / ((logk - logk.mean()) ** 2).sum()
+        assert r2 > 0.97 and logk[-1] - logk[0] > 3 * math.log(10), (label, r2)
+    assert curves["modern"]["kmax"][-1] > 10_000 * curves["modern"]["neurons"][-1]
+    assert 0.5 < curves["modern"]["slope"] < math.log(2)

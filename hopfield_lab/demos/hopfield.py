@@ -8,6 +8,7 @@
   seed); its callback :func:`show_recall` draws and returns what :func:`recall_demo` computed.
 * :func:`recall_player` is the static twin: a ``to_jshtml`` player of the same recall;
   :func:`recall_grid` draws the precomputed sweep of the widget's two sliders.
+* :func:`plot_letters` and :func:`plot_recall_run` draw the chapter's first two figures.
 * :func:`capacity_study` runs :func:`~hopfield_lab.classical.capacity_curve` for several ``N`` and
   keeps, per load, the mean final overlap and its standard error over independent networks;
   :func:`plot_capacity` draws it (the chapter's live quick run and the committed full-size run
@@ -363,8 +364,8 @@ def full_size_capacity(tiny: bool) -> tuple[dict, dict]:
     chapter's :func:`capacity_study` at N = 100 … 800 with enough networks per load that the
     standard error stays near 0.01 where the curves differ (a pilot with 10–20 networks measured
     a per-network spread of 0.03–0.09 between α = 0.14 and 0.20, so 30 networks give 0.005–0.016)."""
-    settings = dict(neurons=[20, 40] if tiny else [100, 200, 400, 800], trials=2 if tiny else 30,
-                    loads=list(CAPACITY_LOADS[::5] if tiny else CAPACITY_LOADS), seed=0)
+    settings = dict(neurons=[50, 100] if tiny else [100, 200, 400, 800], trials=2 if tiny else 30,
+                    loads=[0.06, 0.14, 0.2] if tiny else list(CAPACITY_LOADS), seed=0)
     data = capacity_study(settings["neurons"], settings["trials"], loads=settings["loads"], seed=settings["seed"])
     return data, settings
 
