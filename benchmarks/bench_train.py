@@ -14,7 +14,7 @@ import json
 
 import torch
 
-from hopfield_lab.train import benchmark
+from hopfield_lab.bench import benchmark
 
 FAMILIES = ("vanillamixer", "paramixer", "symmixer", "asymmixer")
 

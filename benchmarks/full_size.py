@@ -25,6 +25,7 @@ from hopfield_lab import results
 STUDIES: dict[str, str] = {
     "ch01_capacity": "hopfield_lab.demos.hopfield:full_size_capacity",
     "ch02_capacity": "hopfield_lab.demos.dense_memory:full_size_capacity",
+    "ch07_large": "hopfield_lab.demos.symmetry_breaking:full_size_large",
 }
 
 

@@ -8,7 +8,7 @@ Examples::
 
     # models x lambda grid (asym models only) x seeds, one JSON per run; rerun to continue
     python -m hopfield_lab sweep --models vanillamixer_cifar_small asymmixer_cifar_small \\
-        --lams 0 1e-2 --seeds 0 --epochs 30 --out-dir results/cifar10
+        --lams 0 1e-2 --seeds 0 --epochs 30 --out-dir hopfield_lab/results/cifar10
 
     # the paper's 224-px recipe (Mixer-S/16, 300 epochs, RandAugment, mixup/cutmix; needs
     # torchvision) on 4 GPUs; options given here override the recipe's values
@@ -33,10 +33,12 @@ import json
 import time
 from pathlib import Path
 
-from .train import _RESUME_FREE, TrainConfig, is_asym
+from .distributed import RendezvousError, is_main_process
+from .results import RESULT_NAME, RunResult, load_result, run_name
+from .mixer import FAMILIES, family_of
+from .config import RESUME_FREE, TrainConfig
 
 _SWEEP_OWN = {"model", "lam", "seed", "out_dir", "result_path", "stop_after_epochs"}
-FAMILIES = ("vanillamixer", "paramixer", "symmixer", "asymmixer")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -49,11 +51,12 @@ def _parse_value(text: str):
         return text
 
 
-def _key_values(items: list[str] | None) -> dict:
+def _key_values(items: list[str] | None, flag: str = "--model-overrides") -> dict:
     out = {}
     for item in items or []:
         if "=" not in item:
-            raise argparse.ArgumentTypeError(f"expected key=value, got {item!r}")
+            raise ValueError(f"{flag} takes KEY=VALUE pairs, got {item!r}: e.g. {flag} "
+                             + ("num_blocks=4 n_iter=2" if flag == "--model-overrides" else "key=value"))
         k, v = item.split("=", 1)
         out[k.strip().replace("-", "_")] = _parse_value(v.strip())
     return out
@@ -111,7 +114,7 @@ def given_options(args: argparse.Namespace) -> dict:
         if hasattr(args, f.name):
             v = getattr(args, f.name)
             if str(f.type).startswith("dict"):
-                v = _key_values(v)
+                v = _key_values(v, "--" + f.name.replace("_", "-"))
             kw[f.name] = v
     return kw
 
@@ -135,21 +138,19 @@ def resolve_config(given: dict) -> TrainConfig:
     """A TrainConfig from the fields given: TrainConfig's defaults, or with ``recipe="paper"`` the
     recipe's fields (:meth:`hopfield_lab.recipes.Recipe.train_config`) overridden by those given.
 
-    Under the paper recipe ``model`` names the family (default ``paramixer``), a given
-    ``batch_size`` without ``lr`` rescales the learning rate linearly, a given ``epochs``
-    without ``warmup_epochs`` keeps the recipe's warm-up fraction (20 of 300 epochs), and given
-    ``model_overrides`` are merged into the recipe's.
+    Under the paper recipe ``model`` names the family (default ``paramixer``), and the recipe's
+    rescale rules apply (:meth:`~hopfield_lab.recipes.Recipe.train_config`: lr with the batch,
+    warm-up with the epochs); given ``model_overrides`` are merged into the recipe's.
     """
-    if given.get("recipe", "none") != "paper":
+    if given.get("recipe", "none") == "none":
         return TrainConfig(**given)
-    from .recipes import PAPER
+    from .recipes import make_recipe
 
     kw = dict(given)
     family = paper_family(kw.pop("model", "paramixer"))
     dataset = kw.pop("dataset", TrainConfig.dataset)
-    if "epochs" in kw and "warmup_epochs" not in kw:
-        kw["warmup_epochs"] = PAPER.warmup_epochs * kw["epochs"] / PAPER.epochs
-    return TrainConfig(**PAPER.train_config(family, dataset, **kw))
+    recipe = make_recipe(kw.pop("recipe"), kw.pop("recipe_overrides", {}))
+    return TrainConfig(**recipe.train_config(family, dataset, **kw))
 
 
 def config_from_args(args: argparse.Namespace, **fixed) -> TrainConfig:
@@ -162,13 +163,11 @@ def _exit(message: str) -> SystemExit:
     return SystemExit(message if _is_main() else 1)
 
 
-def _config_or_exit(args: argparse.Namespace, **fixed) -> TrainConfig:
-    try:
-        cfg = config_from_args(args, **fixed)
-        check_model_names([cfg.model])
-        return cfg.validate()
-    except ValueError as exc:
-        raise _exit(f"error: {exc}")
+def _checked_config(args: argparse.Namespace, **fixed) -> TrainConfig:
+    """The validated TrainConfig of the options (a ValueError says what is wrong)."""
+    cfg = config_from_args(args, **fixed)
+    check_model_names([cfg.model])
+    return cfg.validate()
 
 
 def _require_recipe_tools(cfg: TrainConfig) -> None:
@@ -184,10 +183,8 @@ def _require_recipe_tools(cfg: TrainConfig) -> None:
 
 def check_model_names(names: list[str]) -> None:
     """Raise SystemExit with the list of valid presets when a name is unknown."""
-    try:
-        from .mixer import list_models
-    except ImportError:  # the mixer module is not available: let create_model report it
-        return
+    from .mixer import list_models
+
     valid = list(list_models())
     bad = [n for n in names if n not in valid]
     if bad:
@@ -198,14 +195,13 @@ def check_model_names(names: list[str]) -> None:
 # commands
 # ---------------------------------------------------------------------------------------------
 def _is_main() -> bool:
-    import os
-    return os.environ.get("RANK", "0") == "0"
+    return is_main_process()
 
 
 def cmd_train(args) -> int:
     from .train import train
 
-    cfg = _config_or_exit(args)
+    cfg = _checked_config(args)
     if args.dry_run:
         if _is_main():
             print(json.dumps(cfg.to_dict(), indent=1))
@@ -213,46 +209,41 @@ def cmd_train(args) -> int:
     _require_recipe_tools(cfg)
     result = train(cfg)
     if _is_main():
-        where = cfg.result_path or (str(Path(cfg.out_dir) / "result.json") if cfg.out_dir else "(not written: no --out-dir)")
-        state = "finished" if result["finished"] else f"stopped after epoch {result['epochs_done']}"
-        acc = result["test_acc"]
+        where = cfg.result_path or (str(Path(cfg.out_dir) / RESULT_NAME) if cfg.out_dir else "(not written: no --out-dir)")
+        state = "finished" if result.finished else f"stopped after epoch {result.epochs_done}"
+        acc = result.test_acc
         print(f"{cfg.model}: {state}, test_acc={acc if acc is None else round(acc, 4)}, "
-              f"{result['img_per_s'] or 0:.0f} img/s, {result['wall_time_s']:.1f} s -> {where}")
+              f"{result.img_per_s or 0:.0f} img/s, {result.wall_time_s:.1f} s -> {where}")
     return 0
-
-
-def run_name(model: str, lam: float | None, seed: int, n_iter: int | None = None) -> str:
-    """File stem of a sweep run, e.g. ``asymmixer_cifar_small_lam1e-02_seed0``."""
-    parts = [model]
-    if n_iter is not None:
-        parts.append(f"ni{n_iter}")
-    if lam is not None:
-        parts.append("lam0" if lam == 0 else f"lam{lam:.0e}".replace("e-0", "e-").replace("e+0", "e"))
-    parts.append(f"seed{seed}")
-    return "_".join(parts)
 
 
 def sweep_plan(models: list[str], lams: list[float] | None, seeds: list[int],
                n_iters: list[int] | None = None) -> list[dict]:
-    """The runs of a sweep: every model x seed (x n_iter), and x lambda for asym models only."""
+    """The runs of a sweep: every model x seed (x n_iter), and x lambda for the models with a breaking part."""
     plan = []
     for model in models:
         for ni in (n_iters or [None]):
-            for lam in ((lams or [None]) if is_asym(model) else [None]):
+            for lam in ((lams or [None]) if family_of(model).has_breaking else [None]):
                 for seed in seeds:
                     plan.append({"model": model, "lam": lam, "seed": seed, "n_iter": ni,
                                  "name": run_name(model, lam, seed, ni)})
+    names = [p["name"] for p in plan]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ValueError(
+            f"the sweep lists {len(repeated)} run(s) more than once ({', '.join(repeated)}): "
+            "a value is repeated in --models, --lams, --seeds or --n-iters; give each value once.")
     return plan
 
 
 def _same_run(saved: dict, cfg: TrainConfig) -> list[str]:
     now = cfg.to_dict()
-    return [k for k in now if k not in _RESUME_FREE | {"result_path", "keep_checkpoint"}
+    return [k for k in now if k not in RESUME_FREE | {"result_path", "keep_checkpoint"}
             and k in saved and saved[k] != now[k]]
 
 
 def cmd_sweep(args) -> int:
-    from .train import train
+    from .train import TrainingDiverged, train
 
     if getattr(args, "recipe", "none") != "paper":
         check_model_names(args.models)
@@ -263,7 +254,7 @@ def cmd_sweep(args) -> int:
         overrides = _key_values(getattr(args, "model_overrides", None))
         if p["n_iter"] is not None:
             overrides["n_iter"] = p["n_iter"]
-        configs.append(_config_or_exit(
+        configs.append(_checked_config(
             args, model=p["model"], lam=p["lam"], seed=p["seed"], model_overrides=overrides,
             out_dir=str(out / "checkpoints" / p["name"]), result_path=str(out / f"{p['name']}.json"),
             keep_checkpoint=args.keep_checkpoints))
@@ -279,42 +270,54 @@ def cmd_sweep(args) -> int:
     rows = []
     t0 = time.perf_counter()
     for i, (p, cfg) in enumerate(zip(plan, configs)):
+        tag = f"[{i + 1}/{len(plan)}] {p['name']}"
         path = Path(cfg.result_path)
         if path.is_file():
-            saved = json.loads(path.read_text())
-            diff = _same_run(saved.get("config", {}), cfg)
+            saved = load_result(path)
+            diff = _same_run(saved.config, cfg)
             if diff:
                 raise SystemExit(
                     f"error: {path} exists but was made with other settings ({', '.join(diff)}). "
                     "Use another --out-dir, or delete that file to rerun it.")
             if main:
-                print(f"[{i + 1}/{len(plan)}] {p['name']}: done before (test_acc={saved['test_acc']:.4f}), skipped",
-                      flush=True)
+                print(f"{tag}: done before ({_outcome(saved)}), skipped", flush=True)
             rows.append(saved)
             continue
         if main:
-            print(f"[{i + 1}/{len(plan)}] {p['name']}", flush=True)
-        res = train(cfg)
+            print(tag, flush=True)
+        try:
+            res = train(cfg)
+        except TrainingDiverged as exc:  # recorded in its result file; the other runs go on
+            res = exc.result
         rows.append(res)
         if main:
-            print(f"[{i + 1}/{len(plan)}] {p['name']}: test_acc={res['test_acc']:.4f} "
-                  f"{res['img_per_s'] or 0:.0f} img/s {res['wall_time_s']:.1f} s", flush=True)
+            print(f"{tag}: {_outcome(res)} {res.img_per_s or 0:.0f} img/s {res.wall_time_s:.1f} s", flush=True)
     try:
         (out / "checkpoints").rmdir()  # empty once every run has finished
     except OSError:
         pass
+    diverged = [p["name"] for p, r in zip(plan, rows) if r.status == "diverged"]
     if main:
         print(f"\nsweep finished in {time.perf_counter() - t0:.1f} s; results in {out}")
         print(f"{'model':32s} {'lam':>8s} {'seed':>4s} {'test_acc':>8s} {'img/s':>8s} {'time_s':>7s}")
         for r in rows:
-            lam = "-" if r["lam"] is None else f"{r['lam']:g}"
-            print(f"{r['model']:32s} {lam:>8s} {r['seed']:>4d} {r['test_acc']:>8.4f} "
-                  f"{r['img_per_s'] or 0:>8.0f} {r['wall_time_s']:>7.1f}")
+            lam = "-" if r.lam is None else f"{r.lam:g}"
+            acc = "diverged" if r.status == "diverged" else f"{r.test_acc:.4f}"
+            print(f"{r.model:32s} {lam:>8s} {r.seed:>4d} {acc:>8s} {r.img_per_s or 0:>8.0f} {r.wall_time_s or 0:>7.1f}")
+    if diverged:
+        raise _exit(f"error: {len(diverged)} of {len(plan)} runs diverged ({', '.join(diverged)}); their result "
+                    "files say at which epoch. Lower --lr (or λ) for them in another --out-dir.")
     return 0
 
 
+def _outcome(result: RunResult) -> str:
+    if result.status == "diverged":
+        return f"diverged at epoch {result.diverged['epoch']} ({result.diverged['what']})"
+    return f"test_acc={result.test_acc:.4f}"
+
+
 def cmd_bench(args) -> int:
-    from .train import benchmark
+    from .bench import benchmark
 
     check_model_names(args.models)
     modes = ["eager", "compile"] if args.compile else ["eager"]
@@ -326,14 +329,14 @@ def cmd_bench(args) -> int:
             r = benchmark(name, batch_size=args.batch_size, steps=args.steps, warmup=args.warmup,
                           compile=(mode == "compile"), amp=args.amp, device=args.device,
                           img_size=args.img_size, in_chans=args.in_chans, num_classes=args.num_classes,
-                          lam=args.lam if is_asym(name) else None,
+                          lam=args.lam if family_of(name).has_breaking else None,
                           model_overrides=_key_values(args.model_overrides))
             rows.append(r)
             print(f"{name:32s} {mode:8s} batch {args.batch_size:5d}  {r['img_per_s']:10.1f} img/s  "
                   f"({r['ms_per_step']:.1f} ms/step, {r['params'] / 1e6:.2f} M params, {r['device']})",
                   flush=True)
     if args.json:
-        from .train import atomic_write_json
+        from .checkpoint import atomic_write_json
         atomic_write_json(rows, args.json)
         print(f"wrote {args.json}")
     return 0
@@ -344,11 +347,14 @@ def cmd_bench(args) -> int:
 # ---------------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     fmt = argparse.RawDescriptionHelpFormatter
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true",
+                        help="show the Python traceback of an error (default: one line that says what to fix)")
     p = argparse.ArgumentParser(prog="python -m hopfield_lab", description=__doc__, formatter_class=fmt)
     sub = p.add_subparsers(dest="command", metavar="{train,sweep,bench}")
     sub.required = True
 
-    t = sub.add_parser("train", formatter_class=fmt, help="train one model (one result JSON)",
+    t = sub.add_parser("train", formatter_class=fmt, parents=[common], help="train one model (one result JSON)",
                        description="Train one model and write out_dir/result.json (and a checkpoint "
                                    "that an interrupted run resumes from).")
     t.add_argument("--dry-run", action="store_true",
@@ -356,7 +362,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_arguments(t)
     t.set_defaults(func=cmd_train)
 
-    s = sub.add_parser("sweep", formatter_class=fmt, help="models x lambda grid x seeds, one JSON per run",
+    s = sub.add_parser("sweep", formatter_class=fmt, parents=[common], help="models x lambda grid x seeds, one JSON per run",
                        description="Train every model x seed, and for AsymMixer models every lambda "
                                    "of --lams. Each run writes OUT_DIR/<model>[_ni<n>][_lam<lam>]_seed<s>.json; "
                                    "runs whose JSON exists are skipped, and an interrupted run resumes "
@@ -376,7 +382,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_arguments(s, skip=_SWEEP_OWN | {"keep_checkpoint"})
     s.set_defaults(func=cmd_sweep)
 
-    b = sub.add_parser("bench", formatter_class=fmt, help="training throughput (img/s)",
+    b = sub.add_parser("bench", formatter_class=fmt, parents=[common], help="training throughput (img/s)",
                        description="Measure training throughput (images per second, forward + backward + "
                                    "AdamW step with on-device augmentation) after warm-up steps that "
                                    "are not timed.")
@@ -395,16 +401,33 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--num-classes", type=int, default=10, help="classes (default: 10)")
     b.add_argument("--lam", type=float, default=None, help="lambda for asym* models (default: the model's)")
     b.add_argument("--model-overrides", nargs="*", metavar="KEY=VALUE", default=None,
-                   help="extra create_model keyword arguments, e.g. depth=4")
+                   help="extra create_model keyword arguments, e.g. num_blocks=4 n_iter=2")
     b.add_argument("--json", default=None, help="also write the measurements to this JSON file")
     b.set_defaults(func=cmd_bench)
     return p
 
 
+#: errors that mean "this input or this machine cannot work" (data, options, devices, files,
+#: missing packages); any other exception is reported as a likely bug, still in one line, with
+#: the hint to rerun with --debug
+USER_ERRORS = (ValueError, RuntimeError, OSError, ImportError)
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run a command; a failure ends with one line ``error: ...`` (exit status 1), or with the
+    traceback when ``--debug`` is given."""
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
+    except Exception as exc:
+        if getattr(args, "debug", False):
+            raise
+        text = " ".join((getattr(exc, "cli_message", None) or str(exc)).split()) or type(exc).__name__
+        if not isinstance(exc, USER_ERRORS):
+            text = f"{type(exc).__name__}: {text} (unexpected: rerun with --debug for the traceback)"
+        if isinstance(exc, RendezvousError):  # the rank that speaks for all may be the missing one
+            raise SystemExit(f"error: {text}") from None
+        raise _exit(f"error: {text}") from None
     finally:
         import torch.distributed as dist
         if dist.is_available() and dist.is_initialized():

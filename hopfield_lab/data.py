@@ -5,20 +5,11 @@ Every data set is returned the same way, as a whole split held in memory::
     images, labels = load_dataset("cifar10", split="train")
     # images: uint8 (N, C, H, W), labels: int64 (N,)
 
-Sources, by ``name``:
-
-==================  ==============================================================================
-``"mnist"``         torchvision's MNIST (train 60k / test 10k, 1x28x28)
-``"cifar10"``       CIFAR-10 (50k / 10k, 3x32x32): a local archive ``cifar10-jpeg.tar.gz`` found
-                    in ``root`` or ``$HOPFIELD_LAB_DATA`` first, else torchvision
-``"cifar100"``      torchvision's CIFAR-100 (50k / 10k, 3x32x32)
-``"digits"``        scikit-learn's bundled 8x8 digits (1797 images, no download), a fixed 80/20 split
-``"synthetic"``     seeded class-conditional patterns of any size (no download)
-``"mnist-test10k"`` the 10,000 MNIST *test* images of ``mnist-test10k-png.tar.gz``, split 8k/2k
-                    (an offline stand-in, never chosen silently)
-a path              a local ImageFolder directory (``<split>/<class>/*.png`` or ``<class>/*.png``)
-                    or a ``.tar.gz`` of one, e.g. ``/work/shared/data/cifar10-jpeg.tar.gz``
-==================  ==============================================================================
+Sources, by ``name``: a data set of the registry :data:`DATASETS` (one :class:`DatasetSpec`
+per name: loader, classes, normalisation, offline archive; the table at the end of this text
+lists them), or the path of a local ImageFolder directory (``<split>/<class>/*.png`` or
+``<class>/*.png``) or of a ``.tar.gz`` of one, e.g. ``/work/shared/data/cifar10-jpeg.tar.gz``.
+:func:`load_splits` loads both splits of a run with the one subset rule (:func:`subset_indices`).
 
 Archives are decoded once (Pillow) and cached as a ``.pt`` file of uint8 tensors under
 ``$HOPFIELD_LAB_CACHE`` (default ``~/.cache/hopfield_lab``), so the second load takes well under
@@ -34,6 +25,8 @@ import hashlib
 import io
 import os
 import tarfile
+import warnings
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
@@ -42,31 +35,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .checkpoint import atomic_save
+
 DATA_ENV = "HOPFIELD_LAB_DATA"
 """Environment variable naming the data root (downloads and offline archives)."""
 
 CACHE_ENV = "HOPFIELD_LAB_CACHE"
 """Environment variable naming where decoded archives are cached (default ``~/.cache/hopfield_lab``)."""
 
-ARCHIVES = {
-    "cifar10": "cifar10-jpeg.tar.gz",
-    "mnist-test10k": "mnist-test10k-png.tar.gz",
-}
-"""Offline archives looked for (by file name) in the data root before anything is downloaded."""
-
-TORCHVISION = {"mnist": "MNIST", "cifar10": "CIFAR10", "cifar100": "CIFAR100"}
-
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm"}
-
-# Per-channel mean / std of the training images (fractions of 255).
-NORMALIZATION = {
-    "mnist": ((0.1307,), (0.3081,)),
-    "mnist-test10k": ((0.1307,), (0.3081,)),
-    "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
-    "cifar100": ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
-}
-
-NUM_CLASSES = {"mnist": 10, "mnist-test10k": 10, "cifar10": 10, "cifar100": 100, "digits": 10}
 
 SPLITS = ("train", "test")
 
@@ -97,8 +74,9 @@ def _search_dirs(root: str | os.PathLike | None) -> list[Path]:
 
 
 def find_archive(name: str, root: str | os.PathLike | None = None) -> Path | None:
-    """The offline archive (or its unpacked directory) for ``name`` in the search dirs, or None."""
-    fname = ARCHIVES.get(name)
+    """The offline archive (or its unpacked directory) of data set ``name`` in the search dirs, or None."""
+    spec = DATASETS.get(str(name).lower())
+    fname = spec.archive if spec is not None else None
     if fname is None:
         return None
     for d in _search_dirs(root):
@@ -121,47 +99,73 @@ def cache_dir(path: str | os.PathLike | None = None) -> Path:
     return Path(path).expanduser()
 
 
+#: Bump when the decoded-cache content or its key changes, so that old caches are never reused.
+_CACHE_FORMAT = 2
+
+
+def _fingerprint(source: Path) -> str:
+    """What the decoded cache of ``source`` depends on, as a short hash.
+
+    A directory: every file below it (relative path, size, modification time in ns), so that
+    adding, changing or removing an image, or adding a class folder, gives another key. An
+    archive: its path, size and modification time.
+    """
+    h = hashlib.sha1(f"{_CACHE_FORMAT}|{source.resolve()}".encode())
+    if source.is_dir():
+        for dirpath, dirnames, filenames in os.walk(source):
+            dirnames.sort()
+            rel = Path(dirpath).relative_to(source)
+            h.update(f"d|{rel.as_posix()}\n".encode())
+            for f in sorted(filenames):
+                st = os.stat(os.path.join(dirpath, f))
+                h.update(f"f|{(rel / f).as_posix()}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+    else:
+        st = source.stat()
+        h.update(f"a|{st.st_size}|{st.st_mtime_ns}".encode())
+    return h.hexdigest()[:16]
+
+
 def _cache_file(source: Path, cache_dir: Path) -> Path:
-    st = source.stat()
-    key = f"{source.resolve()}|{st.st_size}|{int(st.st_mtime)}"
-    digest = hashlib.sha1(key.encode()).hexdigest()[:12]
     stem = source.name.split(".")[0]
-    return cache_dir / "decoded" / f"{stem}-{digest}.pt"
-
-
-def _atomic_torch_save(obj, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    return cache_dir / "decoded" / f"{stem}-{_fingerprint(source)}.pt"
 
 
 # ---------------------------------------------------------------------------------------------
 # decoding image folders and archives
 # ---------------------------------------------------------------------------------------------
-def _decode(blobs: list[bytes]) -> torch.Tensor:
-    """Decode encoded images (all the same size) into one uint8 tensor (N, C, H, W)."""
-    from PIL import Image
+def _decode(items: list[tuple[str, bytes]]) -> torch.Tensor:
+    """Decode ``(name, encoded image)`` pairs (all the same size) into one uint8 tensor (N, C, H, W).
 
-    if not blobs:
+    ``name`` (the file's path) is only used in errors, which name the file at fault.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    if not items:
         raise DataUnavailableError("No images were found to decode.")
-    first = Image.open(io.BytesIO(blobs[0]))
+
+    def open_image(name, blob):
+        try:
+            img = Image.open(io.BytesIO(blob))
+            img.load()
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+            raise DataUnavailableError(
+                f"{name} is not an image that Pillow can read ({type(exc).__name__}: {exc}): "
+                "remove it from the image folder (or replace it by a valid image).") from exc
+        return img
+
+    first_name, first = items[0][0], open_image(*items[0])
     mode = "L" if first.mode in ("L", "1", "I", "I;16", "LA") else "RGB"
     w, h = first.size
     c = 1 if mode == "L" else 3
-    out = np.empty((len(blobs), h, w, c), dtype=np.uint8)
-    for i, blob in enumerate(blobs):
-        img = Image.open(io.BytesIO(blob)).convert(mode)
+    out = np.empty((len(items), h, w, c), dtype=np.uint8)
+    for i, (name, blob) in enumerate(items):
+        img = first if i == 0 else open_image(name, blob)
         if img.size != (w, h):
             raise DataUnavailableError(
-                f"Images differ in size ({img.size} vs {(w, h)}); this loader keeps whole splits in "
-                "one tensor, so resize the images to a common size first."
+                f"Images differ in size: {name} is {img.size[0]}x{img.size[1]}, {first_name} is {w}x{h}; "
+                "this loader keeps whole splits in one tensor, so resize the images to a common size first."
             )
-        out[i] = np.asarray(img).reshape(h, w, c)
+        out[i] = np.asarray(img.convert(mode)).reshape(h, w, c)
     return torch.from_numpy(out).permute(0, 3, 1, 2).contiguous()
 
 
@@ -175,33 +179,58 @@ def _split_of(parts: tuple[str, ...]) -> str | None:
     return None
 
 
-def _group(entries: list[tuple[tuple[str, ...], bytes]]) -> dict:
+def _where(source: Path, parts: tuple[str, ...]) -> str:
+    return str(source.joinpath(*parts)) if source.is_dir() else f"{'/'.join(parts)} in {source}"
+
+
+def _group(entries: list[tuple[tuple[str, ...], bytes]], dirs: set[tuple[str, ...]], source: Path) -> dict:
     """Turn (path parts, bytes) of an ImageFolder tree into {split: (images, labels)} + classes.
 
     Layout ``.../<split>/<class>/<file>`` gives the splits; a bare ``<class>/<file>`` tree (no
-    split directories) is split 85/15 with a fixed seed.
+    split directories) is split 85/15 with a fixed seed. ``dirs`` are the tree's folders: a class
+    folder without images is an error (dropping it would shift every later label), and so is a
+    class with images in one split but none in the other.
     """
-    by_split: dict[str | None, list[tuple[str, bytes]]] = {}
+    entries = [e for e in entries if len(e[0]) >= 2]
+    if not entries:
+        raise DataUnavailableError(f"No images in a <class>/<image> layout were found in {source}.")
+    image_dirs = {parts[:-1] for parts, _ in entries}
+    class_roots = {d[:-1] for d in image_dirs}
+    empty = sorted(d for d in dirs - image_dirs
+                   if d[:-1] in class_roots and not d[-1].startswith(".") and not any(
+                       e[:len(d)] == d for e in image_dirs))
+    if empty:
+        raise DataUnavailableError(
+            f"Class folder {_where(source, empty[0])} has no images"
+            + (f" (and {len(empty) - 1} more empty: {', '.join('/'.join(d) for d in empty[1:4])})" if len(empty) > 1 else "")
+            + ": add images or remove the folder (an empty class would shift the labels of every later class).")
+    by_split: dict[str | None, list[tuple[str, tuple[str, ...], bytes]]] = {}
     for parts, blob in entries:
-        if len(parts) < 2:
-            continue
-        cls = parts[-2]
-        by_split.setdefault(_split_of(parts[:-2]), []).append((cls, blob))
-    classes = sorted({cls for items in by_split.values() for cls, _ in items})
-    if not classes:
-        raise DataUnavailableError("No images in a <class>/<image> layout were found.")
+        by_split.setdefault(_split_of(parts[:-2]), []).append((parts[-2], parts, blob))
+    classes = sorted({cls for items in by_split.values() for cls, _, _ in items})
     index = {c: i for i, c in enumerate(classes)}
+
+    def tensors(items):
+        return (_decode([(_where(source, p), b) for _, p, b in items]),
+                torch.tensor([index[c] for c, _, _ in items], dtype=torch.int64))
+
     result = {}
     if "train" in by_split or "test" in by_split:
+        present = {s: {c for c, _, _ in by_split.get(s, [])} for s in SPLITS}
+        roots = {s: next(p[:-2] for _, p, _ in by_split[s]) for s in SPLITS if s in by_split}
+        for split, other in (("test", "train"), ("train", "test")):
+            missing = sorted(present[other] - present[split]) if split in roots else []
+            if missing:
+                where = _where(source, roots[split] + (missing[0],))
+                raise DataUnavailableError(
+                    f"Class {missing[0]!r} has {other} images but no {split} images (expected in {where})"
+                    + (f"; so do {', '.join(missing[1:4])}" if len(missing) > 1 else "")
+                    + f": add {split} images for every class, or remove the class from both splits.")
         for split in SPLITS:
-            items = by_split.get(split, [])
-            if items:
-                result[split] = (_decode([b for _, b in items]),
-                                 torch.tensor([index[c] for c, _ in items], dtype=torch.int64))
+            if by_split.get(split):
+                result[split] = tensors(by_split[split])
     else:
-        items = by_split[None]
-        images = _decode([b for _, b in items])
-        labels = torch.tensor([index[c] for c, _ in items], dtype=torch.int64)
+        images, labels = tensors(by_split[None])
         perm = torch.randperm(len(labels), generator=torch.Generator().manual_seed(0))
         n_test = max(1, int(round(0.15 * len(labels))))
         result["test"] = (images[perm[:n_test]], labels[perm[:n_test]])
@@ -209,30 +238,54 @@ def _group(entries: list[tuple[tuple[str, ...], bytes]]) -> dict:
     return {"splits": result, "classes": classes}
 
 
+def _is_resource_fork(name: str) -> bool:
+    """macOS metadata files (``._photo.png`` AppleDouble files), which carry an image suffix."""
+    return Path(name).name.startswith("._")
+
+
 def _read_tree(source: Path) -> dict:
     """Read an ImageFolder directory or a ``.tar.gz`` of one (or the MNIST-PNG archive with its CSV)."""
     entries: list[tuple[tuple[str, ...], bytes]] = []
+    dirs: set[tuple[str, ...]] = set()
+    skipped: list[str] = []
     csv_text = None
     if source.is_dir():
         for p in sorted(source.rglob("*")):
-            if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES:
-                entries.append((p.relative_to(source).parts, p.read_bytes()))
+            parts = p.relative_to(source).parts
+            if p.is_dir():
+                dirs.add(parts)
+            elif p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES:
+                if _is_resource_fork(p.name):
+                    skipped.append(str(p))
+                else:
+                    entries.append((parts, p.read_bytes()))
             elif p.is_file() and p.suffix.lower() == ".csv" and csv_text is None:
-                csv_text = (p.relative_to(source).parts, p.read_text())
+                csv_text = (parts, p.read_text())
     else:
         try:
             with tarfile.open(source, "r:*") as tar:
                 for m in tar:
+                    parts = tuple(Path(m.name).parts)
+                    if m.isdir():
+                        dirs.add(parts)
+                        continue
                     if not m.isfile():
                         continue
-                    parts = tuple(Path(m.name).parts)
                     suffix = Path(m.name).suffix.lower()
                     if suffix in IMAGE_SUFFIXES:
-                        entries.append((parts, tar.extractfile(m).read()))
+                        if _is_resource_fork(m.name):
+                            skipped.append(f"{m.name} in {source}")
+                        else:
+                            entries.append((parts, tar.extractfile(m).read()))
                     elif suffix == ".csv" and csv_text is None:
                         csv_text = (parts, tar.extractfile(m).read().decode())
-        except (tarfile.TarError, OSError) as exc:
-            raise DataUnavailableError(f"Could not read the archive {source}: {exc}") from exc
+        except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
+            raise DataUnavailableError(
+                f"Could not read the archive {source}: it is truncated or damaged ({type(exc).__name__}: "
+                f"{exc}). Copy or download it again (or pass the unpacked folder).") from exc
+    if skipped:
+        warnings.warn(f"skipped {len(skipped)} macOS metadata file(s) (._* AppleDouble files, not images), "
+                      f"e.g. {skipped[0]}", stacklevel=3)
     entries.sort(key=lambda e: e[0])
     if csv_text is not None:  # flat image directory + "file,target" CSV (the MNIST-PNG archive)
         parts, text = csv_text
@@ -243,11 +296,11 @@ def _read_tree(source: Path) -> dict:
             labels_of[base + tuple(Path(f).parts)] = int(t)
         labelled = [(p, b) for p, b in entries if p in labels_of]
         if labelled:
-            images = _decode([b for _, b in labelled])
+            images = _decode([(_where(source, p), b) for p, b in labelled])
             labels = torch.tensor([labels_of[p] for p, _ in labelled], dtype=torch.int64)
             classes = [str(i) for i in range(int(labels.max()) + 1)]
             return {"splits": {"all": (images, labels)}, "classes": classes}
-    return _group(entries)
+    return _group(entries, dirs, source)
 
 
 def load_image_tree(source: str | os.PathLike, cache: str | os.PathLike | None = None,
@@ -255,8 +308,10 @@ def load_image_tree(source: str | os.PathLike, cache: str | os.PathLike | None =
     """Decode an ImageFolder directory or ``.tar.gz`` once and cache it as uint8 tensors.
 
     Returns ``{"splits": {split: (images uint8 (N,C,H,W), labels int64 (N,))}, "classes": [...]}``.
-    The cache (``<cache>/decoded/<name>-<hash>.pt``, see :func:`cache_dir`) is keyed by the
-    source's path, size and modification time; it is written atomically.
+    The cache (``<cache>/decoded/<name>-<key>.pt``, see :func:`cache_dir`) is keyed by the
+    source's content as seen by the file system: for a directory every file's path, size and
+    modification time, for an archive its size and modification time. Any edit therefore decodes
+    afresh. It is written atomically.
     """
     source = Path(source).expanduser()
     if not source.exists():
@@ -272,7 +327,7 @@ def load_image_tree(source: str | os.PathLike, cache: str | os.PathLike | None =
         print(f"hopfield_lab.data: decoding {source} once (cached at {cache})", flush=True)
     tree = _read_tree(source)
     try:
-        _atomic_torch_save(tree, cache)
+        atomic_save(tree, cache)
     except OSError as exc:  # read-only cache: still usable, just slower next time
         if verbose:
             print(f"hopfield_lab.data: could not write the cache {cache}: {exc}")
@@ -302,7 +357,14 @@ def synthetic_dataset(n: int = 2048, num_classes: int = 10, channels: int = 3, s
     return images, labels.to(torch.int64)
 
 
-def _digits(split: str):
+def _load_synthetic(spec, split, root, download, options):
+    if split == "test":
+        options = {**options, "n": options.get("n_test", options.get("n", 2048) // 4)}
+    options = {k: v for k, v in options.items() if k != "n_test"}
+    return synthetic_dataset(split=split, **options)
+
+
+def _load_digits(spec, split, root, download, options):
     from sklearn.datasets import load_digits
 
     d = load_digits()
@@ -314,10 +376,38 @@ def _digits(split: str):
     return images[idx].contiguous(), labels[idx].contiguous()
 
 
-def _torchvision(name: str, split: str, root: Path, download: bool):
+def _load_archive_or_torchvision(spec, split, root, download, options):
+    """The offline archive when one is found in the data roots, else torchvision (may download)."""
+    src = find_archive(spec.name, root)
+    if src is not None:
+        return load_image_tree(src)["splits"][split]
+    if spec.torchvision is None:
+        raise DataUnavailableError(
+            f"{spec.name!r} needs the archive {spec.archive} in the data root "
+            f"({', '.join(map(str, _search_dirs(root)))}); set {DATA_ENV} to the folder that holds it.")
+    return _torchvision(spec, split, data_root(root) / "torchvision", download)
+
+
+def _load_mnist_test10k(spec, split, root, download, options):
+    """The 10,000 MNIST test images of the PNG archive, split 8k/2k with a fixed permutation."""
+    src = find_archive(spec.name, root)
+    if src is None:
+        raise DataUnavailableError(
+            f"'mnist-test10k' needs the archive {spec.archive} in the data root "
+            f"({', '.join(map(str, _search_dirs(root)))}); set {DATA_ENV} to the folder that "
+            "holds it, or use dataset='mnist' (torchvision download)."
+        )
+    images, labels = load_image_tree(src)["splits"]["all"]
+    perm = torch.randperm(len(labels), generator=torch.Generator().manual_seed(0))
+    idx = perm[:2000] if split == "test" else perm[2000:]
+    return images[idx].contiguous(), labels[idx].contiguous()
+
+
+def _torchvision(spec, split: str, root: Path, download: bool):
+    name = spec.name
     help_text = (
         f"To use {name!r} without a download: set {DATA_ENV} to a folder holding the data "
-        f"(torchvision's layout{', or ' + ARCHIVES[name] if name in ARCHIVES else ''}), pass "
+        f"(torchvision's layout{', or ' + spec.archive if spec.archive else ''}), pass "
         "an ImageFolder directory or .tar.gz as the data set, or use quick mode "
         "(hopfield_lab.data.quick_dataset / dataset='synthetic' or 'digits')."
     )
@@ -328,7 +418,7 @@ def _torchvision(name: str, split: str, root: Path, download: bool):
             f"Loading {name!r} needs torchvision, which cannot be imported here ({type(exc).__name__}: "
             f"{exc}). Install a torchvision matching your torch (pip install torchvision). {help_text}"
         ) from exc
-    cls = getattr(tvd, TORCHVISION[name])
+    cls = getattr(tvd, spec.torchvision)
     try:
         ds = cls(str(root), train=(split == "train"), download=download)
     except Exception as exc:  # URLError, RuntimeError("Dataset not found")...
@@ -346,6 +436,66 @@ def _torchvision(name: str, split: str, root: Path, download: bool):
     return data.contiguous().to(torch.uint8), labels
 
 
+@dataclass(frozen=True)
+class DatasetSpec:
+    """One named data set of :data:`DATASETS`.
+
+    ``load(spec, split, root, download, options)`` returns a split as uint8 ``(N, C, H, W)`` and
+    int64 ``(N,)``; ``about`` is the one line the docs, help texts and messages show;
+    ``num_classes`` (None: the ``num_classes`` option, default 10); ``normalization`` the
+    per-channel ``(mean, std)`` of the training images as fractions of 255 (None: measured);
+    ``archive`` the file name of an offline copy looked for in the data roots; ``torchvision``
+    the ``torchvision.datasets`` class used without one; ``offline``: bundled, nothing to
+    download; ``stand_ins``: offline data sets quick mode may choose instead, in order;
+    ``options``: the names of the ``dataset_options`` it accepts.
+    """
+
+    name: str
+    about: str
+    load: Callable[..., tuple[torch.Tensor, torch.Tensor]]
+    num_classes: int | None = None
+    normalization: tuple[tuple[float, ...], tuple[float, ...]] | None = None
+    archive: str | None = None
+    torchvision: str | None = None
+    offline: bool = False
+    stand_ins: tuple[str, ...] = ()
+    options: tuple[str, ...] = ()
+
+    def classes(self, options: dict | None = None) -> int:
+        """The number of classes (for a data set with options, from ``options``)."""
+        return self.num_classes if self.num_classes is not None else int((options or {}).get("num_classes", 10))
+
+
+_MNIST_NORM = ((0.1307,), (0.3081,))
+
+#: The named data sets (the one list of them: add a data set here).
+DATASETS: dict[str, DatasetSpec] = {d.name: d for d in (
+    DatasetSpec("mnist", "torchvision's MNIST (train 60k / test 10k, 1x28x28)", _load_archive_or_torchvision,
+                10, _MNIST_NORM, torchvision="MNIST", stand_ins=("mnist-test10k", "digits")),
+    DatasetSpec("cifar10", "CIFAR-10 (50k / 10k, 3x32x32): the archive cifar10-jpeg.tar.gz when found in the "
+                "data root, else torchvision", _load_archive_or_torchvision, 10,
+                ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)), archive="cifar10-jpeg.tar.gz",
+                torchvision="CIFAR10"),
+    DatasetSpec("cifar100", "torchvision's CIFAR-100 (50k / 10k, 3x32x32)", _load_archive_or_torchvision, 100,
+                ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)), torchvision="CIFAR100"),
+    DatasetSpec("digits", "scikit-learn's bundled 8x8 digits (1797 images, no download), a fixed 80/20 split",
+                _load_digits, 10, offline=True),
+    DatasetSpec("synthetic", "seeded class-conditional patterns of any size, no download", _load_synthetic,
+                offline=True, options=("n", "n_test", "num_classes", "channels", "size", "noise", "seed")),
+    DatasetSpec("mnist-test10k", "the 10,000 MNIST test images of mnist-test10k-png.tar.gz, split 8k/2k (an "
+                "offline stand-in, never chosen silently)", _load_mnist_test10k, 10, _MNIST_NORM,
+                archive="mnist-test10k-png.tar.gz"),
+)}
+
+
+def describe_datasets() -> str:
+    """One line per data set of :data:`DATASETS` (name: what it is)."""
+    return "\n".join(f"* ``{d.name!r}``: {d.about}" + (f" (options: {', '.join(d.options)})" if d.options else "")
+                     for d in DATASETS.values())
+
+
+__doc__ = (__doc__ or "") + "\nThe named data sets:\n\n" + describe_datasets() + "\n"
+
 _MEMO: dict = {}
 
 
@@ -356,90 +506,77 @@ def load_dataset(name: str, split: str = "train", root: str | os.PathLike | None
     Parameters
     ----------
     name:
-        ``"mnist"``, ``"cifar10"``, ``"cifar100"``, ``"digits"``, ``"synthetic"``,
-        ``"mnist-test10k"``, or a path to an ImageFolder directory / ``.tar.gz`` of one.
+        A data set of :data:`DATASETS` (:func:`describe_datasets`), or a path to an ImageFolder
+        directory / ``.tar.gz`` of one.
     split:
         ``"train"`` or ``"test"``.
     root:
-        Data root for downloads, offline archives and decoded caches; default
-        ``$HOPFIELD_LAB_DATA`` or ``~/.cache/hopfield_lab``. For ``"cifar10"`` an archive named
-        ``cifar10-jpeg.tar.gz`` in ``root`` or ``$HOPFIELD_LAB_DATA`` is used before torchvision.
+        Data root for downloads and offline archives; default ``$HOPFIELD_LAB_DATA`` or
+        ``~/.cache/hopfield_lab``. A data set's archive (e.g. ``cifar10-jpeg.tar.gz``) found in
+        ``root`` or ``$HOPFIELD_LAB_DATA`` is used before torchvision.
     download:
         Let torchvision download missing files.
     options:
-        For ``"synthetic"``: ``n``, ``num_classes``, ``channels``, ``size``, ``noise``, ``seed``.
+        For data sets that take options (``"synthetic"``: ``n``, ``n_test``, ``num_classes``,
+        ``channels``, ``size``, ``noise``, ``seed``).
 
     Raises :class:`DataUnavailableError` with instructions when the data cannot be had; it never
     substitutes other data.
     """
     if split not in SPLITS:
         raise ValueError(f"split must be 'train' or 'test', not {split!r}.")
-    key = (str(name), split, str(root), tuple(sorted(options.items())))
-    if key in _MEMO:
+    spec = DATASETS.get(str(name).lower())
+    if spec is None:
+        return _load_path(str(name), split)
+    unknown = sorted(set(options) - set(spec.options))
+    if unknown:
+        raise ValueError(f"Options {unknown} are not understood by the {spec.name!r} data set ("
+                         + (f"its options: {', '.join(spec.options)}" if spec.options else "it takes none")
+                         + "): fix or drop them in dataset_options (--dataset-options).")
+    # Named sets are kept for the process (folders and archives are looked at again on every call:
+    # load_image_tree's cache key notices edits); data sets with options are cheap to remake.
+    key = (spec.name, split, str(root))
+    if not spec.options and key in _MEMO:
         return _MEMO[key]
-    out = _load(str(name), split, root, download, options)
-    if name != "synthetic":
+    out = spec.load(spec, split, root, download, dict(options))
+    if not spec.options:
         _MEMO[key] = out
     return out
 
 
-def _load(name: str, split: str, root, download: bool, options: dict):
-    low = name.lower()
-    if low == "synthetic":
-        if split == "test":
-            options = {**options, "n": options.get("n_test", options.get("n", 2048) // 4)}
-        options.pop("n_test", None)
-        return synthetic_dataset(split=split, **options)
-    if options:
-        raise TypeError(f"Options {sorted(options)} are only understood by the 'synthetic' data set.")
-    if low == "digits":
-        return _digits(split)
-    if low == "mnist-test10k":
-        src = find_archive("mnist-test10k", root)
-        if src is None:
-            raise DataUnavailableError(
-                f"'mnist-test10k' needs the archive {ARCHIVES['mnist-test10k']} in the data root "
-                f"({', '.join(map(str, _search_dirs(root)))}); set {DATA_ENV} to the folder that "
-                "holds it, or use dataset='mnist' (torchvision download)."
-            )
-        images, labels = load_image_tree(src)["splits"]["all"]
-        perm = torch.randperm(len(labels), generator=torch.Generator().manual_seed(0))
-        idx = perm[:2000] if split == "test" else perm[2000:]
-        return images[idx].contiguous(), labels[idx].contiguous()
-    if low in TORCHVISION:
-        src = find_archive(low, root)
-        if src is not None:
-            tree = load_image_tree(src)
-            return tree["splits"][split]
-        return _torchvision(low, split, data_root(root) / "torchvision", download)
+def _load_path(name: str, split: str):
     path = Path(name).expanduser()
     if path.exists():
         tree = load_image_tree(path)
         if split not in tree["splits"]:
             raise DataUnavailableError(f"{path} has no {split!r} split (found {sorted(tree['splits'])}).")
         return tree["splits"][split]
-    raise DataUnavailableError(
-        f"Unknown data set {name!r}: use one of 'mnist', 'cifar10', 'cifar100', 'digits', "
-        "'synthetic', 'mnist-test10k', or the path of an ImageFolder directory or .tar.gz "
-        f"(no such path: {path})."
-    )
+    named = ", ".join(repr(d) for d in DATASETS)
+    if os.sep in name or "/" in name or name.endswith((".tar.gz", ".tgz", ".tar")):
+        raise DataUnavailableError(f"No such file or folder: {path}. Pass an existing ImageFolder directory or "
+                                   f".tar.gz of one, or a named data set ({named}).")
+    raise DataUnavailableError(f"Unknown data set {name!r}: use one of {named}, or the path of an ImageFolder "
+                               "directory or .tar.gz.")
 
 
-def num_classes(name: str, labels: torch.Tensor | None = None) -> int:
-    """Number of classes of a named data set (or 1 + the largest label seen)."""
-    if name in NUM_CLASSES:
-        return NUM_CLASSES[name]
+def num_classes(name: str, labels: torch.Tensor | None = None, options: dict | None = None) -> int:
+    """Number of classes of a named data set (with its ``options``), else 1 + the largest label seen."""
+    spec = DATASETS.get(str(name).lower())
+    if spec is not None:
+        return spec.classes(options)
     if labels is None:
         raise ValueError(f"Cannot tell the number of classes of {name!r} without its labels.")
     return int(labels.max()) + 1
 
 
 def normalization(name: str, images: torch.Tensor | None = None):
-    """Per-channel ``(mean, std)`` as fractions of 255: known values, else measured on ``images``."""
+    """Per-channel ``(mean, std)`` as fractions of 255: the data set's known values (a path named
+    after a data set, e.g. ``cifar10-jpeg.tar.gz``, counts as it), else measured on ``images``."""
     base = Path(str(name)).name.split(".")[0].split("-")[0].lower()
     for key in (str(name).lower(), base):
-        if key in NORMALIZATION:
-            mean, std = NORMALIZATION[key]
+        spec = DATASETS.get(key)
+        if spec is not None and spec.normalization is not None:
+            mean, std = spec.normalization
             if images is None or len(mean) == images.shape[1]:
                 return mean, std
     if images is None:
@@ -454,23 +591,80 @@ def quick_dataset(preferred: str = "cifar10", root: str | os.PathLike | None = N
                   verbose: bool = True) -> str:
     """Choose a data set that is available offline, *explicitly*, and print the choice.
 
-    Tries ``preferred`` from a local archive (no download), then ``"digits"`` for grey-scale
-    requests or ``"synthetic"``. Returns the name to pass to :func:`load_dataset`.
+    ``preferred`` itself when it is bundled or its archive is found (no download), else its first
+    available offline stand-in (:attr:`DatasetSpec.stand_ins`), else ``"synthetic"``. Returns the
+    name to pass to :func:`load_dataset`.
     """
-    choice, why = None, ""
-    if preferred in ("synthetic", "digits"):
-        choice, why = preferred, "bundled, no download"
-    elif find_archive(preferred, root) is not None:
-        choice, why = preferred, f"local archive {find_archive(preferred, root)}"
-    elif preferred == "mnist" and find_archive("mnist-test10k", root) is not None:
-        choice, why = "mnist-test10k", "MNIST's 10k test images, split 8k/2k (offline stand-in)"
-    elif preferred == "mnist":
-        choice, why = "digits", "scikit-learn's 8x8 digits (offline stand-in for MNIST)"
-    else:
-        choice, why = "synthetic", f"no offline copy of {preferred!r} found"
+    spec = DATASETS.get(str(preferred).lower())
+    choice, why = "synthetic", f"no offline copy of {preferred!r} found"
+    if spec is not None and spec.offline:
+        choice, why = spec.name, "bundled, no download"
+    elif spec is not None and find_archive(spec.name, root) is not None:
+        choice, why = spec.name, f"local archive {find_archive(spec.name, root)}"
+    elif spec is not None:
+        for alt in map(DATASETS.get, spec.stand_ins):
+            if alt.offline or find_archive(alt.name, root) is not None:
+                choice, why = alt.name, f"{alt.about}; offline stand-in for {spec.name}"
+                break
     if verbose:
         print(f"hopfield_lab.data: quick mode uses {choice!r} ({why}).", flush=True)
     return choice
+
+
+# ---------------------------------------------------------------------------------------------
+# both splits of a run
+# ---------------------------------------------------------------------------------------------
+def subset_indices(n: int, k: int | None) -> torch.Tensor:
+    """The one subset rule (``train_subset`` / ``test_subset``): a fixed random choice of ``k`` of
+    ``n`` indices (seed 0), in increasing order; all ``n`` when ``k`` is None or at least ``n``.
+
+    Not the first ``k``: image-folder archives list their samples class by class, so a prefix
+    can hold a single class.
+    """
+    if not k or k >= n:
+        return torch.arange(n)
+    return torch.randperm(n, generator=torch.Generator().manual_seed(0))[:k].sort().values
+
+
+@dataclass
+class Splits:
+    """Both splits of a run: uint8 images ``(N, C, H, W)`` and int64 labels ``(N,)`` (CPU), the number
+    of classes and the per-channel normalisation (fractions of 255) of the training images."""
+
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    num_classes: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+    def meta(self, img_size: int | None = None) -> dict:
+        """What the trainer needs to build a model: ``num_classes, in_chans, img_size, n_train, n_test``."""
+        return {"num_classes": self.num_classes, "in_chans": int(self.x_train.shape[1]),
+                "img_size": int(img_size or self.x_train.shape[-1]), "n_train": len(self.y_train),
+                "n_test": len(self.y_test)}
+
+
+def load_splits(cfg) -> Splits:
+    """Both splits named by a run's configuration (a :class:`~hopfield_lab.train.TrainConfig`, or
+    anything with its fields ``dataset, data_root, download, dataset_options, train_subset,
+    test_subset``), subsets taken by :func:`subset_indices`.
+
+    Raises a ValueError when a label lies outside the data set's classes.
+    """
+    opts = dict(cfg.dataset_options or {})
+    x_tr, y_tr = load_dataset(cfg.dataset, "train", root=cfg.data_root, download=cfg.download, **opts)
+    x_te, y_te = load_dataset(cfg.dataset, "test", root=cfg.data_root, download=cfg.download, **opts)
+    keep_tr, keep_te = subset_indices(len(y_tr), cfg.train_subset), subset_indices(len(y_te), cfg.test_subset)
+    x_tr, y_tr, x_te, y_te = x_tr[keep_tr], y_tr[keep_tr], x_te[keep_te], y_te[keep_te]
+    labels = torch.cat([y_tr, y_te])
+    n_cls = num_classes(cfg.dataset, labels, opts)
+    if len(labels) and (int(labels.min()) < 0 or int(labels.max()) >= n_cls):
+        raise ValueError(f"{cfg.dataset!r} has labels outside 0..{n_cls - 1} "
+                         f"(from {int(labels.min())} to {int(labels.max())}).")
+    mean, std = normalization(cfg.dataset, x_tr)
+    return Splits(x_tr, y_tr, x_te, y_te, n_cls, mean, std)
 
 
 # ---------------------------------------------------------------------------------------------

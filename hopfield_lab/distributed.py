@@ -34,6 +34,9 @@ from torch import nn
 
 __all__ = [
     "DistInfo",
+    "RendezvousError",
+    "is_main_process",
+    "parse_device",
     "init_distributed",
     "wrap_model",
     "unwrap",
@@ -45,6 +48,78 @@ __all__ = [
 ]
 
 _ENV = ("RANK", "WORLD_SIZE", "LOCAL_RANK")
+
+TIMEOUT_ENV = "HOPFIELD_LAB_DIST_TIMEOUT"
+"""Seconds every process waits for the others to join (default :data:`RENDEZVOUS_TIMEOUT_S`)."""
+
+RENDEZVOUS_TIMEOUT_S = 300.0
+
+
+def rendezvous_timeout() -> float:
+    """How long (s) the processes of a run wait for each other at start-up: ``$HOPFIELD_LAB_DIST_TIMEOUT``
+    or :data:`RENDEZVOUS_TIMEOUT_S`. (torch's own default is 30 minutes, long for a missing process.)"""
+    text = os.environ.get(TIMEOUT_ENV)
+    if text is None:
+        return RENDEZVOUS_TIMEOUT_S
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise RuntimeError(f"{TIMEOUT_ENV}={text!r} must be a positive number of seconds.")
+    return value
+
+
+class RendezvousError(RuntimeError):
+    """The processes of a distributed run did not all meet within :func:`rendezvous_timeout`
+    (every rank reports it: the one that would speak for all may be the missing one)."""
+
+
+def _torchelastic_agent_store() -> bool:
+    """Under torchrun every rank is a client of the agent's store (torch's own rule)."""
+    return os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == str(True)
+
+
+def _wait_for_listener(host: str, port: int, timeout: float) -> float:
+    """Poll ``host:port`` until it accepts a TCP connection; return the seconds left of ``timeout``
+    (raise TimeoutError when it never does). c10d's own client would log C++ stack traces meanwhile."""
+    import socket
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection((host, port), timeout=1.0):
+                return max(deadline - time.monotonic(), 1.0)
+        except OSError:
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"nothing listens at {host}:{port}") from None
+            time.sleep(0.1)
+
+
+def _rendezvous(rank: int, world_size: int):
+    """The store all ranks meet in (torch's ``env://`` rendezvous), waiting at most
+    :func:`rendezvous_timeout` seconds for the other processes; a clear error when one is missing."""
+    from datetime import timedelta
+
+    wait = rendezvous_timeout()
+    host, port = os.environ.get("MASTER_ADDR"), os.environ.get("MASTER_PORT")
+    where = f"{host}:{port}"
+    try:
+        left = wait
+        if rank > 0 or _torchelastic_agent_store():  # a client: first wait (quietly) for the store to listen
+            left = _wait_for_listener(host, int(port), wait)
+        store, _, _ = next(dist.rendezvous("env://", rank=rank, world_size=world_size,
+                                           timeout=timedelta(seconds=left)))
+    except (RuntimeError, TimeoutError, OSError) as exc:
+        raise RendezvousError(
+            f"Rank {rank} of WORLD_SIZE={world_size} waited {wait:g} s at {where} (MASTER_ADDR:MASTER_PORT) "
+            f"and the other process(es) did not join ({type(exc).__name__}). Start all {world_size} processes "
+            "(torchrun --nproc_per_node=N starts them together), or unset RANK, WORLD_SIZE and LOCAL_RANK for "
+            f"a single process; {TIMEOUT_ENV} sets how many seconds to wait."
+        ) from None
+    store.set_timeout(dist.constants.default_pg_timeout)  # later waits (collectives) as torch's default
+    return dist.PrefixStore("default_pg", store)
 
 
 @dataclass(frozen=True)
@@ -71,6 +146,11 @@ class DistInfo:
         return self.rank == 0
 
 
+def is_main_process() -> bool:
+    """True unless torchrun's ``RANK`` names another rank than 0 (usable before :func:`init_distributed`)."""
+    return os.environ.get("RANK", "0") == "0"
+
+
 def _env_int(name: str) -> int:
     value = os.environ[name]
     try:
@@ -82,10 +162,25 @@ def _env_int(name: str) -> int:
         ) from None
 
 
+DEVICE_TYPES = ("cpu", "cuda", "mps")
+
+
+def parse_device(device: str | torch.device) -> torch.device:
+    """``torch.device(device)`` for the kinds this project trains on, else a ValueError that lists them."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        dev = None
+    if dev is None or dev.type not in DEVICE_TYPES:
+        raise ValueError(f"unknown device {str(device)!r}: use cpu, cuda, cuda:N (the N-th GPU) or mps "
+                         "(Apple GPUs), or leave it unset for CUDA when present")
+    return dev
+
+
 def _pick_device(device: str | torch.device | None, local_rank: int, launched: bool) -> torch.device:
     if device is None:
         device = os.environ.get("HOPFIELD_LAB_DEVICE") or ("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
+    dev = parse_device(device)
     if dev.type != "cuda":
         return dev
     if not torch.cuda.is_available():
@@ -164,7 +259,8 @@ def init_distributed(device: str | torch.device | None = None, backend: str | No
                 )
         else:
             kwargs = {"device_id": dev} if dev.type == "cuda" else {}
-            dist.init_process_group(backend=backend, rank=rank, world_size=world_size, **kwargs)
+            store = _rendezvous(rank, world_size)
+            dist.init_process_group(backend=backend, store=store, rank=rank, world_size=world_size, **kwargs)
     return DistInfo(rank=rank, world_size=world_size, local_rank=local_rank, device=dev, enabled=enabled)
 
 

@@ -13,7 +13,9 @@ from the two helpers here::
             assert_close(f(pats), hebbian_weights(pats), "W for 3 patterns of 8 neurons")
         return check("Hebbian weights", test, fn)
 
-:func:`check` prints ``✔ <title>: correct.`` or ``✘ <title>: <what is wrong>`` and returns a bool.
+:func:`check` prints ``✔ <title>: correct.`` or ``✘ <title>: <what is wrong>`` and returns
+None, so that the check cell shows that one line and nothing else (a returned bool would be
+displayed as ``True`` under it). Tests read the printed line.
 """
 from __future__ import annotations
 
@@ -27,7 +29,7 @@ CORRECT = "✔"
 WRONG = "✘"
 
 
-def check(title: str, test: Callable[[Callable], None], fn: Callable) -> bool:
+def check(title: str, test: Callable[[Callable], None], fn: Callable) -> None:
     """Run ``test(fn)`` and print one line: correct, not implemented yet, or what went wrong.
 
     ``test`` raises :class:`AssertionError` with a helpful message when ``fn`` is wrong. Any other
@@ -36,21 +38,20 @@ def check(title: str, test: Callable[[Callable], None], fn: Callable) -> bool:
     """
     if not callable(fn):
         print(f"{WRONG} {title}: expected a function, got {type(fn).__name__}; define it in the cell above.")
-        return False
+        return
     try:
         test(fn)
     except NotImplementedError:
         print(f"{WRONG} {title}: not implemented yet. Fill in the code cell above (replace the "
               "`raise NotImplementedError` line), run it, then run this cell again.")
-        return False
+        return
     except AssertionError as err:
         print(f"{WRONG} {title}: not yet. {err}")
-        return False
+        return
     except Exception as err:  # the reader's function crashed
         print(f"{WRONG} {title}: your function raised {type(err).__name__}: {err}")
-        return False
+        return
     print(f"{CORRECT} {title}: correct.")
-    return True
 
 
 def assert_close(got, want: torch.Tensor, what: str, *, atol: float = 1e-6, rtol: float = 1e-5) -> None:

@@ -291,7 +291,7 @@ class Tanh(_Elementwise):
 
 
 def phi_gelu(x: torch.Tensor) -> torch.Tensor:
-    r"""The GELU Lagrangian, elementwise (science.md §1):
+    r"""The GELU Lagrangian, elementwise (book chapter 3):
 
     .. math::
         \Phi(x) = \tfrac14\bigl(x^2 + (x^2 - 1)\,\mathrm{erf}(x/\sqrt2)
@@ -337,7 +337,7 @@ def _scalar_gamma(gamma, cls_name: str) -> torch.Tensor:
             f"{cls_name}: gamma must be a scalar, got shape {tuple(g.shape)}. An element-wise gamma "
             "(as in nn.LayerNorm's affine weight) is not the gradient of any scalar Lagrangian: the "
             "Jacobian of the activation stops being symmetric, so there is no energy "
-            "(science.md §1). Use one scalar gamma here and put per-neuron scales in the synapses."
+            "(book chapter 3). Use one scalar gamma here and put per-neuron scales in the synapses."
         )
     g = g.detach().reshape(()) if not isinstance(g, nn.Parameter) else g.reshape(())
     if not float(g) > 0:
@@ -446,6 +446,23 @@ class LayerNorm(_NormLagrangian):
         if self.eps == 0.0:
             return torch.zeros_like(s)
         return -self.neuron_count(x) * self._gamma(x) * self.eps / s
+
+    def hvp(self, x, v):
+        r"""Hessian-vector product :math:`\nabla^2 L(x)\,v`, i.e. the Jacobian of the activation
+        applied to ``v`` (symmetric and positive semi-definite):
+
+        .. math::
+            \nabla^2 L\, v = \gamma\Bigl(\frac{v - \bar v}{s}
+                - \frac{(x - \bar x)\,\langle x - \bar x, v\rangle}{D\,s^3}\Bigr),
+            \qquad s = \sqrt{\mathrm{Var}(x) + \varepsilon},
+
+        means and inner products over the neuron dims. ``x``, ``v``: ``(*B, *N)`` -> same shape.
+        """
+        self._check(x)
+        xc, s = self._centre(x)
+        vc = v - v.mean(dim=self.dim, keepdim=True)
+        inner = (xc * v).sum(dim=self.dim, keepdim=True)
+        return self._gamma(x) * (vc / s - xc * inner / (self.neuron_count(x) * s ** 3))
 
 
 class Spherical(_NormLagrangian):

@@ -19,7 +19,7 @@ Because ``dE/dx = (d g/d x)^T dE/dg`` and every Lagrangian here has a positive s
 Hessian, ``-dE/dg`` is a descent direction of ``E`` in state space: for small ``alpha`` the energy
 never increases.
 
-Training (the paper's set-up, :meth:`TrainConfig.paper`): images scaled to [0, 1], flattened and
+Training (the paper's set-up, :meth:`DenoisingConfig.paper`): images scaled to [0, 1], flattened and
 L2-normalised; Gaussian noise (sigma 0.3) on the visible state, hidden states start at zero;
 10 steps with alpha = 0.1; loss = MSE between the final visible activation ``g_v`` and the clean
 image; Adam (lr 1e-4), batch 512, 100 epochs on MNIST.
@@ -44,7 +44,7 @@ from .lagrangians import LayerNorm, ReLU
 __all__ = [
     "State",
     "EnergyMetaFormer",
-    "TrainConfig",
+    "DenoisingConfig",
     "prepare_images",
     "fit",
     "energy_descent",
@@ -274,7 +274,7 @@ def prepare_images(images: Tensor) -> Tensor:
 
 
 @dataclass(frozen=True)
-class TrainConfig:
+class DenoisingConfig:
     """Sizes and hyper-parameters of a denoising run (defaults: the paper's)."""
 
     n_s: int = 900
@@ -288,17 +288,17 @@ class TrainConfig:
     seed: int = 0
 
     @classmethod
-    def paper(cls) -> "TrainConfig":
+    def paper(cls) -> "DenoisingConfig":
         """The paper's MNIST set-up: 900-784-900, 100 epochs, batch 512, Adam 1e-4, 10 steps, alpha 0.1."""
         return cls()
 
     @classmethod
-    def quick(cls) -> "TrainConfig":
+    def quick(cls) -> "DenoisingConfig":
         """A CPU-sized run (seconds): small hidden layers, few epochs, a larger learning rate."""
         return cls(n_s=100, n_c=100, epochs=40, batch_size=128, lr=1e-2)
 
     @classmethod
-    def for_mode(cls, quick: bool | None = None) -> "TrainConfig":
+    def for_mode(cls, quick: bool | None = None) -> "DenoisingConfig":
         """``quick()`` or ``paper()`` following the book's switch (:func:`hopfield_lab.quick`)."""
         if quick is None:
             from .runtime import quick as _quick
@@ -306,7 +306,7 @@ class TrainConfig:
             quick = _quick()
         return cls.quick() if quick else cls.paper()
 
-    def replace(self, **changes) -> "TrainConfig":
+    def replace(self, **changes) -> "DenoisingConfig":
         return replace(self, **changes)
 
     def as_dict(self) -> dict:
@@ -316,7 +316,7 @@ class TrainConfig:
 def fit(
     model: EnergyMetaFormer,
     images: Tensor,
-    config: TrainConfig | None = None,
+    config: DenoisingConfig | None = None,
     device: str | torch.device | None = None,
     progress: bool = True,
 ) -> dict:
@@ -326,7 +326,7 @@ def fit(
     ``loss`` (mean loss per epoch, list of floats), ``step_loss`` (every optimiser step) and
     ``config``. The model is left on ``device`` in eval mode.
     """
-    config = config or TrainConfig.paper()
+    config = config or DenoisingConfig.paper()
     if device is None:
         device = model.xi_s.device
     device = torch.device(device)

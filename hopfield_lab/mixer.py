@@ -24,7 +24,7 @@ Nc = int(int(r_c C)·h) for ``mlp_ratio = (r_s, r_c)`` and ``hidden_ratio = h``.
 
 Every block exposes ``update(x)``: its mixing increment. A parallel block's forward is
 ``x <- x + update(x)``, repeated ``n_iter`` times with the same weights; the continuous-time view of
-the same block is the flow ``dx/dt = update(x) - x`` (science.md §4), whose Lyapunov function
+the same block is the flow ``dx/dt = update(x) - x`` (book chapter 6, §6.2), whose Lyapunov function
 :meth:`ParallelMixerBlock.energy` exists exactly for tied weights and a Lagrangian norm.
 
 Parameter names follow the official code (github.com/Toshihiro-Ota/paramixer), so its state_dicts
@@ -35,6 +35,8 @@ from __future__ import annotations
 
 import fnmatch
 import math
+import numbers
+from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import torch
@@ -45,7 +47,7 @@ from torch import nn
 __all__ = [
     "Mlp", "SymMlp", "AsymMlp", "LagrangianLayerNorm", "DropPath", "PatchEmbed",
     "SerialMixerBlock", "ParallelMixerBlock", "Mixer", "create_model", "list_models",
-    "model_config", "NORMS", "FAMILIES",
+    "model_config", "NORMS", "Family", "FAMILIES", "family_of",
 ]
 
 
@@ -66,6 +68,8 @@ class _TwoLayer(nn.Module):
 
     in_features: int
     hidden_features: int
+    #: whether this MLP has a symmetry-breaking weight (:attr:`breaking`), penalised by λ‖V‖²
+    has_breaking: bool = False
 
     def __init__(self, in_features: int, hidden_features: int, act_layer=nn.GELU, drop: float = 0.0):
         super().__init__()
@@ -87,19 +91,28 @@ class _TwoLayer(nn.Module):
         """The symmetry-breaking weight V (AsymMlp) or None."""
         return None
 
-    #: how :meth:`mix_tokens` runs: "transpose" (the MLP on the (b, C, S) view, as the official
-    #: code; measured faster on CPU) or "matmul" (W2 @ act(W1 @ x) batched over b, no transposes;
-    #: not yet timed on a GPU: benchmarks/bench_mixer.py --token-mixing matmul). Same function.
-    token_mixing: str = "transpose"
+    #: how :meth:`mix_tokens` runs, all the same function: "bmm" (default: two batched GEMMs on the
+    #: (b, S, C) layout, the weights broadcast over the batch with stride 0, so no transposed copy
+    #: of the state is made; measured fastest on CPU, forward + backward), "matmul"
+    #: (``torch.matmul(W, x)``) or "transpose" (the official code's form: the MLP on the (b, C, S)
+    #: view, which copies the state into that layout). The latter two are the reference forms of
+    #: the tests.
+    token_mixing: str = "bmm"
 
     def mix_tokens(self, x: torch.Tensor) -> torch.Tensor:
         """Token mixing: the MLP applied along the token axis, (b, S, C) -> (b, S, C)."""
         mode = self.token_mixing
+        if mode == "bmm":
+            b = x.shape[0]
+            w1 = self.w1                                                # (Ns, S)
+            h = self.drop1(self.act(torch.bmm(w1.expand(b, -1, -1), x)))  # (b,Ns,S)@(b,S,C) -> (b,Ns,C)
+            w2 = self.w2                                                # (S, Ns)
+            return self.drop2(torch.bmm(w2.expand(b, -1, -1), h))       # (b,S,Ns)@(b,Ns,C) -> (b,S,C)
         if mode == "matmul":
             h = self.drop1(self.act(torch.matmul(self.w1, x)))          # (Ns,S)@(b,S,C) -> (b,Ns,C)
             return self.drop2(torch.matmul(self.w2, h))                 # (S,Ns)@(b,Ns,C) -> (b,S,C)
         if mode != "transpose":
-            raise ValueError(f"token_mixing must be 'transpose' or 'matmul', got {mode!r}")
+            raise ValueError(f"token_mixing must be 'bmm', 'matmul' or 'transpose', got {mode!r}")
         x = rearrange(x, "b s c -> b c s")                              # (b, C, S)
         return rearrange(self(x), "b c s -> b s c")                     # MLP over S, back to (b, S, C)
 
@@ -160,6 +173,8 @@ class AsymMlp(_TwoLayer):
     ``fc1.weight`` = A (hidden, in), ``fc2.weight`` = V (in, hidden), as in the official code; the
     model's :meth:`Mixer.symmetry_penalty` adds λ‖V‖² to the loss (λ → ∞ gives SymMlp back).
     """
+
+    has_breaking = True
 
     def __init__(self, in_features: int, hidden_features: int, act_layer=nn.GELU, drop: float = 0.0):
         super().__init__(in_features, hidden_features, act_layer, drop)
@@ -382,8 +397,11 @@ class SerialMixerBlock(_Block):
 class ParallelMixerBlock(_Block):
     """The parallelized block: ``x += update(x)``, update = token-MLP(N(x)) + channel-MLP(N(x)).
 
-    With :class:`SymMlp` and :class:`LagrangianLayerNorm` this is an Euler step (of size 1, without
-    the leak) of the SymMixer flow ``dx/dt = update(x) − x``, which has the energy :meth:`energy`.
+    With :class:`SymMlp` and :class:`LagrangianLayerNorm` the flow ``dx/dt = update(x) − x`` has
+    the energy :meth:`energy`. The block is not a unit Euler step of that flow (which would be
+    ``x <- update(x)``, no skip): the norm is scale-invariant (up to its ε), so iteration
+    ``k = 0, 1, ...`` is an explicit Euler step of size ``1 / (k + 2)`` (a shrinking step) of the
+    flow for the rescaled state ``y_k = x_k / (k + 1)`` (book §6.3).
     """
 
     def __init__(self, dim: int, seq_len: int, mlp_ratio=(0.5, 4.0), mlp_layer=Mlp, norm_layer=_norm_tokens_channels,
@@ -407,7 +425,7 @@ class ParallelMixerBlock(_Block):
         return tokens + channels
 
     def energy(self, x: torch.Tensor) -> torch.Tensor:
-        """Lyapunov function of ``dx/dt = update(x) − x`` (science.md §4), one value per sample.
+        """Lyapunov function of ``dx/dt = update(x) − x`` (book §6.2), one value per sample.
 
         ``E(X) = [<X, G> − L_v(X)] − Σ Φ(A G) − Σ Φ(G Bᵀ)`` with G = N(X), Φ = Φ_GELU, A the token
         and B the channel weight. Needs tied weights (SymMlp) and the Lagrangian norm (scalar γ ≥ 0
@@ -429,7 +447,7 @@ class ParallelMixerBlock(_Block):
         return self.update(x) - x
 
     def to_ham(self, tau: float = 1.0, tau_tokens: float = 1e-2, tau_channels: float = 1e-2):
-        """The three-layer HAM behind this SymMixer block (science.md §4), as a :class:`hopfield_lab.ham.HAM`.
+        """The three-layer HAM behind this SymMixer block (book §6.1-6.2), as a :class:`hopfield_lab.ham.HAM`.
 
         Layers ``"x"`` (S, C) with this block's Lagrangian LayerNorm, ``"hs"`` (Ns, C) and ``"hc"``
         (S, Nc) with GELU Lagrangians and time constants ``tau_tokens``, ``tau_channels``; synapses
@@ -510,12 +528,17 @@ class Mixer(nn.Module):
     ):
         super().__init__()
         _check_sizes(img_size, patch_size, num_blocks, embed_dim, in_chans, num_classes)
-        if lam < 0:
-            raise ValueError(f"lam (λ) must be ≥ 0, got {lam}")
+        lam_value = float(lam) if isinstance(lam, numbers.Real) and not isinstance(lam, bool) else math.nan
+        if not (math.isfinite(lam_value) and lam_value >= 0):
+            raise ValueError(f"lam (λ) must be a finite number ≥ 0, got {lam!r}")
         self.num_classes = num_classes
         self.num_features = self.embed_dim = embed_dim
-        self.lam = float(lam)
+        self.lam = lam_value
         self.model_name = "custom"  # create_model() sets the registry name
+        #: the :class:`Family` of (block_layer, mlp_layer), None for a combination outside FAMILIES
+        self.family = _family_of_layers(block_layer, mlp_layer)
+        #: whether the MLPs carry symmetry-breaking weights V (penalised by λ‖V‖²)
+        self.has_breaking = bool(getattr(mlp_layer, "has_breaking", False))
         self.norm_kind = norm if isinstance(norm, str) else getattr(norm, "__name__", "custom")
         norm_layer = _resolve_norm(norm)
 
@@ -594,17 +617,19 @@ class Mixer(nn.Module):
         else:
             self.head = nn.Identity()
 
+    def breaking_weights(self) -> list[torch.Tensor]:
+        """The symmetry-breaking weights V of every block's token and channel MLP (empty without them)."""
+        return [mlp.breaking for block in self.blocks for mlp in (block.mlp_tokens, block.mlp_channels)
+                if mlp.breaking is not None]
+
     def symmetry_penalty(self) -> torch.Tensor:
         """λ Σ_blocks (‖Vˢ‖² + ‖Vᶜ‖²) for AsymMixer; a 0-dim zero tensor (model's device) otherwise."""
         p = self.norm.weight
         total = torch.zeros((), device=p.device, dtype=p.dtype)
         if self.lam == 0.0:
             return total
-        for block in self.blocks:
-            for mlp in (block.mlp_tokens, block.mlp_channels):
-                V = mlp.breaking
-                if V is not None:
-                    total = total + V.pow(2).sum()
+        for V in self.breaking_weights():
+            total = total + V.pow(2).sum()
         return self.lam * total
 
 
@@ -629,12 +654,60 @@ def _check_sizes(img_size, patch_size, num_blocks, embed_dim, in_chans, num_clas
 # --------------------------------------------------------------------------------------------
 # registry
 # --------------------------------------------------------------------------------------------
-FAMILIES: dict[str, dict] = {
-    "vanillamixer": dict(block_layer=SerialMixerBlock, mlp_layer=Mlp),
-    "paramixer": dict(block_layer=ParallelMixerBlock, mlp_layer=Mlp),
-    "symmixer": dict(block_layer=ParallelMixerBlock, mlp_layer=SymMlp),
-    "asymmixer": dict(block_layer=ParallelMixerBlock, mlp_layer=AsymMlp),
-}
+@dataclass(frozen=True)
+class Family:
+    """One model family: how its blocks are built, and how the book and the tools name it.
+
+    ``name`` is the registry prefix (``"asymmixer"`` -> ``asymmixer_cifar_small``); ``label`` its
+    name in the book's tables and legends; ``color`` its matplotlib colour in every plot;
+    ``official`` the official code's ``(block class, MLP class)`` names (None if it has no
+    counterpart there); ``official_sizes`` the 224-px sizes of the official registry (every
+    family also gets the CIFAR-size presets).
+    """
+
+    name: str
+    label: str
+    color: str
+    block_layer: type
+    mlp_layer: type
+    official: tuple[str, str] | None = None
+    official_sizes: tuple[str, ...] = ()
+
+    @property
+    def has_breaking(self) -> bool:
+        """True when the MLPs carry a symmetry-breaking weight V, penalised by λ‖V‖² (AsymMixer)."""
+        return self.mlp_layer.has_breaking
+
+    def __str__(self) -> str:
+        return self.name
+
+
+_ALL_224 = ("s32_224", "s16_224", "b32_224", "b16_224", "l32_224", "l16_224")
+
+#: The model families in display order (the one list of them: add a family here).
+FAMILIES: dict[str, Family] = {f.name: f for f in (
+    Family("vanillamixer", "vanilla (serial)", "C0", SerialMixerBlock, Mlp, ("vMixerBlock", "vMlp"), _ALL_224),
+    Family("paramixer", "ParaMixer", "C1", ParallelMixerBlock, Mlp, ("pMixerBlock", "vMlp"), _ALL_224),
+    Family("symmixer", "SymMixer", "C2", ParallelMixerBlock, SymMlp, ("pMixerBlock", "sMlp"), _ALL_224),
+    Family("asymmixer", "AsymMixer", "C3", ParallelMixerBlock, AsymMlp, ("pMixerBlock", "aMlp"), ("s16_224",)),
+)}
+
+
+def family_of(name: str) -> Family:
+    """The :class:`Family` of a family name (``"symmixer"``) or a registered model name
+    (``"symmixer_cifar_small"``, ``"asymmixer_s16_224_l02"``); a ValueError lists the families."""
+    key = str(name)
+    if key in _REGISTRY:
+        return FAMILIES[_REGISTRY[key]["family"]]
+    if key in FAMILIES:
+        return FAMILIES[key]
+    raise ValueError(f"{key!r} is neither a model family ({', '.join(FAMILIES)}) nor a registered model "
+                     "name (hopfield_lab.list_models())")
+
+
+def _family_of_layers(block_layer, mlp_layer) -> Family | None:
+    return next((f for f in FAMILIES.values() if (f.block_layer, f.mlp_layer) == (block_layer, mlp_layer)), None)
+
 
 _SIZES_224 = {
     "s32_224": dict(patch_size=32, num_blocks=8, embed_dim=512),
@@ -644,29 +717,30 @@ _SIZES_224 = {
     "l32_224": dict(patch_size=32, num_blocks=24, embed_dim=1024),
     "l16_224": dict(patch_size=16, num_blocks=24, embed_dim=1024),
 }
-# CIFAR-size presets (32 px, patch 4 -> 64 tokens) used by the book and the GPU study (science.md §6)
+# CIFAR-size presets (32 px, patch 4 -> 64 tokens) used by the book (chapter 8) and its GPU study
 _SIZES_CIFAR = {
     "cifar_small": dict(img_size=32, patch_size=4, num_blocks=8, embed_dim=256, num_classes=10),
     "cifar_tiny": dict(img_size=32, patch_size=4, num_blocks=2, embed_dim=64, num_classes=10),
 }
-# λ-suffixed AsymMixer names of the official registry
+# aliases of the official registry: n_iter variants of the tied/free families, λ-suffixed AsymMixers
+_OFFICIAL_N_ITERS = (2, 3, 4)
 _OFFICIAL_LAMBDAS = {"l00": 0.0, "l06": 1e-6, "l05": 1e-5, "l04": 1e-4, "l035": 5e-4, "l03": 1e-3,
                      "l02": 1e-2, "l01": 0.1, "l10": 1.0}
 
 
 def _build_registry() -> dict[str, dict]:
     reg: dict[str, dict] = {}
-    for fam in ("vanillamixer", "paramixer", "symmixer"):
-        for size, cfg in _SIZES_224.items():
-            reg[f"{fam}_{size}"] = dict(family=fam, **cfg)
-        for n in (2, 3, 4):  # official n_iter variants
-            reg[f"{fam}_s16_224_ni{n}"] = dict(family=fam, **_SIZES_224["s16_224"], n_iter=n)
-    reg["asymmixer_s16_224"] = dict(family="asymmixer", **_SIZES_224["s16_224"])
-    for suffix, lam in _OFFICIAL_LAMBDAS.items():
-        reg[f"asymmixer_s16_224_{suffix}"] = dict(family="asymmixer", **_SIZES_224["s16_224"], lam=lam)
-    for fam in FAMILIES:
+    for fam in FAMILIES.values():
+        for size in fam.official_sizes:
+            reg[f"{fam.name}_{size}"] = dict(family=fam.name, **_SIZES_224[size])
+        if "s16_224" in fam.official_sizes:
+            s16 = dict(family=fam.name, **_SIZES_224["s16_224"])
+            if fam.has_breaking:
+                reg.update({f"{fam.name}_s16_224_{sfx}": dict(s16, lam=lam) for sfx, lam in _OFFICIAL_LAMBDAS.items()})
+            else:
+                reg.update({f"{fam.name}_s16_224_ni{n}": dict(s16, n_iter=n) for n in _OFFICIAL_N_ITERS})
         for size, cfg in _SIZES_CIFAR.items():
-            reg[f"{fam}_{size}"] = dict(family=fam, **cfg)
+            reg[f"{fam.name}_{size}"] = dict(family=fam.name, **cfg)
     return reg
 
 
@@ -674,6 +748,26 @@ _REGISTRY = _build_registry()
 
 OVERRIDES = ("num_classes", "img_size", "in_chans", "patch_size", "num_blocks", "embed_dim", "mlp_ratio",
              "hidden_ratio", "n_iter", "drop_path_rate", "drop_rate", "proj_drop_rate", "norm", "lam")
+# names used elsewhere for the same options (the Mixer paper's "depth", timm's "drop_path", ...)
+_OVERRIDE_ALIASES = {"depth": "num_blocks", "dim": "embed_dim", "width": "embed_dim", "drop_path": "drop_path_rate",
+                     "lambda": "lam", "lcoeff": "lam", "patch": "patch_size", "classes": "num_classes",
+                     "channels": "in_chans"}
+
+
+def unknown_overrides(overrides) -> str | None:
+    """None when every key of ``overrides`` is an option of :func:`create_model`, else a message
+    naming the unknown ones, the option each probably means, and the valid names."""
+    import difflib
+
+    unknown = sorted(set(overrides) - set(OVERRIDES))
+    if not unknown:
+        return None
+    hints = []
+    for k in unknown:
+        guess = _OVERRIDE_ALIASES.get(k) or next(iter(difflib.get_close_matches(k, OVERRIDES, n=1)), None)
+        hints.append(f"{k!r}" + (f" (did you mean {guess}?)" if guess else ""))
+    return (f"unknown model option(s) {', '.join(hints)}; valid overrides: {', '.join(OVERRIDES)}, "
+            "e.g. num_blocks=4 n_iter=2")
 
 
 def list_models(pattern: str | None = None) -> list[str]:
@@ -688,18 +782,19 @@ def model_config(name: str, **overrides) -> dict:
         close = [n for n in _REGISTRY if n.split("_")[0] == name.split("_")[0]] or list_models()
         raise ValueError(f"unknown model {name!r}; valid names: {', '.join(sorted(close))} "
                          f"(list_models() gives all {len(_REGISTRY)})")
-    unknown = sorted(set(overrides) - set(OVERRIDES))
-    if unknown:
-        raise TypeError(f"unknown option(s) {unknown} for create_model; valid overrides: {list(OVERRIDES)}")
+    problem = unknown_overrides(overrides)
+    if problem:
+        raise TypeError(f"create_model: {problem}")
     cfg = dict(_REGISTRY[name])
-    family = cfg.pop("family")
-    if "lam" in overrides and family != "asymmixer":
-        raise ValueError(f"lam (λ) only applies to AsymMixer models, not {name!r}: "
-                         "use an asymmixer_* name, e.g. asymmixer_s16_224 or asymmixer_cifar_small")
+    family = FAMILIES[cfg.pop("family")]
+    if "lam" in overrides and not family.has_breaking:
+        with_v = [f.name for f in FAMILIES.values() if f.has_breaking]
+        raise ValueError(f"lam (λ) only applies to AsymMixer models (families with a breaking weight: "
+                         f"{', '.join(with_v)}), not {name!r}: use e.g. {with_v[0]}_cifar_small")
     if "norm" in overrides and not callable(overrides["norm"]) and overrides["norm"] not in NORMS:
         raise ValueError(f"unknown norm {overrides['norm']!r}; choose one of {sorted(NORMS)}")
     cfg.update(overrides)
-    return dict(FAMILIES[family], **cfg)
+    return dict(block_layer=family.block_layer, mlp_layer=family.mlp_layer, **cfg)
 
 
 def create_model(name: str, **overrides) -> Mixer:

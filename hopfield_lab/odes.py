@@ -1,32 +1,44 @@
-"""The continuous parallelized Mixer as an ODE: the symmetry-breaking demos (paper Sec. 6.2).
+"""The continuous parallelized Mixer as an ODE: the symmetry-breaking demos (paper Sec. 6.2, book chapter 7).
 
 The visible layer is a matrix ``X`` of shape ``(S, C)`` (tokens x channels; a batch adds leading
 axes, so states are ``(..., S, C)``). Its activation is LayerNorm over the *whole* matrix, without
-affine parameters,
+affine parameters, ``G = LN(X)``: the gradient of the LayerNorm Lagrangian
+``L_v(X) = D sqrt(Var(X) + eps)``, ``D = S*C`` (:class:`hopfield_lab.lagrangians.LayerNorm`,
+book chapter 3). Two hidden layers with GELU Lagrangians (``Phi_GELU``, whose derivative is GELU)
+are integrated out in the adiabatic limit, which leaves the flow (tau_v = 1)
 
-    G = LN(X) = (X - mean(X)) / sqrt(Var(X) + eps),                 (mean, Var over S*C entries)
-
-which is the gradient of the Lagrangian ``L_v(X) = D sqrt(Var(X) + eps)`` with ``D = S*C``.
-Two hidden layers with GELU Lagrangians (``Phi_GELU``, whose derivative is GELU) are integrated
-out in the adiabatic limit, which leaves the flow (tau_v = 1)
-
-    dX/dt = (A^T + U_s) GELU(A G) + GELU(G B^T) (B + U_c) - X                           (1)
+    dX/dt = (A^T + V_s) GELU(A G) + GELU(G B^T) (B + V_c^T) - X                         (1)
 
 with token weights ``A`` ``(Ns, S)``, channel weights ``B`` ``(Nc, C)`` and the symmetry-breaking
-parts ``U_s`` ``(S, Ns)`` and ``U_c`` ``(Nc, C)``. With ``U_s = U_c = 0`` the feedback weights are
-the transposes of the feedforward ones and
+parts ``V_s`` ``(S, Ns)`` and ``V_c`` ``(C, Nc)``: the feedback weights are ``A^T + V_s`` and
+``B^T + V_c``, the layout of :attr:`hopfield_lab.mixer.AsymMlp.breaking` (``V^s``, ``V^c`` of the
+AsymMixer; an AsymMixer block ``X + M(LN X)`` is not a unit Euler step of (1), which would
+be ``X <- M(G)``, but an Euler step of size ``1/(k+2)`` of (1) for the rescaled state
+``X_k/(k+1)``: book chapter 6). With
+``V_s = V_c = 0`` the feedback weights are the transposes of the feedforward ones and
 
     E(X) = [<X, G> - L_v(X)] - sum Phi_GELU(A G) - sum Phi_GELU(G B^T)                 (2)
 
 is a Lyapunov function: dE/dX = -J(X) dX/dt with J the (symmetric, positive semi-definite)
 Jacobian of LN, so dE/dt = -<dX/dt, J dX/dt> <= 0. With a breaking part, (2) evaluated on the
-trajectory is only a *pseudo-energy* and may increase. :meth:`MixerODE.pseudo_energy` adds the
-paper's interaction term 1/2 <G, U_s GELU(A G)> + 1/2 <G, GELU(G B^T) U_c>; both coincide when
-the breaking part is zero.
+trajectory is only the energy of the tied part and may increase. :meth:`MixerODE.pseudo_energy`
+adds the paper's interaction term 1/2 <G, V_s GELU(A G)> + 1/2 <G, GELU(G B^T) V_c^T>; both
+coincide when the breaking part is zero.
 
-``pooled=True`` gives the variant of the official demo notebook, in which every hidden token unit
-sees the channel-summed visible state (and every hidden channel unit the token-summed one) and
-broadcasts its feedback; (1) and (2) hold with ``G`` replaced by those sums.
+Nothing here re-derives the network: a :class:`MixerODE` is a view of the HAM core. It builds
+the three-layer :class:`hopfield_lab.ham.HAM` (LayerNorm visible layer, GELU hidden layers,
+:class:`~hopfield_lab.ham.TokenMixing` and :class:`~hopfield_lab.ham.ChannelMixing` synapses with
+the untied feedback ``V_s``, ``V_c``), eliminates the hidden layers
+(:meth:`hopfield_lab.ham.HAM.eliminate`), and its flow, energies and integration
+(:func:`hopfield_lab.ham.integrate`) are those of that network. :func:`count_increases` is
+:func:`hopfield_lab.ham.count_increases`.
+
+``pooled=True`` gives the variant of the official demo notebook (github.com/Toshihiro-Ota/paramixer),
+in which every hidden token unit sees the channel-summed visible state (and every hidden channel
+unit the token-summed one) and broadcasts its feedback; (1) and (2) hold with ``G`` replaced by
+those sums. In the HAM the hidden layers are then vectors ``(Ns,)`` and ``(Nc,)`` joined to ``X``
+by :class:`~hopfield_lab.ham.Dense` synapses whose weights repeat ``A`` over the channels and
+``B`` over the tokens.
 
 Everything is batched torch code; the defaults use float64 so that energy differences of
 1e-10 between successive steps are still meaningful.
@@ -37,8 +49,10 @@ from dataclasses import dataclass, replace
 from typing import Callable, Optional, Sequence
 
 import torch
-import torch.nn.functional as F
 
+from .ham import INTEGRATORS, HAM, ChannelMixing, Dense, Layer, TokenMixing, count_increases
+from .ham import integrate as _integrate
+from .lagrangians import GELU, LayerNorm
 from .lagrangians import phi_gelu  # the GELU Lagrangian, Phi' = GELU (re-exported here)
 
 __all__ = [
@@ -55,6 +69,10 @@ __all__ = [
     "energy_landscape",
 ]
 
+#: time constant of the hidden layers of :attr:`MixerODE.ham` (the ODE itself is their limit tau -> 0)
+TAU_HIDDEN = 1e-2
+
+
 def sample_sphere(shape: Sequence[int], radius: float, generator: Optional[torch.Generator] = None,
                   dtype: torch.dtype = torch.float64, device=None) -> torch.Tensor:
     """A tensor of shape ``(*lead, m, n)`` whose every ``(m, n)`` matrix is drawn uniformly from the
@@ -68,31 +86,67 @@ def sample_sphere(shape: Sequence[int], radius: float, generator: Optional[torch
     return w * (radius / torch.linalg.matrix_norm(w, keepdim=True))
 
 
+def _breaking_or_none(V: torch.Tensor) -> Optional[torch.Tensor]:
+    return V if bool(V.any()) else None
+
+
 @dataclass(frozen=True, eq=False)
 class MixerODE:
-    """The continuous parallelized Mixer (1) with weights ``A, B`` and breaking parts ``U_s, U_c``.
+    """The continuous parallelized Mixer (1) with weights ``A, B`` and breaking parts ``V_s, V_c``.
 
-    Shapes: ``A (*w, Ns, S)``, ``B (*w, Nc, C)``, ``U_s (*w, S, Ns)``, ``U_c (*w, Nc, C)``; states
+    Shapes: ``A (*w, Ns, S)``, ``B (*w, Nc, C)``, ``V_s (*w, S, Ns)``, ``V_c (*w, C, Nc)``; states
     ``(..., S, C)``. Leading weight axes ``*w`` (an ensemble of systems, see ``n_systems`` in
     :meth:`random`) broadcast against the states' leading axes like ``torch.matmul``.
+
+    Attributes (built from the fields): ``ham``, the three-layer :class:`~hopfield_lab.ham.HAM`
+    (layers ``"x"``, ``"hs"``, ``"hc"`` with hidden time constants :data:`TAU_HIDDEN`; synapses
+    ``"A"``, ``"B"``, untied where a breaking part is non-zero) and ``reduced``, its adiabatic
+    limit ``ham.eliminate("hs", "hc")``, whose flow is (1).
     """
 
     A: torch.Tensor
     B: torch.Tensor
-    U_s: torch.Tensor
-    U_c: torch.Tensor
+    V_s: torch.Tensor
+    V_c: torch.Tensor
     eps: float = 1e-5
     pooled: bool = False
 
     def __post_init__(self):
         Ns, S = self.A.shape[-2:]
         Nc, C = self.B.shape[-2:]
-        if tuple(self.U_s.shape[-2:]) != (S, Ns):
-            raise ValueError(f"U_s must have shape (..., S, Ns) = (..., {S}, {Ns}), got {tuple(self.U_s.shape)}")
-        if tuple(self.U_c.shape[-2:]) != (Nc, C):
-            raise ValueError(f"U_c must have shape (..., Nc, C) = (..., {Nc}, {C}), got {tuple(self.U_c.shape)}")
+        if tuple(self.V_s.shape[-2:]) != (S, Ns):
+            raise ValueError(f"V_s must have shape (..., S, Ns) = (..., {S}, {Ns}) (the layout of A.T), "
+                             f"got {tuple(self.V_s.shape)}")
+        if tuple(self.V_c.shape[-2:]) != (C, Nc):
+            raise ValueError(f"V_c must have shape (..., C, Nc) = (..., {C}, {Nc}) (the layout of B.T), "
+                             f"got {tuple(self.V_c.shape)}")
         if self.eps <= 0:
             raise ValueError("eps must be > 0 (with eps = 0 LN is undefined at constant states)")
+        ham = self._network(S, C, Ns, Nc)
+        object.__setattr__(self, "ham", ham)
+        object.__setattr__(self, "reduced", ham.eliminate("hs", "hc"))
+
+    def _network(self, S: int, C: int, Ns: int, Nc: int) -> HAM:
+        V_s, V_c = _breaking_or_none(self.V_s), _breaking_or_none(self.V_c)
+        visible = Layer((S, C), LayerNorm(eps=self.eps, dim=(-2, -1)), tau=1.0)
+        if not self.pooled:
+            layers = {"x": visible, "hs": Layer((Ns, C), GELU(), tau=TAU_HIDDEN),
+                      "hc": Layer((S, Nc), GELU(), tau=TAU_HIDDEN)}
+            synapses = {"A": TokenMixing("x", "hs", weight=self.A, learnable=False, breaking=V_s),   # A G
+                        "B": ChannelMixing("x", "hc", weight=self.B, learnable=False, breaking=V_c)}  # G B^T
+        else:
+            # hidden units see the pooled state: h_s = A (G 1_C), h_c = B (G^T 1_S), as Dense
+            # synapses from (S, C) whose weights repeat A over the channels and B over the tokens
+            A = self.A.unsqueeze(-1).expand(*self.A.shape, C)                        # (*w, Ns, S, C)
+            B = self.B.unsqueeze(-2).expand(*self.B.shape[:-1], S, C)                # (*w, Nc, S, C)
+            if V_s is not None:
+                V_s = V_s.unsqueeze(-2).expand(*V_s.shape[:-1], C, Ns)               # (*w, S, C, Ns)
+            if V_c is not None:
+                V_c = V_c.unsqueeze(-3).expand(*V_c.shape[:-2], S, C, Nc)            # (*w, S, C, Nc)
+            layers = {"x": visible, "hs": Layer(Ns, GELU(), tau=TAU_HIDDEN), "hc": Layer(Nc, GELU(), tau=TAU_HIDDEN)}
+            synapses = {"A": Dense("x", "hs", weight=A, learnable=False, breaking=V_s),
+                        "B": Dense("x", "hc", weight=B, learnable=False, breaking=V_c)}
+        return HAM(layers, synapses).to(device=self.A.device, dtype=self.A.dtype)
 
     # ----------------------------------------------------------------- construction
     @classmethod
@@ -100,8 +154,8 @@ class MixerODE:
                breaking: tuple[float, float] = (0.0, 0.0), seed: int = 0, eps: float = 1e-5,
                pooled: bool = False, n_systems: Optional[int] = None, dtype: torch.dtype = torch.float64,
                device=None) -> "MixerODE":
-        """Weights uniformly on spheres: ``|A| = radii[0]``, ``|B| = radii[1]``, ``|U_s| = breaking[0]``,
-        ``|U_c| = breaking[1]`` (Frobenius norms), drawn from a generator seeded with ``seed``.
+        """Weights uniformly on spheres: ``|A| = radii[0]``, ``|B| = radii[1]``, ``|V_s| = breaking[0]``,
+        ``|V_c| = breaking[1]`` (Frobenius norms), drawn from a generator seeded with ``seed``.
 
         The breaking parts are drawn from the same stream *after* ``A`` and ``B``, so the symmetric
         part does not change when only ``breaking`` changes. With ``n_systems = n`` the weights get
@@ -111,23 +165,24 @@ class MixerODE:
         lead = () if n_systems is None else (n_systems, 1)
         A = sample_sphere(lead + (Ns, S), radii[0], g, dtype)
         B = sample_sphere(lead + (Nc, C), radii[1], g, dtype)
-        U_s = sample_sphere(lead + (S, Ns), 1.0, g, dtype) * breaking[0]
-        U_c = sample_sphere(lead + (Nc, C), 1.0, g, dtype) * breaking[1]
-        sys = cls(A, B, U_s, U_c, eps=eps, pooled=pooled)
+        V_s = sample_sphere(lead + (S, Ns), 1.0, g, dtype) * breaking[0]
+        # drawn as (Nc, C), like B, and stored transposed: the same draws as the tied B's layout
+        V_c = (sample_sphere(lead + (Nc, C), 1.0, g, dtype) * breaking[1]).mT.contiguous()
+        sys = cls(A, B, V_s, V_c, eps=eps, pooled=pooled)
         return sys.to(device) if device is not None else sys
 
     def to(self, device=None, dtype: Optional[torch.dtype] = None) -> "MixerODE":
         """A copy with all weights moved to ``device`` / cast to ``dtype``."""
         f = lambda w: w.to(device=device, dtype=dtype or w.dtype)  # noqa: E731
-        return replace(self, A=f(self.A), B=f(self.B), U_s=f(self.U_s), U_c=f(self.U_c))
+        return replace(self, A=f(self.A), B=f(self.B), V_s=f(self.V_s), V_c=f(self.V_c))
 
     def symmetric_part(self) -> "MixerODE":
         """The same system with the breaking parts set to zero."""
-        return replace(self, U_s=torch.zeros_like(self.U_s), U_c=torch.zeros_like(self.U_c))
+        return replace(self, V_s=torch.zeros_like(self.V_s), V_c=torch.zeros_like(self.V_c))
 
     def with_breaking_scale(self, scale: float) -> "MixerODE":
         """The same system with both breaking parts multiplied by ``scale``."""
-        return replace(self, U_s=self.U_s * scale, U_c=self.U_c * scale)
+        return replace(self, V_s=self.V_s * scale, V_c=self.V_c * scale)
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -136,12 +191,12 @@ class MixerODE:
 
     @property
     def breaking_norms(self) -> tuple[float, float]:
-        """Frobenius norms of ``U_s`` and ``U_c`` (the largest over an ensemble)."""
-        return (float(torch.linalg.matrix_norm(self.U_s).max()), float(torch.linalg.matrix_norm(self.U_c).max()))
+        """Frobenius norms of ``V_s`` and ``V_c`` (the largest over an ensemble)."""
+        return (float(torch.linalg.matrix_norm(self.V_s).max()), float(torch.linalg.matrix_norm(self.V_c).max()))
 
     @property
     def is_symmetric(self) -> bool:
-        return not (bool(self.U_s.any()) or bool(self.U_c.any()))
+        return not (bool(self.V_s.any()) or bool(self.V_c.any()))
 
     # ----------------------------------------------------------------- the flow
     def _check(self, x: torch.Tensor) -> None:
@@ -149,35 +204,25 @@ class MixerODE:
             raise ValueError(f"states must have shape (..., S, C) = (..., {self.shape[0]}, {self.shape[1]}), "
                              f"got {tuple(x.shape)}")
 
+    @property
+    def _visible(self) -> LayerNorm:
+        return self.ham.layers["x"].lagrangian
+
     def layer_norm(self, x: torch.Tensor) -> torch.Tensor:
         """``G = LN(X)`` over the last two axes, no affine: ``(..., S, C) -> (..., S, C)``."""
         self._check(x)
-        mean = x.mean(dim=(-2, -1), keepdim=True)
-        var = (x - mean).pow(2).mean(dim=(-2, -1), keepdim=True)
-        return (x - mean) / torch.sqrt(var + self.eps)
+        return self._visible.activation(x)
 
-    def _hidden_inputs(self, G: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Inputs ``(Gs, Gc)`` seen by the two hidden layers and their states ``(h_s, h_c)``.
-
-        Mixer coupling: ``Gs = Gc = G``, ``h_s = A G (..., Ns, C)``, ``h_c = G B^T (..., S, Nc)``.
-        Pooled: ``Gs = G 1_C (..., S, 1)``, ``Gc = 1_S^T G (..., 1, C)``, ``h_s (..., Ns, 1)``, ``h_c (..., 1, Nc)``.
-        """
-        Gs = G.sum(dim=-1, keepdim=True) if self.pooled else G
-        Gc = G.sum(dim=-2, keepdim=True) if self.pooled else G
-        h_s = self.A @ Gs
-        h_c = Gc @ self.B.mT
-        return Gs, Gc, h_s, h_c
-
-    def mixing(self, G: torch.Tensor) -> torch.Tensor:
-        """The mixing term ``M(G) = (A^T + U_s) GELU(A G) + GELU(G B^T)(B + U_c)``, ``(..., S, C)``."""
-        _, _, h_s, h_c = self._hidden_inputs(G)
-        tokens = (self.A.mT + self.U_s) @ F.gelu(h_s)
-        channels = F.gelu(h_c) @ (self.B + self.U_c)
-        return tokens + channels  # broadcasts in the pooled variant
+    def mixing(self, G: torch.Tensor, tied: bool = False) -> torch.Tensor:
+        """The mixing term ``M(G) = (A^T + V_s) GELU(A G) + GELU(G B^T)(B + V_c^T)``, ``(..., S, C)``:
+        the input of the visible layer with the hidden layers at their fixed points
+        (``tied=True``: of the tied part, ``V_s = V_c = 0``)."""
+        return self.reduced.inputs({"x": G}, tied=tied)["x"]
 
     def velocity(self, x: torch.Tensor) -> torch.Tensor:
         """``dX/dt`` of (1): ``(..., S, C) -> (..., S, C)``."""
-        return self.mixing(self.layer_norm(x)) - x
+        self._check(x)
+        return self.reduced.flow({"x": x})["x"]
 
     __call__ = velocity
 
@@ -185,50 +230,38 @@ class MixerODE:
     def energy(self, x: torch.Tensor) -> torch.Tensor:
         """Energy (2) of the *symmetric part* (``A``, ``B``): ``(..., S, C) -> (...)``.
 
-        A Lyapunov function when ``U_s = U_c = 0``; the pseudo-energy otherwise. The Legendre term
-        ``<X, G> - L_v(X)`` equals ``-D eps / sqrt(Var + eps)`` exactly (computed that way to avoid
-        cancellation).
+        A Lyapunov function when ``V_s = V_c = 0``; the tied part's energy otherwise
+        (:meth:`hopfield_lab.ham.ReducedHAM.tied_energy`). The Legendre term ``<X, G> - L_v(X)``
+        equals ``-D eps / sqrt(Var + eps)`` exactly (computed that way to avoid cancellation).
         """
         self._check(x)
-        D = x.shape[-1] * x.shape[-2]
-        mean = x.mean(dim=(-2, -1), keepdim=True)
-        var = (x - mean).pow(2).mean(dim=(-2, -1), keepdim=True)
-        s = torch.sqrt(var + self.eps)
-        G = (x - mean) / s
-        legendre = (-D * self.eps / s).squeeze(-1).squeeze(-1)
-        _, _, h_s, h_c = self._hidden_inputs(G)
-        return legendre - phi_gelu(h_s).sum(dim=(-2, -1)) - phi_gelu(h_c).sum(dim=(-2, -1))
+        return self.reduced.tied_energy({"x": x})
 
     def pseudo_energy(self, x: torch.Tensor) -> torch.Tensor:
-        """The paper's pseudo-energy: (2) plus ``1/2 <Gs, U_s GELU(h_s)> + 1/2 <Gc, GELU(h_c) U_c>``, ``(...)``.
+        """The paper's pseudo-energy: (2) plus ``1/2 <Gs, V_s GELU(h_s)> + 1/2 <Gc, GELU(h_c) V_c^T>``, ``(...)``
+        (:meth:`hopfield_lab.ham.ReducedHAM.pseudo_energy`).
 
         Equals :meth:`energy` when the breaking parts vanish.
         """
-        G = self.layer_norm(x)
-        Gs, Gc, h_s, h_c = self._hidden_inputs(G)
-        inter = 0.5 * (Gs * (self.U_s @ F.gelu(h_s))).sum(dim=(-2, -1))
-        inter = inter + 0.5 * (Gc * (F.gelu(h_c) @ self.U_c)).sum(dim=(-2, -1))
-        return self.energy(x) + inter
+        self._check(x)
+        return self.reduced.pseudo_energy({"x": x})
 
     def ln_jvp(self, x: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        """``J(X) v`` with ``J = dLN/dX``, the (symmetric PSD) Hessian of ``L_v``; shapes ``(..., S, C)``.
+        """``J(X) v`` with ``J = dLN/dX``, the (symmetric PSD) Hessian of ``L_v``; shapes ``(..., S, C)``
+        (:meth:`hopfield_lab.lagrangians.LayerNorm.hvp`).
 
         ``J v = (v - mean v)/s - (X - m) <X - m, v> / (D s^3)`` with ``s = sqrt(Var + eps)``.
         """
         self._check(x)
-        D = x.shape[-1] * x.shape[-2]
-        xc = x - x.mean(dim=(-2, -1), keepdim=True)
-        s = torch.sqrt(xc.pow(2).mean(dim=(-2, -1), keepdim=True) + self.eps)
-        vc = v - v.mean(dim=(-2, -1), keepdim=True)
-        return vc / s - xc * (xc * v).sum(dim=(-2, -1), keepdim=True) / (D * s ** 3)
+        return self._visible.hvp(x, v)
 
     def energy_grad(self, x: torch.Tensor) -> torch.Tensor:
-        """Closed-form ``dE/dX = J(X) (X - M(G))`` of the symmetric-part energy (2), ``(..., S, C)``.
+        """Closed-form ``dE/dX = J(X) (X - M_0(G))`` of the symmetric-part energy (2), ``(..., S, C)``,
+        with ``M_0`` the tied mixing term.
 
         For the symmetric system this is ``-J(X) dX/dt``.
         """
-        sym = self.symmetric_part()
-        return self.ln_jvp(x, x - sym.mixing(self.layer_norm(x)))
+        return self.ln_jvp(x, x - self.mixing(self.layer_norm(x), tied=True))
 
     def energy_rate(self, x: torch.Tensor) -> torch.Tensor:
         """``dE/dt = <dE/dX, dX/dt>`` along the flow (1), ``(...)``.
@@ -260,58 +293,51 @@ SMALL = dict(S=2, C=1, Ns=3, Nc=2)
 LARGE = dict(S=4, C=8, Ns=20, Nc=160)
 
 
-def initial_states(system: MixerODE, batch: int = 10, mean: float = 0.5, std: float = 0.5,
-                   seed: int = 0) -> torch.Tensor:
-    """``batch`` initial states ``X0 ~ N(mean, std^2)`` of shape ``(batch, S, C)`` (``(n, batch, S, C)``
-    for an ensemble of ``n`` systems) in the system's dtype and device."""
+def initial_states(system, batch: int = 10, mean: float = 0.5, std: float = 0.5, seed: int = 0) -> torch.Tensor:
+    """``batch`` random visible states ``X0 ~ N(mean, std^2)`` of shape ``(batch, S, C)``, drawn from a
+    generator seeded with ``seed``: the one home of the book's initial states.
+
+    ``system`` is a :class:`MixerODE` (states ``(n, batch, S, C)`` for an ensemble of ``n`` systems)
+    or a Mixer block with ``seq_len`` = S, ``dim`` = C and an ``mlp_tokens`` MLP, such as
+    :class:`hopfield_lab.mixer.ParallelMixerBlock`; dtype and device are those of its weights.
+    """
+    if isinstance(system, MixerODE):
+        (S, C), ref = system.shape, system.A
+        lead = tuple(system.A.shape[:-2])[:1]  # an ensemble of n systems: (n, batch, S, C)
+    elif all(hasattr(system, a) for a in ("seq_len", "dim", "mlp_tokens")):
+        S, C, ref, lead = system.seq_len, system.dim, system.mlp_tokens.w1, ()
+    else:
+        raise TypeError(f"initial_states needs a MixerODE or a Mixer block (seq_len, dim), got {type(system).__name__}.")
     g = torch.Generator().manual_seed(seed)
-    S, C = system.shape
-    lead = tuple(system.A.shape[:-2])[:1]  # an ensemble of n systems: (n, batch, S, C)
-    x0 = mean + std * torch.randn(lead + (batch, S, C), generator=g, dtype=system.A.dtype)
-    return x0.to(system.A.device)
+    x0 = mean + std * torch.randn(lead + (batch, S, C), generator=g, dtype=ref.dtype)
+    return x0.to(ref.device)
 
 
 def integrate(f: Callable[[torch.Tensor], torch.Tensor], x0: torch.Tensor, t_end: float = 10.0,
               dt: float = 1e-3, method: str = "rk4", save_every: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
-    """Integrate the autonomous ODE ``dx/dt = f(x)`` from ``x0`` (any shape, e.g. ``(B, S, C)``).
+    """Integrate the autonomous ODE ``dx/dt = f(x)`` from ``x0`` (any shape, e.g. ``(B, S, C)``) with
+    :func:`hopfield_lab.ham.integrate`.
 
-    ``method`` is ``"rk4"`` (classical fourth order) or ``"euler"``; ``n = round(t_end / dt)``
-    fixed steps. Returns ``(t, xs)``: times ``(T,)`` and states ``(T, *x0.shape)`` with
-    ``T = n // save_every + 1`` (the initial state included).
+    ``f`` is a :class:`MixerODE` (then the flow of its reduced HAM, :attr:`MixerODE.reduced`, is
+    integrated, and ``x0`` must be ``(..., S, C)``) or any function of a tensor. ``method`` is
+    ``"rk4"`` (classical fourth order) or ``"euler"``; ``n = round(t_end / dt)`` fixed steps. Returns
+    ``(t, xs)``: times ``(T,)`` and states ``(T, *x0.shape)``, recorded every ``save_every`` steps
+    and at the end (``T = ceil(n / save_every) + 1``, the initial state included). Follows the
+    caller's grad mode; NaN or inf states raise :class:`hopfield_lab.ham.DivergenceError`.
     """
-    if method not in ("rk4", "euler"):
-        raise ValueError(f"method must be 'rk4' or 'euler', got {method!r}")
-    if dt <= 0 or t_end <= 0:
-        raise ValueError("dt and t_end must be positive")
-    n = int(round(t_end / dt))
+    if not (dt > 0 and t_end > 0):
+        raise ValueError(f"dt and t_end must be positive, got dt={dt!r}, t_end={t_end!r}")
     if save_every < 1:
-        raise ValueError("save_every must be >= 1")
-    out = [x0]
-    x = x0
-    for k in range(1, n + 1):
-        if method == "euler":
-            x = x + dt * f(x)
-        else:
-            k1 = f(x)
-            k2 = f(x + 0.5 * dt * k1)
-            k3 = f(x + 0.5 * dt * k2)
-            k4 = f(x + dt * k3)
-            x = x + (dt / 6.0) * (k1 + 2 * k2 + 2 * k3 + k4)
-        if k % save_every == 0:
-            out.append(x)
-    xs = torch.stack(out)
-    t = torch.arange(xs.shape[0], dtype=x0.dtype, device=x0.device) * (dt * save_every)
-    return t, xs
-
-
-def count_increases(E: torch.Tensor, rtol: float = 1e-12) -> torch.Tensor:
-    """Number of steps at which an energy series ``E (T, ...)`` increases, per trailing index.
-
-    A step counts when ``E[k+1] - E[k] > rtol * (1 + |E[k]|)`` -- the tolerance ignores
-    float64 round-off once the flow has converged. Returns ``(...)`` integers.
-    """
-    dE = E[1:] - E[:-1]
-    return (dE > rtol * (1.0 + E[:-1].abs())).sum(dim=0)
+        raise ValueError(f"save_every must be >= 1, got {save_every!r}")
+    if method not in INTEGRATORS:
+        raise ValueError(f"method must be one of {INTEGRATORS}, got {method!r}")
+    n = int(round(t_end / dt))
+    kw = dict(record_states=True, record_every=save_every, max_abs=None)
+    if isinstance(f, MixerODE):
+        traj = f.reduced.run({"x": x0}, n, dt, method=method, grad=True, **kw)
+    else:
+        traj = _integrate(lambda xs: {"x": f(xs["x"])}, {"x": x0}, n, dt, method, **kw)
+    return traj.t.to(dtype=x0.dtype, device=x0.device), traj.states["x"]
 
 
 def energy_landscape(system: MixerODE, x1: torch.Tensor, x2: torch.Tensor, pseudo: bool = False) -> torch.Tensor:

@@ -13,12 +13,15 @@ checkpoint's ``arch`` entry, when present, is checked against the model.
 """
 from __future__ import annotations
 
+import functools
 import os
 import re
 from typing import Any, Mapping
 
 import torch
 from torch import nn
+
+from .mixer import FAMILIES, Family
 
 __all__ = ["load_official_state_dict", "describe_state_dict", "extract_state_dict"]
 
@@ -47,6 +50,13 @@ def extract_state_dict(obj: Any, use_ema: bool = False) -> tuple[dict[str, torch
     return sd, arch
 
 
+@functools.lru_cache(maxsize=None)
+def _block_keys(family: Family) -> frozenset:
+    """The state_dict keys of one block of ``family`` (from a 2x2 block: names do not depend on sizes)."""
+    block = family.block_layer(2, 2, mlp_layer=family.mlp_layer)
+    return frozenset(block.state_dict())
+
+
 def describe_state_dict(sd: Mapping[str, torch.Tensor]) -> dict:
     """What an official-style state_dict holds: family guess, embed_dim, depth, tokens, hidden sizes, classes."""
     out: dict[str, Any] = {}
@@ -59,15 +69,11 @@ def describe_state_dict(sd: Mapping[str, torch.Tensor]) -> dict:
         out["num_classes"] = sd["head.weight"].shape[0]
     if blocks:
         b = f"blocks.{min(blocks)}."
-        if b + "norm1.weight" in sd:
-            out["family"] = "vanillamixer"
-            norm_w = sd[b + "norm1.weight"]
-        elif b + "mlp_tokens.fc1.weight" in sd:
-            out["family"] = "paramixer or asymmixer"
-            norm_w = sd.get(b + "norm.weight")
-        else:
-            out["family"] = "symmixer"
-            norm_w = sd.get(b + "norm.weight")
+        layout = {k[len(b):] for k in sd if k.startswith(b)}
+        fits = [f.name for f in FAMILIES.values() if _block_keys(f) == layout]
+        if fits:
+            out["family"] = " or ".join(fits)  # ParaMixer and AsymMixer blocks have the same keys
+        norm_w = sd.get(b + "norm1.weight", sd.get(b + "norm.weight"))
         if norm_w is not None:
             out["norm_shape"] = tuple(norm_w.shape)
         first = sd.get(b + "mlp_tokens.fc1.weight", sd.get(b + "mlp_tokens.fc2.weight"))
@@ -77,21 +83,6 @@ def describe_state_dict(sd: Mapping[str, torch.Tensor]) -> dict:
         if first is not None:
             out["channels_hidden"] = first.shape[0]
     return out
-
-
-def _family_of(model: nn.Module) -> str:
-    from .mixer import AsymMlp, Mixer, SerialMixerBlock, SymMlp
-
-    if not isinstance(model, Mixer) or len(model.blocks) == 0:
-        return "unknown"
-    b = model.blocks[0]
-    if isinstance(b, SerialMixerBlock):
-        return "vanillamixer"
-    if isinstance(b.mlp_tokens, SymMlp):
-        return "symmixer"
-    if isinstance(b.mlp_tokens, AsymMlp):
-        return "asymmixer"
-    return "paramixer"
 
 
 def _fmt(keys, n=8) -> str:
@@ -110,10 +101,11 @@ def load_official_state_dict(model: nn.Module, state_dict: Any, *, use_ema: bool
     the checkpoint does not fit the model (with ``strict=False`` only shape mismatches raise).
     """
     sd, arch = extract_state_dict(state_dict, use_ema=use_ema)
-    fam = _family_of(model)
-    if arch is not None and fam != "unknown":
+    family = getattr(model, "family", None)
+    fam = family.name if family is not None else "unknown"
+    if arch is not None and family is not None:
         arch_fam = arch.split("_")[0]
-        if arch_fam in ("vanillamixer", "paramixer", "symmixer", "asymmixer") and arch_fam != fam:
+        if arch_fam in FAMILIES and arch_fam != fam:
             raise ValueError(f"the checkpoint was trained as {arch!r} ({arch_fam}) but the model is a {fam}: "
                              f"build it with create_model({arch!r}, ...) or the matching *_ name")
     own = model.state_dict()

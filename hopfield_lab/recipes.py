@@ -1,13 +1,15 @@
 """The paper's 224-px training recipe: hyperparameters, image transforms and batch mixing.
 
 The official runs of :cite:`karakida2024hierarchical` train Mixer-S/16 models on CIFAR-10
-upsampled to 224x224 for 300 epochs on 4 GPUs with a batch of 96 per GPU (science.md §5). This
+upsampled to 224x224 for 300 epochs on 4 GPUs with a batch of 96 per GPU (the official training
+command of the official code, github.com/Toshihiro-Ota/paramixer). This
 module reproduces that configuration with PyTorch's own tools:
 
 * :data:`PAPER` / :func:`paper_recipe` -- every hyperparameter in one frozen dataclass;
   :meth:`Recipe.lr` scales the learning rate linearly with the global batch
   :cite:`goyal2017accurate` (``5e-4 * batch / 512``, so 3.75e-4 at the official batch 384);
-  :meth:`Recipe.train_config` gives the trainer's fields and :func:`paper_loaders` its loaders.
+  :meth:`Recipe.train_config` gives the trainer's fields, :func:`recipe_of` the recipe back from
+  them, and :func:`paper_loaders` the loaders.
 * :func:`paper_transforms` -- the per-image train and test transforms built from
   ``torchvision.transforms.v2`` (random-resized crop, flip, RandAugment m9
   :cite:`cubuk2020randaugment`, normalisation, random erasing 0.25 :cite:`zhong2020random`).
@@ -30,10 +32,15 @@ from dataclasses import asdict, dataclass, field, replace
 import torch
 import torch.nn.functional as F
 
+from .mixer import FAMILIES
+
 __all__ = [
     "Recipe",
     "PAPER",
+    "RECIPES",
     "paper_recipe",
+    "make_recipe",
+    "recipe_of",
     "scaled_lr",
     "require_torchvision",
     "paper_transforms",
@@ -52,36 +59,41 @@ def scaled_lr(base_lr: float, global_batch: int, base_batch: int = 512) -> float
 
 @dataclass(frozen=True)
 class Recipe:
-    """A complete training recipe. Defaults are the official paper configuration (science.md §5).
+    """A complete training recipe. Defaults are the paper's official configuration (the training
+    command of the official code, github.com/Toshihiro-Ota/paramixer, timm 0.9.2).
 
-    Model: Mixer-S/16 at 224 px (dim 512, depth 8, patch 16 -> 196 tokens, MLP ratios (0.5, 4)),
-    drop-path 0.1. Optimiser: AdamW, ``lr = base_lr * batch / base_batch``, weight decay 0.05,
-    cosine schedule with linear warm-up from ``warmup_lr`` over ``warmup_epochs``.
-    Data: random-resized crop (scale 0.08-1, bilinear or bicubic at random), horizontal flip,
-    RandAugment (2 ops, magnitude 9 of 10), normalisation with mean = std = 0.5, random erasing
-    (p 0.25, per-pixel Gaussian values); test: resize to ``img_size / crop_pct`` (bicubic) and
-    centre crop. Batch: mixup alpha 0.8 or cutmix alpha 1.0 (one of the two per batch, 50/50),
+    Model: Mixer-S/16 at 224 px (``embed_dim`` 512, ``num_blocks`` 8, patch 16 -> 196 tokens, MLP
+    ratios (0.5, 4)), ``drop_path_rate`` 0.1 (the model's own keyword names). Optimiser: AdamW,
+    ``lr = base_lr * batch / base_batch``, weight decay 0.05, cosine schedule with a linear
+    warm-up over ``warmup_epochs`` (timm's starts at 1e-6, ours at lr / steps: the same ramp up to
+    a step). Data: random-resized crop (scale 0.08-1, bilinear or bicubic at random), horizontal
+    flip, RandAugment (2 ops, magnitude 9 of 10), normalisation with mean = std = 0.5, random
+    erasing (p 0.25, per-pixel Gaussian values); test: resize to ``img_size / crop_pct`` (bicubic)
+    and centre crop. Batch: mixup alpha 0.8 or cutmix alpha 1.0 (one of the two per batch, 50/50),
     label smoothing 0.1 folded into the soft targets, soft-target cross-entropy.
+
+    The recipe is one-way data: :meth:`train_config` turns it into the trainer's fields, with the
+    recipe's two rescale rules (:meth:`lr` with the batch, :meth:`warmup` with the epochs), and
+    :func:`recipe_of` rebuilds it from those fields (``recipe`` names the base of :data:`RECIPES`,
+    ``recipe_overrides`` holds the data-pipeline fields that differ from it).
     """
 
+    name: str = "paper"
     # model
     img_size: int = 224
     patch_size: int = 16
-    dim: int = 512
-    depth: int = 8
+    embed_dim: int = 512
+    num_blocks: int = 8
     mlp_ratio: tuple[float, float] = (0.5, 4.0)
-    drop_path: float = 0.1
+    drop_path_rate: float = 0.1
     # optimisation
     epochs: int = 300
     batch_size: int = 384  # global: 4 GPUs x 96
     base_lr: float = 5e-4
     base_batch: int = 512
     weight_decay: float = 0.05
-    optimizer: str = "adamw"
     schedule: str = "cosine"
     warmup_epochs: int = 20
-    warmup_lr: float = 1e-6
-    min_lr: float = 0.0
     label_smoothing: float = 0.1
     amp: bool = True
     # per-image augmentation
@@ -109,15 +121,14 @@ class Recipe:
         :meth:`model_kwargs` then sets the recipe's size (image, patch, width, depth, ratios),
         so the name only selects the family.
         """
-        families = ("vanillamixer", "paramixer", "symmixer", "asymmixer")
-        if family not in families:
-            raise ValueError(f"Unknown model family {family!r}; choose one of {', '.join(families)}.")
+        if family not in FAMILIES:
+            raise ValueError(f"Unknown model family {family!r}; choose one of {', '.join(FAMILIES)}.")
         return f"{family}_s16_224"
 
     def model_kwargs(self, num_classes: int | None = None) -> dict:
-        """Keyword overrides for :func:`hopfield_lab.mixer.create_model` (official names)."""
-        kw = dict(img_size=self.img_size, patch_size=self.patch_size, embed_dim=self.dim,
-                  num_blocks=self.depth, mlp_ratio=tuple(self.mlp_ratio), drop_path_rate=self.drop_path)
+        """Keyword overrides for :func:`hopfield_lab.mixer.create_model` (the recipe's fields of the same names)."""
+        kw = {k: getattr(self, k) for k in MODEL_FIELDS}
+        kw["mlp_ratio"] = tuple(self.mlp_ratio)
         if num_classes is not None:
             kw["num_classes"] = num_classes
         return kw
@@ -125,6 +136,11 @@ class Recipe:
     def lr(self, batch_size: int | None = None) -> float:
         """Peak learning rate for a global batch (default: this recipe's), linearly scaled."""
         return scaled_lr(self.base_lr, self.batch_size if batch_size is None else batch_size, self.base_batch)
+
+    def warmup(self, epochs: int | None = None) -> float:
+        """Warm-up epochs for a run of ``epochs`` (default: this recipe's): the same fraction of the run,
+        ``warmup_epochs * epochs / self.epochs`` (the paper's 20 of 300 become 2 of 30)."""
+        return self.warmup_epochs if epochs is None else self.warmup_epochs * epochs / self.epochs
 
     @property
     def num_tokens(self) -> int:
@@ -138,7 +154,7 @@ class Recipe:
         """True when mixup or cutmix is on (the loss then takes soft targets)."""
         return self.mix_prob > 0 and (self.mixup_alpha > 0 or self.cutmix_alpha > 0)
 
-    def mixer(self, num_classes: int) -> "MixupCutmix | None":
+    def mixup_cutmix(self, num_classes: int) -> "MixupCutmix | None":
         """The batch-level :class:`MixupCutmix` of this recipe, or None when mixing is off."""
         if not self.uses_mixing:
             return None
@@ -151,30 +167,42 @@ class Recipe:
             label_smoothing=self.label_smoothing,
         )
 
+    def pipeline_overrides(self) -> dict:
+        """The data-pipeline fields (:data:`PIPELINE_FIELDS`) that differ from the base recipe
+        ``RECIPES[self.name]``, as plain data (tuples become lists): the ``recipe_overrides`` of
+        :meth:`train_config`."""
+        base = RECIPES[self.name]
+        return {k: _plain(getattr(self, k)) for k in PIPELINE_FIELDS if getattr(self, k) != getattr(base, k)}
+
     def train_config(self, family: str = "paramixer", dataset: str = "cifar10", **overrides) -> dict:
         """Fields of :class:`hopfield_lab.train.TrainConfig` for this recipe (``TrainConfig(**d)`` accepts it).
 
-        ``family``: ``vanillamixer | paramixer | symmixer | asymmixer`` (the S/16 model at
-        ``img_size``). The learning rate is scaled to ``batch_size``. With mixup/cutmix on, the
-        label smoothing lives in the soft targets of :meth:`mixer`, so the trainer's own
-        ``label_smoothing`` is 0 (it would otherwise be applied twice). The trainer's on-device
-        crop/flip is off: augmentation happens in :func:`paper_transforms`. Overrides win, e.g.
-        ``epochs=30, lam=1e-2, out_dir="runs/paper"``; when ``batch_size`` is overridden without
-        ``lr``, the lr is rescaled to it.
+        ``family``: a model family of :data:`hopfield_lab.mixer.FAMILIES` (the S/16 model at
+        ``img_size``). With mixup/cutmix on, the label smoothing lives in the soft targets of
+        :meth:`mixup_cutmix`, so the trainer's own ``label_smoothing`` is 0 (it would otherwise be
+        applied twice). The trainer's on-device crop/flip is off: augmentation happens in
+        :func:`paper_transforms`. ``recipe`` and ``recipe_overrides`` let the trainer rebuild this
+        recipe (:func:`recipe_of`). Overrides win, e.g. ``epochs=30, lam=1e-2,
+        out_dir="runs/paper"``. The recipe's two rescale rules: a ``batch_size`` given without
+        ``lr`` rescales the lr (:meth:`lr`), ``epochs`` given without ``warmup_epochs`` keeps the
+        warm-up's share of the run (:meth:`warmup`).
         """
         batch = int(overrides.get("batch_size", self.batch_size))
+        epochs = overrides.get("epochs", self.epochs)
         model_overrides = self.model_kwargs()
         model_overrides.pop("img_size")  # the trainer takes it from the loaders' meta
         model_overrides.update(overrides.pop("model_overrides", {}) or {})
         cfg = dict(
             model=self.model_name(family),
             dataset=dataset,
-            epochs=self.epochs,
+            recipe=self.name,
+            recipe_overrides=self.pipeline_overrides(),
+            epochs=epochs,
             batch_size=batch,
             lr=self.lr(batch),
             weight_decay=self.weight_decay,
             schedule=self.schedule,
-            warmup_epochs=self.warmup_epochs,
+            warmup_epochs=self.warmup(epochs),
             label_smoothing=0.0 if self.uses_mixing else self.label_smoothing,
             crop_padding=0,
             flip=False,
@@ -187,11 +215,27 @@ class Recipe:
 
     def as_dict(self) -> dict:
         """All fields as plain data (tuples become lists), e.g. for a result JSON."""
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+        return {k: _plain(v) for k, v in asdict(self).items()}
 
+
+def _plain(v):
+    return list(v) if isinstance(v, tuple) else v
+
+
+#: the recipe's fields that are the model's keywords (create_model overrides of the same names)
+MODEL_FIELDS = ("img_size", "patch_size", "embed_dim", "num_blocks", "mlp_ratio", "drop_path_rate")
+
+#: the recipe's fields read by the data pipeline (transforms, mixing), which a TrainConfig carries
+#: as ``recipe_overrides``; the others become TrainConfig or model fields in :meth:`Recipe.train_config`
+PIPELINE_FIELDS = ("crop_scale", "crop_ratio", "hflip", "randaugment_ops", "randaugment_magnitude",
+                   "randaugment_levels", "random_erasing", "mean", "std", "crop_pct", "mixup_alpha",
+                   "cutmix_alpha", "mix_prob", "switch_prob", "label_smoothing")
 
 PAPER = Recipe()
-"""The official configuration of the paper (science.md §5)."""
+"""The paper's official configuration (the training command of the official code)."""
+
+#: named recipes (``--recipe NAME``; ``"none"`` is the trainer's own fields)
+RECIPES: dict[str, Recipe] = {PAPER.name: PAPER}
 
 
 def paper_recipe(**overrides) -> Recipe:
@@ -202,6 +246,38 @@ def paper_recipe(**overrides) -> Recipe:
             f"Unknown recipe field(s) {unknown}; the fields are: {', '.join(Recipe.__dataclass_fields__)}."
         )
     return replace(PAPER, **overrides)
+
+
+def check_recipe_overrides(overrides: dict) -> str | None:
+    """None when ``overrides`` names only data-pipeline fields (:data:`PIPELINE_FIELDS`), else what is wrong."""
+    unknown = sorted(set(overrides) - set(PIPELINE_FIELDS))
+    if not unknown:
+        return None
+    own = [k for k in unknown if k in Recipe.__dataclass_fields__]
+    return (f"recipe_overrides takes the recipe's data-pipeline fields ({', '.join(PIPELINE_FIELDS)}), not "
+            f"{unknown}" + (f"; {own} are set through the training options (e.g. --epochs) or --model-overrides"
+                            if own else ""))
+
+
+def make_recipe(name: str, overrides: dict | None = None, img_size: int | None = None) -> Recipe:
+    """``RECIPES[name]`` with data-pipeline ``overrides`` (plain data: lists stand for tuples) and an
+    image size; a ValueError names an unknown recipe or a field that is not a pipeline field."""
+    if name not in RECIPES:
+        raise ValueError(f"recipe {name!r} is not one of {', '.join(RECIPES)}.")
+    problem = check_recipe_overrides(overrides or {})
+    if problem:
+        raise ValueError(problem)
+    base = RECIPES[name]
+    fields = {k: tuple(v) if isinstance(getattr(base, k), tuple) else v for k, v in (overrides or {}).items()}
+    if img_size:
+        fields["img_size"] = img_size
+    return replace(base, **fields)
+
+
+def recipe_of(cfg) -> Recipe:
+    """The recipe a :class:`~hopfield_lab.train.TrainConfig` was made from (:meth:`Recipe.train_config`):
+    ``RECIPES[cfg.recipe]`` with ``cfg.recipe_overrides`` and the run's ``cfg.img_size`` (when given)."""
+    return make_recipe(cfg.recipe, cfg.recipe_overrides, cfg.img_size)
 
 
 def require_torchvision():
@@ -374,17 +450,6 @@ def soft_target_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> to
     return -(targets.float() * logp).sum(-1).mean()
 
 
-def _subset(n: int, k: int | None) -> torch.Tensor:
-    """A fixed random subset of ``k`` of ``n`` indices (seed 0), in increasing order.
-
-    Not the first ``k``: image-folder archives list their samples class by class, so a prefix
-    can hold a single class.
-    """
-    if not k or k >= n:
-        return torch.arange(n)
-    return torch.randperm(n, generator=torch.Generator().manual_seed(0))[:k].sort().values
-
-
 def paper_loaders(recipe: Recipe = PAPER, *, transforms: tuple | None = None, num_workers: int | None = None,
                   mixing: bool = True):
     """A ``loaders`` callable for :func:`hopfield_lab.train.train`: streaming loaders with the recipe's augmentation.
@@ -395,15 +460,15 @@ def paper_loaders(recipe: Recipe = PAPER, *, transforms: tuple | None = None, nu
         from hopfield_lab.train import train
         train(PAPER.train_config("paramixer", "cifar10", out_dir="runs/paper"), loaders=paper_loaders())
 
-    The returned function ``(config, dist_info) -> (train_loader, test_loader, meta)`` reads the
-    split named by ``config.dataset`` with :func:`hopfield_lab.data.load_dataset` (uint8, kept
+    The returned function ``(config, dist_info) -> (train_loader, test_loader, meta)`` reads both
+    splits named by ``config.dataset`` with :func:`hopfield_lab.data.load_splits` (uint8, kept
     on the CPU) -- or, when ``config.dataset`` is a folder with ``train/`` and ``val/`` (or
     ``test/``) class subfolders, opens it lazily with ``torchvision.datasets.ImageFolder`` (for
     ImageNet-size data that does not fit in memory) -- and streams it through
     :class:`~hopfield_lab.streaming.StreamingLoader` workers with the recipe's transforms; the
     train loader applies the recipe's :class:`MixupCutmix` on the device (``mixing=False``: off).
-    ``train_subset`` / ``test_subset`` take a fixed random subset (seed 0), not the first N
-    samples (archives list their images class by class).
+    ``train_subset`` / ``test_subset`` follow the one subset rule of
+    :func:`hopfield_lab.data.subset_indices` in both cases.
 
     Args:
         transforms: ``(train_transform, test_transform)`` instead of :func:`paper_transforms`
@@ -430,32 +495,20 @@ def paper_loaders(recipe: Recipe = PAPER, *, transforms: tuple | None = None, nu
             if cfg.train_subset or cfg.test_subset:
                 from torch.utils.data import Subset
 
-                tr = Subset(tr, _subset(len(tr), cfg.train_subset).tolist())
-                te = Subset(te, _subset(len(te), cfg.test_subset).tolist())
+                tr = Subset(tr, hd.subset_indices(len(tr), cfg.train_subset).tolist())
+                te = Subset(te, hd.subset_indices(len(te), cfg.test_subset).tolist())
             ds_tr, ds_te = TransformDataset(tr, transform=train_tf), TransformDataset(te, transform=test_tf)
             n_cls = len((tr.dataset if hasattr(tr, "dataset") else tr).classes)
             in_chans = 3
         else:
-            opts = dict(cfg.dataset_options)
-            x_tr, y_tr = hd.load_dataset(cfg.dataset, "train", root=cfg.data_root, download=cfg.download, **opts)
-            x_te, y_te = hd.load_dataset(cfg.dataset, "test", root=cfg.data_root, download=cfg.download, **opts)
-            if cfg.train_subset:
-                keep = _subset(len(y_tr), cfg.train_subset)
-                x_tr, y_tr = x_tr[keep], y_tr[keep]
-            if cfg.test_subset:
-                keep = _subset(len(y_te), cfg.test_subset)
-                x_te, y_te = x_te[keep], y_te[keep]
-            if cfg.dataset == "synthetic":
-                n_cls = int(opts.get("num_classes", 10))
-            else:
-                n_cls = hd.num_classes(cfg.dataset, torch.cat([y_tr, y_te]))
-            ds_tr = TransformDataset(x_tr.cpu(), y_tr.cpu(), transform=train_tf)
-            ds_te = TransformDataset(x_te.cpu(), y_te.cpu(), transform=test_tf)
-            in_chans = int(x_tr.shape[1])
+            data = hd.load_splits(cfg)
+            ds_tr = TransformDataset(data.x_train, data.y_train, transform=train_tf)
+            ds_te = TransformDataset(data.x_test, data.y_test, transform=test_tf)
+            n_cls, in_chans = data.num_classes, int(data.x_train.shape[1])
         bs = local_batch_size(cfg.batch_size, info)
-        mixer = recipe.mixer(n_cls) if mixing else None
+        mix = recipe.mixup_cutmix(n_cls) if mixing else None
         train_loader = StreamingLoader(ds_tr, bs, device=info.device, train=True, seed=cfg.seed, info=info,
-                                       num_workers=num_workers, batch_transform=mixer)
+                                       num_workers=num_workers, batch_transform=mix)
         test_loader = StreamingLoader(ds_te, bs, device=info.device, train=False, info=info, num_workers=num_workers)
         meta = {"num_classes": n_cls, "in_chans": in_chans, "img_size": recipe.img_size,
                 "n_train": len(ds_tr), "n_test": len(ds_te)}

@@ -1,7 +1,7 @@
 """How symmetric are the two-layer MLPs of a (trained) Mixer?
 
 Every token and channel MLP of a Mixer computes ``W2 GELU(W1 x)`` with W1 of shape (hidden, in)
-and W2 of shape (in, hidden). The HAM picture (science.md §4) asks for feedback = feedforward,
+and W2 of shape (in, hidden). The HAM picture (book chapter 6) asks for feedback = feedforward,
 W2 = W1ᵀ: the SymMixer has it by construction, the AsymMixer has W2 = W1ᵀ + V, and the paper's
 claim is that a vanilla Mixer trained freely ends up far from it. For one MLP we measure
 (all scale-free, computed in float64):

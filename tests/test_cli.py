@@ -1,6 +1,7 @@
 """The command line: help texts, a tiny sweep that writes and then skips its JSONs, bench."""
 import dataclasses
 import json
+import re
 import subprocess
 import sys
 
@@ -120,13 +121,13 @@ def test_recipe_paper_help_and_dry_runs_need_no_torchvision(capsys):
     assert cfg["epochs"] == 30 and cfg["batch_size"] == 96 and cfg["workers"] == 3
     assert cfg["lr"] == pytest.approx(5e-4 * 96 / 512) and cfg["warmup_epochs"] == pytest.approx(2.0)
     assert cfg["schedule"] == "cosine" and cfg["img_size"] == 224 and cfg["label_smoothing"] == 0.0
-    assert cfg["model_overrides"]["embed_dim"] == PAPER.dim and cfg["model_overrides"]["drop_path_rate"] == 0.1
+    assert cfg["model_overrides"]["embed_dim"] == PAPER.embed_dim and cfg["model_overrides"]["drop_path_rate"] == 0.1
     assert cli.main(["train", "--recipe", "paper", "--lr", "1e-3", "--no-flip", "--model-overrides",
                      "num_blocks=4", "--dry-run"]) == 0
     cfg = json.loads(capsys.readouterr().out)
     assert cfg["lr"] == 1e-3 and cfg["epochs"] == PAPER.epochs and cfg["warmup_epochs"] == PAPER.warmup_epochs
     assert cfg["model"] == "paramixer_s16_224" and cfg["model_overrides"]["num_blocks"] == 4
-    assert cfg["model_overrides"]["embed_dim"] == PAPER.dim
+    assert cfg["model_overrides"]["embed_dim"] == PAPER.embed_dim
     # without a recipe nothing changes: TrainConfig's defaults
     assert cli.main(["train", "--dry-run"]) == 0
     assert json.loads(capsys.readouterr().out) == TrainConfig().to_dict()
@@ -186,3 +187,138 @@ def test_recipe_paper_trains_through_the_streaming_loaders_and_resume_checks_the
     ck = T.load_checkpoint(out / T.CHECKPOINT_NAME)["config"]
     with pytest.raises(ValueError, match="recipe: checkpoint 'paper' vs now 'none'"):
         T.train(dict(ck, recipe="none"))
+
+
+def test_sweep_run_names_are_unique_and_give_back_lambda():
+    import re
+
+    from hopfield_lab.results import format_lam, run_name
+
+    lams = [0.0, 1e-5, 1.5e-3, 2e-3, 1e-2, 1.2e-2, 0.1, 1.0, 5e-4, 1 / 3]
+    plan = cli.sweep_plan(["asymmixer_cifar_small"], lams, [0])
+    names = [p["name"] for p in plan]
+    assert len(set(names)) == len(lams)
+    for p in plan:
+        assert float(re.search(r"_lam([^_]+)_seed", p["name"])[1]) == p["lam"]
+        assert float(format_lam(p["lam"])) == p["lam"]
+    # the committed hopfield_lab/results/cifar10 files keep their names
+    assert [run_name("asymmixer_cifar_small", lam, 0) for lam in (0.0, 1e-5, 1e-2, 0.1)] == [
+        "asymmixer_cifar_small_lam0_seed0", "asymmixer_cifar_small_lam1e-5_seed0",
+        "asymmixer_cifar_small_lam1e-2_seed0", "asymmixer_cifar_small_lam1e-1_seed0"]
+    assert names[5] == "asymmixer_cifar_small_lam1.2e-2_seed0" and format_lam(1.5e-3) == "1.5e-03"
+    with pytest.raises(ValueError, match="more than once .*lam1e-2_seed0"):
+        cli.sweep_plan(["asymmixer_cifar_small"], [1e-2, 0.01], [0])
+
+
+def test_sweep_dry_run_refuses_repeated_runs(capsys):
+    with pytest.raises(SystemExit, match="more than once"):
+        cli.main(["sweep", "--models", "asymmixer_cifar_tiny", "--lams", "1e-2", "0.010", "--out-dir", "unused",
+                  "--dry-run", *TINY])
+    assert cli.main(["sweep", "--models", "asymmixer_cifar_tiny", "--lams", "1e-2", "1.2e-2", "--out-dir",
+                     "unused", "--dry-run", *TINY]) == 0
+    out = capsys.readouterr().out
+    assert "asymmixer_cifar_tiny_lam1e-2_seed0:" in out and "asymmixer_cifar_tiny_lam1.2e-2_seed0:" in out
+
+
+# ---------------------------------------------------------------------------------------------
+# bad input: one line that says what to fix, no traceback (unless --debug)
+# ---------------------------------------------------------------------------------------------
+def _truncated_archive(tmp_path):
+    import io
+    import tarfile
+
+    import numpy as np
+    from PIL import Image
+
+    src = tmp_path / "src"
+    for split in ("train", "test"):
+        for c in ("a", "b"):
+            (src / split / c).mkdir(parents=True)
+            for i in range(20):
+                buf = io.BytesIO()
+                Image.fromarray(np.random.default_rng(i).integers(0, 255, (16, 16, 3), np.uint8)).save(buf, "PNG")
+                (src / split / c / f"{i}.png").write_bytes(buf.getvalue())
+    full = tmp_path / "full.tar.gz"
+    with tarfile.open(full, "w:gz") as t:
+        t.add(src, arcname="src")
+    cut = tmp_path / "cut.tar.gz"
+    cut.write_bytes(full.read_bytes()[: full.stat().st_size // 2])
+    return cut
+
+
+def _image_folder_with_a_non_image(tmp_path):
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    root = tmp_path / "folder"
+    for split in ("train", "test"):
+        for c in ("a", "b"):
+            (root / split / c).mkdir(parents=True)
+            buf = io.BytesIO()
+            Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(buf, "PNG")
+            (root / split / c / "0.png").write_bytes(buf.getvalue())
+    (root / "train" / "b" / "notes.jpg").write_text("a text file with an image suffix")
+    return root
+
+
+BAD_INPUTS = {
+    "truncated archive": (lambda p: ["train", "--dataset", str(_truncated_archive(p))], "truncated or damaged"),
+    "non-image file": (lambda p: ["train", "--dataset", str(_image_folder_with_a_non_image(p))],
+                       r"train/b/notes\.jpg is not an image"),
+    "unknown data set": (lambda p: ["train", "--dataset", "imagenet22k"], "Unknown data set 'imagenet22k'"),
+    "missing path": (lambda p: ["train", "--dataset", str(p / "no" / "data.tar.gz")], "No such file or folder: .*data.tar.gz"),
+    "override without =": (lambda p: ["train", "--model-overrides", "depth"], "KEY=VALUE pairs, got 'depth'"),
+    "unknown override": (lambda p: ["train", "--model-overrides", "depth=4"], "'depth' \\(did you mean num_blocks\\?\\)"),
+    "fewer classes than labels": (lambda p: ["train", "--model-overrides", "num_classes=3"],
+                                  "3 outputs but the data have 10 classes"),
+    "zero classes": (lambda p: ["train", "--model-overrides", "num_classes=0"], "num_classes must be an integer >= 1"),
+    "negative seed": (lambda p: ["train", "--seed", "-1"], r"seed must be an integer in \[0, 2\*\*32\)"),
+    "unknown device": (lambda p: ["train", "--device", "tpu"], "unknown device 'tpu'"),
+    "infinite lambda": (lambda p: ["train", "--model", "asymmixer_cifar_tiny", "--lam", "inf"], "lam must be a finite"),
+    "bench without steps": (lambda p: ["bench", "--models", "paramixer_cifar_tiny", "--steps", "0"], "steps must be"),
+    "bench without classes": (lambda p: ["bench", "--models", "paramixer_cifar_tiny", "--num-classes", "0"],
+                              "num_classes must be"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_INPUTS)
+def test_bad_input_ends_in_one_line_that_names_the_problem(case, tmp_path):
+    make_argv, match = BAD_INPUTS[case]
+    argv = make_argv(tmp_path)
+    if argv[0] == "train":
+        argv += ["--model", "paramixer_cifar_tiny"] * ("--model" not in argv) + ["--device", "cpu"] * (
+            "--device" not in argv) + (TINY if "--dataset" not in argv else TINY[6:])
+    with pytest.raises(SystemExit) as exc:
+        cli.main(argv)
+    msg = exc.value.code
+    assert isinstance(msg, str) and msg.startswith("error: ") and "\n" not in msg, msg
+    assert re.search(match, msg), msg
+    assert "unexpected" not in msg  # a known kind of bad input, not a bug
+
+
+def test_bad_input_from_the_shell_has_no_traceback_unless_debug(tmp_path):
+    argv = [sys.executable, "-m", "hopfield_lab", "train", "--seed", "-1", "--dataset", "synthetic"]
+    out = subprocess.run(argv, capture_output=True, text=True)
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert out.stderr.strip().splitlines() == ["error: Bad TrainConfig: seed must be an integer in [0, 2**32), got -1."]
+    out = subprocess.run([*argv, "--debug"], capture_output=True, text=True)
+    assert out.returncode == 1 and "Traceback" in out.stderr and "ValueError" in out.stderr
+
+
+def test_diverging_runs_are_one_line_and_a_sweep_records_them_and_goes_on(tmp_path, capsys):
+    with pytest.raises(SystemExit, match=r"^error: training diverged at epoch \d \(loss NaN\)"):
+        cli.main(["train", "--model", "paramixer_cifar_tiny", "--lr", "1e3", "--epochs", "3",
+                  "--out-dir", str(tmp_path / "one"), *TINY[:-3], "--no-progress"])
+    assert json.loads((tmp_path / "one" / "result.json").read_text())["status"] == "diverged"
+    argv = ["sweep", "--models", "paramixer_cifar_tiny", "--seeds", "0", "1", "--lr", "1e3", "--epochs", "3",
+            "--out-dir", str(tmp_path / "sweep"), *TINY[:-3], "--no-progress"]
+    with pytest.raises(SystemExit, match="2 of 2 runs diverged"):
+        cli.main(argv)
+    assert "diverged at epoch" in capsys.readouterr().out
+    assert sorted(p.name for p in (tmp_path / "sweep").glob("*.json")) == ["paramixer_cifar_tiny_seed0.json",
+                                                                          "paramixer_cifar_tiny_seed1.json"]
+    with pytest.raises(SystemExit, match="2 of 2 runs diverged"):
+        cli.main(argv)  # rerun: the diverged runs are known, not retrained
+    assert capsys.readouterr().out.count("done before (diverged at epoch") == 2

@@ -1,5 +1,6 @@
 """Data sets and the device-resident loader (tiny data only; no download, no shared archives)."""
 import io
+import os
 import tarfile
 
 import numpy as np
@@ -234,3 +235,143 @@ def test_device_loader_augmentation_is_per_sample_whatever_the_batch_and_world_s
     ld.set_epoch(2)
     assert all(torch.equal(a, one[int(i)]) for xb, yb in ld for a, i in zip(xb, yb))  # resumable: (seed, epoch)
     assert torch.equal(torch.get_rng_state(), before)  # the global stream is left alone
+
+
+# ---------------------------------------------------------------------------------------------
+# the decoded cache follows the folder's content; bad folders and archives are named errors
+# ---------------------------------------------------------------------------------------------
+def _labels_by_class(root, split="train"):
+    hd._MEMO.clear()
+    tree = hd.load_image_tree(root, verbose=False)
+    x, y = tree["splits"][split]
+    return tree["classes"], x, y
+
+
+def _touch(path, ns):
+    os.utime(path, ns=(ns, ns))
+
+
+@pytest.mark.parametrize("edit", ["add image", "change image", "remove image", "add class"])
+def test_cache_notices_every_edit_inside_the_class_folders(tmp_path, edit):
+    root = tmp_path / "imgs"
+    _image_tree(root, per_class=3)
+    top = root.stat().st_mtime_ns
+    classes, x, _ = _labels_by_class(root)
+    assert classes == ["ant", "cat", "dog"] and len(x) == 9
+    cat = root / "train" / "cat"
+    if edit == "add image":
+        (cat / "100.png").write_bytes(_png(np.full((6, 6, 3), 77, np.uint8)))
+    elif edit == "change image":
+        (cat / "000.png").write_bytes(_png(np.full((6, 6, 3), 77, np.uint8)))
+        _touch(cat / "000.png", 10**18)   # a new mtime, whatever the file system's resolution
+    elif edit == "remove image":
+        (cat / "000.png").unlink()
+    else:
+        for split, v in (("train", 50), ("test", 150)):
+            (root / split / "eel").mkdir()
+            (root / split / "eel" / "0.png").write_bytes(_png(np.full((6, 6, 3), v, np.uint8)))
+    _touch(root, top)          # the top folder looks untouched: the old key would have hit the cache
+    _touch(root / "train", top)
+    classes2, x2, y2 = _labels_by_class(root)
+    if edit == "add image":
+        assert len(x2) == 10 and 77 in x2[:, 0, 0, 0].tolist()
+    elif edit == "change image":
+        assert len(x2) == 9 and 77 in x2[:, 0, 0, 0].tolist()
+    elif edit == "remove image":
+        assert len(x2) == 8
+    else:
+        assert classes2 == ["ant", "cat", "dog", "eel"] and len(x2) == 10 and int(y2.max()) == 3
+    assert len(list((tmp_path / "cache" / "decoded").glob("imgs-*.pt"))) == 2
+
+
+def test_empty_class_folder_is_an_error_naming_it(tmp_path):
+    root = tmp_path / "imgs"
+    _image_tree(root)
+    (root / "train" / "bee").mkdir()          # sorts first: dropping it would shift every label
+    (root / "test" / "bee").mkdir()
+    with pytest.raises(hd.DataUnavailableError, match=r"Class folder .*imgs/t\w+/bee has no images"):
+        hd.load_dataset(str(root), "train")
+    tar = tmp_path / "imgs.tar.gz"            # the same inside an archive
+    with tarfile.open(tar, "w:gz") as t:
+        t.add(root, arcname="imgs")
+    with pytest.raises(hd.DataUnavailableError, match=r"Class folder imgs/t\w+/bee in .*imgs.tar.gz has no images"):
+        hd.load_dataset(str(tar), "train")
+
+
+def test_class_without_test_images_is_an_error_naming_the_folder(tmp_path):
+    root = tmp_path / "imgs"
+    _image_tree(root)
+    for f in (root / "test" / "dog").iterdir():
+        f.unlink()
+    (root / "test" / "dog").rmdir()
+    with pytest.raises(hd.DataUnavailableError, match=r"'dog' has train images but no test images .*test/dog"):
+        hd.load_dataset(str(root), "train")
+
+
+def test_non_image_file_is_named_and_macos_metadata_is_skipped(tmp_path):
+    root = tmp_path / "imgs"
+    _image_tree(root)
+    (root / "train" / "cat" / "._000.png").write_bytes(b"\x00\x05\x16\x07 AppleDouble")
+    with pytest.warns(UserWarning, match=r"skipped 1 macOS metadata file.*\._000\.png"):
+        x, _ = hd.load_dataset(str(root), "train")
+    assert len(x) == 9
+    (root / "train" / "cat" / "broken.png").write_text("not a picture")
+    with pytest.warns(UserWarning, match="macOS"), pytest.raises(hd.DataUnavailableError, match=r"train/cat/broken\.png is not an image"):
+        hd.load_dataset(str(root), "train")
+
+
+def test_truncated_archive_is_a_clear_error(tmp_path):
+    src = tmp_path / "src"
+    _image_tree(src, per_class=20, size=16)
+    full = tmp_path / "full.tar.gz"
+    with tarfile.open(full, "w:gz") as t:
+        t.add(src, arcname="src")
+    cut = tmp_path / "cut.tar.gz"
+    cut.write_bytes(full.read_bytes()[: full.stat().st_size // 2])
+    with pytest.raises(hd.DataUnavailableError, match=r"cut\.tar\.gz: it is truncated or damaged"):
+        hd.load_dataset(str(cut), "train")
+
+
+# ---------------------------------------------------------------------------------------------
+# the registry, both splits of a run, the one subset rule
+# ---------------------------------------------------------------------------------------------
+def test_subsets_are_a_fixed_random_sample_not_a_prefix():
+    a, b = hd.subset_indices(1000, 50), hd.subset_indices(1000, 50)
+    assert torch.equal(a, b) and len(set(a.tolist())) == 50 and torch.equal(a, a.sort().values)
+    assert not torch.equal(a, torch.arange(50))  # a prefix of a class-sorted archive is one class
+    assert torch.equal(hd.subset_indices(7, None), torch.arange(7)) and torch.equal(hd.subset_indices(7, 9), torch.arange(7))
+    y = torch.arange(10).repeat_interleave(100)  # archives list their images class by class
+    assert len(set(y[hd.subset_indices(1000, 50)].tolist())) >= 8
+
+
+def test_load_splits_takes_both_splits_and_the_subsets_by_the_one_rule():
+    from types import SimpleNamespace
+
+    cfg = SimpleNamespace(dataset="synthetic", data_root=None, download=False, train_subset=40, test_subset=None,
+                          dataset_options={"n": 100, "n_test": 30, "num_classes": 4, "size": 8})
+    s = hd.load_splits(cfg)
+    x, y = hd.load_dataset("synthetic", "train", n=100, n_test=30, num_classes=4, size=8)
+    keep = hd.subset_indices(100, 40)
+    assert torch.equal(s.x_train, x[keep]) and torch.equal(s.y_train, y[keep]) and len(s.y_test) == 30
+    assert s.num_classes == 4 and s.meta() == {"num_classes": 4, "in_chans": 3, "img_size": 8, "n_train": 40,
+                                               "n_test": 30}
+    assert s.meta(img_size=16)["img_size"] == 16 and (s.mean, s.std) == hd.normalization("synthetic", x[keep])
+    digits = hd.load_splits(SimpleNamespace(dataset="digits", data_root=None, download=False, train_subset=None,
+                                            test_subset=100, dataset_options={}))
+    assert digits.num_classes == 10 and len(digits.y_train) == 1437 and len(digits.y_test) == 100
+
+
+def test_registry_names_every_data_set_once_and_drives_messages():
+    assert list(hd.DATASETS)[:6] == ["mnist", "cifar10", "cifar100", "digits", "synthetic", "mnist-test10k"]
+    for name, spec in hd.DATASETS.items():
+        assert spec.name == name and f"``{name!r}``" in hd.__doc__ and spec.about
+    assert hd.num_classes("cifar100") == 100 and hd.num_classes("synthetic", options={"num_classes": 3}) == 3
+    assert hd.normalization("/somewhere/cifar10-jpeg.tar.gz") == hd.DATASETS["cifar10"].normalization
+    with pytest.raises(hd.DataUnavailableError, match="Unknown data set 'imagenet'.*'digits', 'synthetic'"):
+        hd.load_dataset("imagenet")
+    with pytest.raises(hd.DataUnavailableError, match="No such file or folder: .*nowhere/data.tar.gz"):
+        hd.load_dataset("/nowhere/data.tar.gz")
+    with pytest.raises(ValueError, match="not understood by the 'digits' data set \\(it takes none\\)"):
+        hd.load_dataset("digits", n=10)
+    with pytest.raises(ValueError, match=r"\['nn'\] are not understood by the 'synthetic' data set \(its options: n, "):
+        hd.load_dataset("synthetic", nn=10)

@@ -1,4 +1,4 @@
-"""Tests of the demos of chapters 3 (Lagrangians) and 4 (hierarchical associative memory).
+"""Tests of the demos of chapter 3 (Lagrangians); chapter 4's are in test_demos_ham.py.
 
 They drive the widgets' callbacks the way Jupyter does (by setting control values) and check
 mathematical facts of what the callbacks computed, not just that they ran.
@@ -115,68 +115,3 @@ def test_gelu_convexity_breakpoint():
     (d2,) = torch.autograd.grad(d1.sum(), xs)
     xs = xs.detach()
     assert torch.allclose(d2, dl.gelu_second_derivative(xs), atol=1e-12)
-
-
-# --- chapter 4 -----------------------------------------------------------------------------------
-
-from hopfield_lab import classical as cl  # noqa: E402
-from hopfield_lab.demos import ham as dh  # noqa: E402
-
-
-def test_ham_widget_callback():
-    box = dh.make_widget()
-    last = box.last
-    assert last["method"] == "euler" and last["error"] is None
-    assert last["increases"] == 0                                   # small step: the energy descends
-    # every trajectory ends next to one of the stored patterns (the memories)
-    end = last["traj"].x["v"]
-    pats = dh.plane_patterns()
-    assert float(torch.cdist(end, pats).min(-1).values.max()) < 0.1
-    box.controls["dt"].value = 0.6                                  # Euler step >> 2 tau_h: unstable
-    assert box.last["increases"] > 0 and box.last["dt"] == 0.6
-    box.controls["method"].value = "rk4"                            # RK4's stability region is larger
-    box.controls["dt"].value = 0.1
-    assert box.last["increases"] == 0 and box.last["method"] == "rk4"
-    box.controls["breaking"].value = 0.5                            # untied feedback: E goes up
-    assert box.last["increases"] > 0
-
-
-@pytest.mark.parametrize("method", dh.METHODS)
-def test_simulate_with_zero_breaking_matches_library(method):
-    ham = dh.plane_network(tau_h=0.3)
-    xs = dh.plane_initial_states(ham, n=4)
-    ref = dh.simulate(ham, xs, 30, 0.05, method)                    # the library's integrator
-    mine = dh.simulate(ham, xs, 30, 0.05, method, breaking={"xi": torch.zeros(3, 2, dtype=torch.float64)})
-    assert torch.allclose(ref.states["v"], mine.states["v"], atol=1e-12)
-    assert torch.allclose(ref.energy, mine.energy, atol=1e-12)
-    with pytest.raises(ValueError, match="not in the network"):
-        dh.simulate(ham, xs, 1, 0.05, method, breaking={"W9": torch.zeros(3, 2)})
-
-
-def test_energy_increases_counts_only_real_rises():
-    e = torch.tensor([[3.0, 1.0], [2.0, 1.0 + 1e-15], [2.5, 0.5]], dtype=torch.float64)
-    assert dh.energy_increases(e) == 1
-
-
-def test_memory_network_special_cases():
-    gen = torch.Generator().manual_seed(0)
-    X = torch.randn(4, 6, generator=gen, dtype=torch.float64)
-    q = torch.randn(5, 6, generator=gen, dtype=torch.float64)
-    red = dh.memory_network(X, lg.Softmax(beta=0.7), visible=lg.Identity()).eliminate("h")
-    step = red.step({"v": q}, dt=1.0, method="euler")["v"]         # one Euler step with dt = tau_v
-    assert torch.allclose(step, cl.ModernHopfieldNetwork(X, beta=0.7).update(q))
-    # dense memory recalls K = N patterns, the quadratic (classical) network does not
-    N = 32
-    pats = cl.random_patterns(N, N, generator=gen, dtype=torch.float64)
-    cues = cl.corrupt(pats, 0.1, generator=gen)
-    dense = dh.memory_network(pats, lg.RePU(n=3), scale=(3 / N ** 2) ** (1 / 3)).eliminate("h")
-    quad = dh.memory_network(pats, lg.Identity(), scale=math.sqrt(3 / N)).eliminate("h")
-    assert dh.recall_fraction(dense, pats, cues) == 1.0
-    assert dh.recall_fraction(quad, pats, cues) < 0.5
-    with pytest.raises(ValueError, match="same shape"):
-        dh.recall_fraction(dense, pats[:3], cues)
-
-
-def test_plane_animation_has_frames():
-    html = dh.plane_animation([0.05, 0.5]).data
-    assert html.count("data:image/png") >= 2 or "frames[1]" in html

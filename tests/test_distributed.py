@@ -72,6 +72,38 @@ def test_clear_errors(monkeypatch):
         D.shard(torch.arange(2), info)
 
 
+@pytest.mark.parametrize("rank", [0, 1])
+def test_a_missing_peer_is_a_bounded_wait_and_one_line(rank, tmp_path):
+    """WORLD_SIZE=2 with MASTER_* set but no other process: torch alone would wait 30 minutes."""
+    import subprocess
+    import sys
+    import time
+
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE")}
+    env.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE="2", MASTER_ADDR="127.0.0.1",
+               MASTER_PORT=str(_free_port()), HOPFIELD_LAB_DIST_TIMEOUT="2", OMP_NUM_THREADS="1",
+               HOPFIELD_LAB_CACHE=str(tmp_path / "cache"))
+    argv = [sys.executable, "-m", "hopfield_lab", "train", "--model", "paramixer_cifar_tiny", "--dataset",
+            "synthetic", "--device", "cpu", "--epochs", "1", "--no-progress"]
+    t0 = time.perf_counter()
+    out = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
+    assert time.perf_counter() - t0 < 60
+    lines = out.stderr.strip().splitlines()
+    assert out.returncode == 1 and len(lines) == 1 and "Traceback" not in out.stderr, out.stderr
+    assert f"error: Rank {rank} of WORLD_SIZE=2 waited 2 s" in lines[0] and "did not join" in lines[0]
+    assert "HOPFIELD_LAB_DIST_TIMEOUT" in lines[0]
+
+
+def test_rendezvous_timeout_setting(monkeypatch):
+    monkeypatch.delenv(D.TIMEOUT_ENV, raising=False)
+    assert D.rendezvous_timeout() == D.RENDEZVOUS_TIMEOUT_S < 30 * 60
+    monkeypatch.setenv(D.TIMEOUT_ENV, "12.5")
+    assert D.rendezvous_timeout() == 12.5
+    monkeypatch.setenv(D.TIMEOUT_ENV, "soon")
+    with pytest.raises(RuntimeError, match="positive number of seconds"):
+        D.rendezvous_timeout()
+
+
 @pytest.mark.parametrize("n", [1, 7, 64, 101])
 @pytest.mark.parametrize("W", [1, 2, 3, 4])
 def test_shards_are_equal_disjoint_and_rebuild_the_global_batches(n, W):
@@ -219,6 +251,7 @@ def _worker(rank: int, port: int, tmp: str) -> None:
     os.environ.update(RANK=str(rank), WORLD_SIZE=str(WORLD), LOCAL_RANK=str(rank), LOCAL_WORLD_SIZE=str(WORLD),
                       MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     torch.set_num_threads(1)
+    from hopfield_lab import checkpoint as C
     from hopfield_lab import train as T
 
     tmp = Path(tmp)
@@ -247,7 +280,7 @@ def _worker(rank: int, port: int, tmp: str) -> None:
             }
         # 2. trainer runs: count who writes files
         writes = {"ckpt": 0, "json": 0}
-        save, dump = T.atomic_save, T.atomic_write_json
+        save, dump = C.atomic_save, C.atomic_write_json
 
         def counting_save(obj, path):
             writes["ckpt"] += 1
@@ -257,7 +290,7 @@ def _worker(rank: int, port: int, tmp: str) -> None:
             writes["json"] += 1
             return dump(obj, path)
 
-        T.atomic_save, T.atomic_write_json = counting_save, counting_json
+        C.atomic_save, C.atomic_write_json = counting_save, counting_json
         out["full"] = T.train(_cfg(tmp / "ddp_full"))
         out["writes_full"] = dict(writes)
         T.train(_cfg(tmp / "ddp_resume", stop_after_epochs=1))
@@ -303,7 +336,7 @@ def _max_diff(a: dict, b: dict) -> float:
 
 
 def _curve(result, key="train_loss"):
-    return [r[key] for r in result["history"]]
+    return [r[key] for r in result.history]
 
 
 def test_two_gloo_processes_match_one_process_and_resume_across_world_sizes(tmp_path, monkeypatch):
@@ -341,7 +374,7 @@ def test_two_gloo_processes_match_one_process_and_resume_across_world_sizes(tmp_
     full, resumed = outs[0]["full"], outs[0]["resumed"]
     assert _curve(resumed) == _curve(full) and _curve(resumed, "test_acc") == _curve(full, "test_acc")
     assert _max_diff(_params(tmp_path / "ddp_resume"), _params(tmp_path / "ddp_full")) == 0.0
-    assert full["world_size"] == 2 and full["finished"] and outs[1]["full"]["test_acc"] == full["test_acc"]
+    assert full.world_size == 2 and full.finished and outs[1]["full"].test_acc == full.test_acc
 
     # 5. drop-path masks differ between ranks (rank > 0 reseeds after DDP's broadcast); weights agree
     m0, m1 = outs[0]["drop_masks"], outs[1]["drop_masks"]

@@ -6,8 +6,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hopfield_lab import lagrangians as lg
-from hopfield_lab.ham import (HAM, ChannelMixing, Dense, DivergenceError, Layer, ReducedHAM, Synapse,
-                              TokenMixing, Trajectory)
+from hopfield_lab.ham import (HAM, ChannelMixing, Dense, DivergenceError, Layer, NoEnergyError, ReducedHAM,
+                              Synapse, TokenMixing, Trajectory, count_increases, integrate)
 
 DT = torch.float64
 
@@ -60,7 +60,7 @@ def norm_net(seed=0):
 
 
 def mixer_net(seed=0, hidden=("relu", "tanh"), tau_h=0.3, S=3, C=4, Ns=5, Nc=6):
-    """Matrix-valued HAM of science.md §4: X (S, C) with LayerNorm over the whole matrix."""
+    """Matrix-valued HAM of the paper's Secs. 5-6 (book chapter 6): X (S, C) with LayerNorm over the whole matrix."""
     g = _gen(seed)
     return HAM(
         layers={
@@ -156,23 +156,35 @@ def test_recurrent_synapse_is_symmetrised():
     torch.testing.assert_close(only_R.inputs(g, targets=["v"])["v"], g["v"] @ (0.5 * (R + R.T)).T)
 
 
-def test_fast_synapses_equal_generic_einsum():
-    """Dense/TokenMixing/ChannelMixing use matmuls; they must equal the einsum of their spec."""
+@pytest.mark.parametrize("untied", [False, True])
+def test_fast_synapses_equal_generic_einsum(untied):
+    """Dense/TokenMixing/ChannelMixing use matmuls; they must equal the einsum of their spec,
+    also with untied feedback (V laid out like W^T: the weight's pre dims first)."""
     S, C, Ns, Nc, P = 3, 4, 5, 6, 7
     g = _gen(0)
     layers = {"x": Layer((S, C)), "hs": Layer((Ns, C)), "hc": Layer((S, Nc)), "p": Layer((2, P))}
-    fast = HAM(layers, {"A": TokenMixing("x", "hs", generator=g), "B": ChannelMixing("x", "hc", generator=g),
+    tied = HAM(layers, {"A": TokenMixing("x", "hs", generator=g), "B": ChannelMixing("x", "hc", generator=g),
                         "D": Dense("x", "p", generator=g)})
-    slow = HAM(layers, {n: Synapse(s.spec, s.pre, s.post, weight=s.weight.detach())
-                        for n, s in fast.synapses.items()})
+    V = _breaking(tied, seed=32) if untied else {}
+    fast = tied.untie(V) if untied else tied
+    slow = HAM(layers, {n: Synapse(s.spec, s.pre, s.post, weight=s.weight.detach(), breaking=V.get(n))
+                        for n, s in tied.synapses.items()})
     xs = rand_states(fast, batch=(2, 3))
     for n in fast.synapses:
         a, b = fast.synapses[n], slow.synapses[n]
         torch.testing.assert_close(a.to_post(xs[a.pre]), b.to_post(xs[b.pre]))
         torch.testing.assert_close(a.to_pre(xs[a.post]), b.to_pre(xs[b.post]))
-    torch.testing.assert_close(fast.energy(xs), slow.energy(xs))
+        torch.testing.assert_close(a.breaking_input(xs[a.post]), b.breaking_input(xs[b.post]))
+        torch.testing.assert_close(a.to_pre(xs[a.post], tied=True), tied.synapses[n].to_pre(xs[a.post]))
+    torch.testing.assert_close(fast.pseudo_energy(xs), slow.pseudo_energy(xs))
+    if not untied:
+        torch.testing.assert_close(fast.energy(xs), slow.energy(xs))
     assert fast.synapses["D"].spec == "ijpq,pq->ij"
     torch.testing.assert_close(fast.synapses["A"].to_post(xs["x"]), fast.synapses["A"].weight @ xs["x"])
+    A = tied.synapses["A"].weight
+    torch.testing.assert_close(fast.synapses["A"].feedback_weight(), A.T + V["A"] if untied else A.T)
+    if untied:
+        assert V["D"].shape == (S, C, 2, P)
 
 
 # ------------------------------------------------------------------------------------------
@@ -282,7 +294,7 @@ def test_run_grad_flag():
 # adiabatic elimination
 # ------------------------------------------------------------------------------------------
 def test_reduced_mixer_is_the_symmixer():
-    """Eliminating both GELU layers gives the SymMixer flow and Lyapunov function (science.md §4)."""
+    """Eliminating both GELU layers gives the SymMixer flow and Lyapunov function (paper Secs. 5-6, book ch. 6)."""
     ham = gelu_mixer(7)
     red = ham.eliminate("hs", "hc")
     assert isinstance(red, ReducedHAM) and red.layer_names == ("x",)
@@ -470,3 +482,236 @@ def test_cuda_matches_cpu():
     torch.testing.assert_close(gpu.energy.cpu(), cpu.energy)
     red = gham.eliminate("hs", "hc")
     assert red.energy({"x": gxs["x"]}).is_cuda
+
+
+# ------------------------------------------------------------------------------------------
+# untied feedback (symmetry breaking)
+# ------------------------------------------------------------------------------------------
+def _breaking(ham, seed=30, scale=0.7, names=None):
+    """A random V per synapse (or for ``names``), laid out like the feedback weight (W^T for a matrix)."""
+    g = _gen(seed)
+    names = ham.synapses if names is None else names
+    return {n: scale * torch.randn(ham.synapses[n].feedback_weight().shape, generator=g) for n in names}
+
+
+def test_untied_flow_is_the_formula():
+    ham = vector_net(2)
+    V = _breaking(ham)
+    assert V["W1"].shape == (6, 5) and V["W2"].shape == (5, 4) and V["R"].shape == (6, 6)
+    un = ham.untie(V)
+    xs = rand_states(un, seed=3)
+    g = un.activations(xs)
+    W1, W2, R = (ham.synapses[n].weight for n in ("W1", "W2", "R"))
+    # pre layers receive (W^T + V) g_post; a recurrent synapse half of (R + R^T + V) g
+    I = {
+        "v": g["h1"] @ (W1.T + V["W1"]).T + g["v"] @ (0.5 * (R + R.T + V["R"])).T,
+        "h1": g["v"] @ W1.T + g["h2"] @ (W2.T + V["W2"]).T,
+        "h2": g["h1"] @ W2.T,
+    }
+    f = un.flow(xs)
+    for n in xs:
+        torch.testing.assert_close(f[n], (I[n] - xs[n]) / un.layers[n].tau, rtol=0, atol=1e-12)
+        torch.testing.assert_close(un.dEdg(xs)[n], xs[n] - I[n], rtol=0, atol=1e-12)
+    # the tied part is the original network, to the last bit
+    for n, v in un.inputs(g, tied=True).items():
+        assert torch.equal(v, ham.inputs(g)[n])
+
+
+def test_untied_mixer_flow_is_the_formula():
+    ham = gelu_mixer(8)
+    V = _breaking(ham, seed=31)
+    assert V["A"].shape == (3, 5) and V["B"].shape == (4, 6)  # (S, Ns), (C, Nc): AsymMlp's layout
+    red = ham.untie(V).eliminate("hs", "hc")
+    X = rand_states(red, seed=9)
+    x = X["x"]
+    G = ham.layers["x"].activation(x)
+    A, B = ham.synapses["A"].weight, ham.synapses["B"].weight
+    gelu = torch.nn.functional.gelu
+    M = (A.T + V["A"]) @ gelu(A @ G) + gelu(G @ B.T) @ (B + V["B"].T)
+    torch.testing.assert_close(red.flow(X)["x"], (M - x) / ham.layers["x"].tau, rtol=0, atol=1e-12)
+    torch.testing.assert_close(red.inputs({"x": G})["x"], M, rtol=0, atol=1e-12)
+    # the pseudo-energy of the paper: E + 1/2 <G, V_s GELU(A G)> + 1/2 <G, GELU(G B^T) V_c^T>
+    E = ham.eliminate("hs", "hc").energy(X)
+    P = E + 0.5 * (G * (V["A"] @ gelu(A @ G))).sum((-2, -1)) + 0.5 * (G * (gelu(G @ B.T) @ V["B"].T)).sum((-2, -1))
+    torch.testing.assert_close(red.pseudo_energy(X), P, rtol=0, atol=1e-12)
+    torch.testing.assert_close(red.tied_energy(X), E, rtol=0, atol=0)
+
+
+def test_untied_network_has_no_energy_but_a_tied_and_a_pseudo_energy():
+    ham = vector_net(4)
+    V = _breaking(ham, names=["W1", "R"])
+    un = ham.untie(V)
+    xs = rand_states(un, seed=5)
+    assert ham.is_tied and not un.is_tied and un.untied_synapses == ("W1", "R")
+    for call in (lambda: un.energy(xs), lambda: un(xs), lambda: un.energy_terms(xs),
+                 lambda: un.run(xs, steps=2, dt=0.01, record_energy=True),
+                 lambda: un.eliminate("h2").energy({n: xs[n] for n in ("v", "h1")})):
+        with pytest.raises(NoEnergyError, match=r"synapse\(s\) \['W1', 'R'\] have untied feedback.*tied_energy"):
+            call()
+    assert issubclass(NoEnergyError, TypeError)
+    # the tied part's energy and the pseudo-energy, by hand
+    g = un.activations(xs)
+    torch.testing.assert_close(un.tied_energy(xs), ham.energy(xs), rtol=0, atol=0)
+    extra = 0.5 * (g["v"] * (g["h1"] @ V["W1"].T)).sum(-1) + 0.5 * (g["v"] * (0.5 * g["v"] @ V["R"].T)).sum(-1)
+    torch.testing.assert_close(un.pseudo_energy(xs), ham.energy(xs) + extra, rtol=0, atol=1e-12)
+    torch.testing.assert_close(ham.pseudo_energy(xs), ham.energy(xs), rtol=0, atol=0)
+    # the flow and the integrator work; energies are recorded through a function
+    tr = un.run(xs, steps=20, dt=0.05, method="rk4", record_energy=un.pseudo_energy, record_states=True)
+    assert tr.energy.shape == (21, 3)
+    torch.testing.assert_close(tr.energy[-1], un.pseudo_energy(tr.x))
+    # untie shares the weights and copies V; tied() gives the tied network back
+    assert un.synapses["W2"] is ham.synapses["W2"] and un.synapses["W1"].weight is ham.synapses["W1"].weight
+    V["W1"].zero_()
+    assert un.synapses["W1"].breaking.abs().max() > 0
+    torch.testing.assert_close(un.tied().energy(xs), ham.energy(xs), rtol=0, atol=0)
+    red = un.eliminate("h1")
+    assert red.tied().is_tied and not red.is_tied
+    with pytest.raises(NoEnergyError, match="eliminated layer 'h1' receives the untied feedback"):
+        un.untie(_breaking(ham, names=["W2"])).eliminate("h1").pseudo_energy({n: xs[n] for n in ("v", "h2")})
+
+
+def test_untie_errors_name_the_synapse_and_the_layout():
+    ham = vector_net()
+    with pytest.raises(ValueError, match=r"breaking names synapse\(s\) \['W9'\], which are not in the network"):
+        ham.untie({"W9": torch.zeros(6, 5)})
+    with pytest.raises(ValueError, match=r"synapse 'W1'.*breaking part V has shape \(5, 6\), expected \(6, 5\)"
+                                         r".*W.T for a matrix"):
+        ham.untie({"W1": torch.zeros(5, 6)})
+
+
+def _reference_run(ham, xs, steps, dt, method):
+    """Euler / RK4 / descent written out on the public one-step maths (the pre-refactor
+    stepping of HAM.run), recording states and energies."""
+    traj, E = [xs], [ham.energy(xs)]
+    for _ in range(steps):
+        if method == "descent":
+            d = ham.dEdg(xs)
+            xs = {n: x - dt * d[n] for n, x in xs.items()}
+        elif method == "euler":
+            f = ham.flow(xs)
+            xs = {n: x + dt * f[n] for n, x in xs.items()}
+        else:
+            k1 = ham.flow(xs)
+            k2 = ham.flow({n: x + 0.5 * dt * k1[n] for n, x in xs.items()})
+            k3 = ham.flow({n: x + 0.5 * dt * k2[n] for n, x in xs.items()})
+            k4 = ham.flow({n: x + dt * k3[n] for n, x in xs.items()})
+            xs = {n: x + (dt / 6.0) * (k1[n] + 2.0 * k2[n] + 2.0 * k3[n] + k4[n]) for n, x in xs.items()}
+        traj.append(xs)
+        E.append(ham.energy(xs))
+    return {n: torch.stack([t[n] for t in traj]) for n in xs}, torch.stack(E)
+
+
+@pytest.mark.parametrize("method", ["euler", "rk4", "descent"])
+@pytest.mark.parametrize("net", sorted(NETS))
+def test_tied_run_equals_the_reference_stepping(net, method):
+    ham = NETS[net](6)
+    xs = rand_states(ham, seed=7)
+    with torch.no_grad():
+        states, E = _reference_run(ham, xs, 30, 0.03, method)
+        tr = ham.run(xs, steps=30, dt=0.03, method=method, record_energy=True, record_states=True)
+    torch.testing.assert_close(tr.energy, E, rtol=0, atol=1e-12)
+    for n in xs:
+        torch.testing.assert_close(tr.states[n], states[n], rtol=0, atol=1e-12)
+
+
+# ------------------------------------------------------------------------------------------
+# the integrator, the counter and ensembles of networks
+# ------------------------------------------------------------------------------------------
+def test_integrate_any_flow_on_dict_states():
+    x0 = {"a": torch.ones(3), "b": torch.full((2, 2), 2.0)}
+    decay = lambda xs: {"a": -xs["a"], "b": -2.0 * xs["b"]}  # noqa: E731
+    tr = integrate(decay, x0, steps=100, dt=0.01, method="rk4", record_states=True, record_every=25)
+    torch.testing.assert_close(tr.t, torch.tensor([0.0, 0.25, 0.5, 0.75, 1.0]))
+    torch.testing.assert_close(tr.x["a"], torch.full((3,), torch.e ** -1.0), rtol=1e-9, atol=0)
+    torch.testing.assert_close(tr.x["b"], torch.full((2, 2), 2 * torch.e ** -2.0), rtol=1e-8, atol=0)  # RK4: O(dt^4)
+    assert tr.states["b"].shape == (5, 2, 2) and tr.energy is None
+    errs = [abs(float(integrate(decay, x0, steps=n, dt=1.0 / n, method="euler").x["a"][0]) - torch.e ** -1.0)
+            for n in (50, 100)]
+    assert errs[0] / errs[1] == pytest.approx(2.0, rel=0.05)
+    half = integrate(decay, x0, steps=4, dt=0.5, method="euler", energy=lambda xs: xs["a"].sum(-1), time_step=1.0)
+    torch.testing.assert_close(half.t, torch.arange(5.0))
+    torch.testing.assert_close(half.energy, 3 * 0.5 ** torch.arange(5.0))
+    with pytest.raises(ValueError, match="Unknown integration method 'descent'"):
+        integrate(decay, x0, steps=1, dt=0.1, method="descent")
+    with pytest.raises(DivergenceError, match=r"grow dynamics diverged: layer 'a' reached inf at step \d+"):
+        integrate(lambda xs: {"a": xs["a"] ** 2}, {"a": torch.ones(1)}, steps=1000, dt=0.5, method="euler",
+                  max_abs=None, check_every=1, label="grow")
+
+
+def test_count_increases_rule():
+    eps = torch.finfo(torch.float64).eps
+    base = torch.tensor([4.0, 3.0, 2.0, 2.0, 1.0], dtype=torch.float64)
+    up = torch.zeros(5, 4, dtype=torch.float64)
+    for b, ulps in enumerate((0, 3000, 5000, 1e6)):  # a rise of so many ulps of max|E| = 4 at step 3
+        up[:, b] = base
+        up[3, b] = 2.0 + ulps * eps * 4.0
+    assert count_increases(up).tolist() == [0, 0, 1, 1]
+    assert count_increases(up, rtol=0.0).tolist() == [0, 1, 1, 1]
+    # scale-covariant (exact for powers of two) and batched over trailing dims
+    assert count_increases(2.0 ** 40 * up).tolist() == [0, 0, 1, 1]
+    assert count_increases(2.0 ** -40 * up).tolist() == [0, 0, 1, 1]
+    grid = up.reshape(5, 2, 2)
+    c = count_increases(grid)
+    assert c.shape == (2, 2) and c.dtype == torch.int64 and c.tolist() == [[0, 0], [1, 1]]
+    # float32 gets its own epsilon: a rise of 1e-6 is round-off there, not in float64
+    e = torch.tensor([1.0, 0.5, 0.5 + 1e-6], dtype=torch.float32)
+    assert int(count_increases(e)) == 0 and int(count_increases(e.double())) == 1
+    for bad, err in ((torch.tensor(1.0), ValueError), (torch.arange(4), TypeError)):
+        with pytest.raises(err, match="count_increases"):
+            count_increases(bad)
+    with pytest.raises(ValueError, match="rtol"):
+        count_increases(up, rtol=-1.0)
+
+
+def test_count_ignores_summation_noise_of_a_descending_trace():
+    """A converged descent: E is flat to round-off at the end. Noise of a few hundred ulps (far
+    more than summation order produces) must not count; the same trace tilted upwards must."""
+    ham = norm_net(3)
+    tr = ham.run(rand_states(ham, seed=4), steps=400, dt=0.1, method="rk4", record_energy=True)
+    E = tr.energy
+    assert int(count_increases(E).sum()) == 0
+    scale = E.abs().amax(0)
+    noise = torch.randn(E.shape, generator=_gen(5)) * 256 * torch.finfo(E.dtype).eps * scale
+    assert int(count_increases(E + noise).sum()) == 0
+    tilt = torch.arange(E.shape[0], dtype=E.dtype)[:, None] * 1e-9 * scale
+    assert int(count_increases(E + tilt).sum()) > 0
+
+
+def _ensemble_net(n, breaking):
+    g = _gen(40)
+    S, C, Ns, Nc, P = 3, 4, 5, 6, 2
+    layers = {"x": Layer((S, C), lg.LayerNorm(eps=1e-3, dim=(-2, -1))), "hs": Layer((Ns, C), "gelu", tau=0.5),
+              "hc": Layer((S, Nc), "tanh", tau=0.4), "p": Layer(P, "tanh", tau=0.7)}
+    shapes = {"A": (Ns, S), "B": (Nc, C), "D": (P, S, C)}
+    fb = {"A": (S, Ns), "B": (C, Nc), "D": (S, C, P)}
+    W = {k: torch.randn((n, 1) + v, generator=g) / 2 for k, v in shapes.items()}
+    V = {k: torch.randn((n, 1) + v, generator=g) / 2 for k, v in fb.items()} if breaking else {}
+    kinds = {"A": TokenMixing, "B": ChannelMixing, "D": Dense}
+
+    def build(idx):
+        pick = (lambda t: t) if idx is None else (lambda t: t[idx, 0])
+        return HAM(layers, {k: kinds[k]("x", {"A": "hs", "B": "hc", "D": "p"}[k], weight=pick(W[k]),
+                                        breaking=pick(V[k]) if breaking else None) for k in kinds})
+    return build
+
+
+@pytest.mark.parametrize("breaking", [False, True])
+def test_ensemble_weights_equal_one_network_per_member(breaking):
+    n, b = 3, 2
+    build = _ensemble_net(n, breaking)
+    ens = build(None)
+    xs = ens.init_states(batch=(n, b), kind="randn", generator=_gen(41))
+    f = ens.flow(xs)
+    P = ens.pseudo_energy(xs)
+    red = ens.eliminate("hs", "hc")
+    fr = red.flow({n_: xs[n_] for n_ in ("x", "p")})
+    for i in range(n):
+        one = build(i)
+        xi = {k: v[i] for k, v in xs.items()}
+        for k, v in one.flow(xi).items():
+            torch.testing.assert_close(f[k][i], v, rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(P[i], one.pseudo_energy(xi), rtol=1e-12, atol=1e-12)
+        for k, v in one.eliminate("hs", "hc").flow({k: xi[k] for k in ("x", "p")}).items():
+            torch.testing.assert_close(fr[k][i], v, rtol=1e-12, atol=1e-12)
+    with pytest.raises(ValueError, match=r"ensemble dims \(3, 1\).*batch shape \(2,\)"):
+        ens.flow({k: v[0] for k, v in xs.items()})

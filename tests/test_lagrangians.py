@@ -184,6 +184,17 @@ def test_layernorm_hessian_zero_modes():
             assert (ev.abs() < 1e-10).sum() == 2
 
 
+@pytest.mark.parametrize("dim", [-1, (-2, -1), (-3, -1)])
+def test_layernorm_hvp_is_the_jacobian_of_the_activation(dim):
+    """hvp(x, v) = (dg/dx) v = (Hessian of L) v, for any neuron dims, gamma and delta."""
+    x, v = _x((2, 3, 4, 5), 7, 1.5), _x((2, 3, 4, 5), 8, 1.0)
+    lag = lg.LayerNorm(gamma=1.7, delta=0.3, eps=1e-3, dim=dim)
+    _, jv = torch.autograd.functional.jvp(lag.activation, x, v)
+    torch.testing.assert_close(lag.hvp(x, v), jv, rtol=1e-10, atol=1e-12)
+    w = _x((2, 3, 4, 5), 9, 1.0)  # symmetric: <w, H v> = <v, H w>
+    torch.testing.assert_close((w * lag.hvp(x, v)).sum(), (v * lag.hvp(x, w)).sum())
+
+
 def test_layernorm_over_tokens_by_channels_matrix():
     """dim=(-2,-1) normalises the whole S x C matrix jointly, like nn.LayerNorm((S, C))."""
     S, C = 4, 6

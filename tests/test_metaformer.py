@@ -99,7 +99,7 @@ def test_a_few_training_steps_reduce_denoising_loss():
             return m.denoising_loss(X, sigma=0.3, generator=torch.Generator().manual_seed(5)).item()
 
     before = loss()
-    cfg = mf.TrainConfig.quick().replace(n_s=20, n_c=20, epochs=15, batch_size=16, lr=1e-2)
+    cfg = mf.DenoisingConfig.quick().replace(n_s=20, n_c=20, epochs=15, batch_size=16, lr=1e-2)
     hist = mf.fit(m, X, cfg, progress=False)
     after = loss()
     assert len(hist["loss"]) == 15 and len(hist["step_loss"]) == 15 * 4
@@ -108,11 +108,11 @@ def test_a_few_training_steps_reduce_denoising_loss():
 
 
 def test_paper_config():
-    c = mf.TrainConfig.paper()
+    c = mf.DenoisingConfig.paper()
     assert (c.n_s, c.n_c, c.epochs, c.batch_size, c.lr, c.sigma, c.steps, c.alpha) == (
         900, 900, 100, 512, 1e-4, 0.3, 10, 0.1)
-    assert mf.TrainConfig.for_mode(quick=True) == mf.TrainConfig.quick()
-    assert mf.TrainConfig.for_mode(quick=False) == c
+    assert mf.DenoisingConfig.for_mode(quick=True) == mf.DenoisingConfig.quick()
+    assert mf.DenoisingConfig.for_mode(quick=False) == c
 
 
 def test_load_images_quick_is_offline_and_full_mode_error_is_clear(monkeypatch, tmp_path):

@@ -6,10 +6,11 @@ import torch
 import torch.nn.functional as F
 
 import hopfield_lab as hl
+from hopfield_lab import mixer
 from hopfield_lab.mixer import (AsymMlp, LagrangianLayerNorm, Mixer, Mlp, ParallelMixerBlock,
-                                SerialMixerBlock, SymMlp, model_config)
+                                SerialMixerBlock, SymMlp, family_of, model_config)
 
-FAMILIES = ("vanillamixer", "paramixer", "symmixer", "asymmixer")
+FAMILIES = list(mixer.FAMILIES)
 
 # tiny config for exact checks: 8x8 images, patch 2 -> S = 16 tokens, C = 12, Ns = 6, Nc = 48
 TINY = dict(img_size=8, patch_size=2, embed_dim=12, num_blocks=2, num_classes=5)
@@ -105,6 +106,17 @@ def test_unknown_name_and_bad_options_raise_clear_errors():
         model.blocks[0](torch.randn(2, 10, 64))
 
 
+@pytest.mark.parametrize("lam", [math.nan, math.inf, -math.inf, "1e-2"])
+def test_lambda_must_be_a_finite_nonnegative_number(lam):
+    with pytest.raises(ValueError, match="finite number ≥ 0"):
+        hl.create_model("asymmixer_cifar_tiny", lam=lam)
+
+
+def test_unknown_override_names_the_option_meant():
+    with pytest.raises(TypeError, match=r"'depth' \(did you mean num_blocks\?\).*valid overrides: num_classes"):
+        hl.create_model("paramixer_cifar_tiny", depth=4)
+
+
 def test_mnist_size_and_presets():
     for patch in (4, 7):
         m = hl.create_model("paramixer_cifar_tiny", img_size=28, patch_size=patch, in_chans=1)
@@ -124,6 +136,29 @@ def test_families_are_one_line_swaps():
         assert all(type(b) is block and type(b.mlp_tokens) is mlp and type(b.mlp_channels) is mlp for b in m.blocks)
     m = Mixer(**{**TINY, "block_layer": ParallelMixerBlock, "mlp_layer": SymMlp, "norm": "lagrangian"})
     assert isinstance(m.blocks[0].norm, LagrangianLayerNorm)
+
+
+def test_the_registry_is_the_one_home_of_the_families():
+    assert FAMILIES[:4] == ["vanillamixer", "paramixer", "symmixer", "asymmixer"]  # the paper's four, display order
+    assert [mixer.FAMILIES[f].label for f in FAMILIES[:4]] == ["vanilla (serial)", "ParaMixer", "SymMixer", "AsymMixer"]
+    assert len({f.color for f in mixer.FAMILIES.values()}) == len(FAMILIES) == len({f.label for f in mixer.FAMILIES.values()})
+    assert [f for f in FAMILIES[:4] if mixer.FAMILIES[f].has_breaking] == ["asymmixer"]
+    assert [f.official for f in list(mixer.FAMILIES.values())[:4]] == [
+        ("vMixerBlock", "vMlp"), ("pMixerBlock", "vMlp"), ("pMixerBlock", "sMlp"), ("pMixerBlock", "aMlp")]
+    for name in hl.list_models():
+        fam = family_of(name)
+        assert name.startswith(fam.name + "_") and family_of(fam.name) is fam
+        with torch.device("meta"):
+            model = hl.create_model(name)
+        assert model.family is fam and model.has_breaking == fam.has_breaking
+        assert len(model.breaking_weights()) == (2 * len(model.blocks) if fam.has_breaking else 0)
+    class OwnMlp(Mlp):  # an MLP of one's own: the model is of no registered family
+        pass
+
+    custom = Mixer(**TINY, block_layer=ParallelMixerBlock, mlp_layer=OwnMlp)
+    assert custom.family is None and not custom.has_breaking
+    with pytest.raises(ValueError, match="neither a model family"):
+        family_of("resmixer")
 
 
 # ------------------------------------------------------------------ shapes, init, state names
@@ -316,7 +351,7 @@ def test_energy_refused_where_none_exists():
 
 def test_asymmetric_flow_breaks_descent():
     # the same flow with an asymmetric part has no Lyapunov function: the SymMixer "energy"
-    # evaluated along it increases at some steps (science.md §4: 9,035 of 20,000 steps)
+    # evaluated along it increases at some steps (this project measured 9,035 of 20,000 small Euler steps)
     sym = _lagrangian_symmixer()
     asym = tiny("asymmixer", norm="lagrangian", num_blocks=1).blocks[0]
     with torch.no_grad():

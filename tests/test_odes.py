@@ -5,7 +5,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from hopfield_lab import mixer as mx
 from hopfield_lab import odes
+from hopfield_lab.ham import NoEnergyError, ReducedHAM
 from hopfield_lab.odes import MixerODE, count_increases, integrate, initial_states, large_system, small_system
 
 
@@ -40,7 +42,7 @@ def test_shapes(pooled):
     assert x0.shape == (5, 3, 2, 1)
     assert ens.velocity(x0).shape == (5, 3, 2, 1) and ens.energy(x0).shape == (5, 3)
     # an ensemble member behaves like the same weights used alone
-    one = MixerODE(ens.A[2, 0], ens.B[2, 0], ens.U_s[2, 0], ens.U_c[2, 0], pooled=pooled)
+    one = MixerODE(ens.A[2, 0], ens.B[2, 0], ens.V_s[2, 0], ens.V_c[2, 0], pooled=pooled)
     torch.testing.assert_close(one.velocity(x0[2]), ens.velocity(x0)[2])
 
 
@@ -48,8 +50,8 @@ def test_bad_shapes_raise_clear_errors():
     s = small_system()
     with pytest.raises(ValueError, match=r"\(\.\.\., S, C\)"):
         s.velocity(torch.zeros(3, 4, 8, dtype=torch.float64))
-    with pytest.raises(ValueError, match="U_s"):
-        MixerODE(s.A, s.B, torch.zeros(3, 3), s.U_c)
+    with pytest.raises(ValueError, match="V_s"):
+        MixerODE(s.A, s.B, torch.zeros(3, 3), s.V_c)
     with pytest.raises(ValueError, match="method"):
         integrate(s, torch.zeros(1, 2, 1), method="rk45")
     with pytest.raises(ValueError, match="S=2, C=1"):
@@ -156,3 +158,86 @@ def test_energy_landscape_grid_and_diagonal_invariance():
     g = torch.linspace(-0.02, 0.02, 21, dtype=torch.float64)
     Eg = odes.energy_landscape(s, g, g)
     torch.testing.assert_close(Eg.diagonal(offset=3)[1:], Eg.diagonal(offset=3)[:-1])
+
+
+# ------------------------------------------------------------------ the ODE is a view of the HAM core
+def _closed_forms(s: MixerODE, x: torch.Tensor, v: torch.Tensor) -> dict:
+    """Eqs. (1)-(2), the pseudo-energy and J v written out directly (the formulas odes.py computed
+    before it went through the HAM core), with U_s = V_s and U_c = V_c^T."""
+    D = x.shape[-1] * x.shape[-2]
+    xc = x - x.mean(dim=(-2, -1), keepdim=True)
+    sd = torch.sqrt(xc.pow(2).mean(dim=(-2, -1), keepdim=True) + s.eps)
+    G = xc / sd
+    Gs = G.sum(-1, keepdim=True) if s.pooled else G
+    Gc = G.sum(-2, keepdim=True) if s.pooled else G
+    h_s, h_c = s.A @ Gs, Gc @ s.B.mT
+    U_s, U_c = s.V_s, s.V_c.mT
+    M0 = s.A.mT @ F.gelu(h_s) + F.gelu(h_c) @ s.B
+    M = (s.A.mT + U_s) @ F.gelu(h_s) + F.gelu(h_c) @ (s.B + U_c)
+    E = (-D * s.eps / sd).squeeze(-1).squeeze(-1) - odes.phi_gelu(h_s).sum((-2, -1)) - odes.phi_gelu(h_c).sum((-2, -1))
+    P = E + 0.5 * (Gs * (U_s @ F.gelu(h_s))).sum((-2, -1)) + 0.5 * (Gc * (F.gelu(h_c) @ U_c)).sum((-2, -1))
+
+    def jvp(w):
+        wc = w - w.mean(dim=(-2, -1), keepdim=True)
+        return wc / sd - xc * (xc * w).sum(dim=(-2, -1), keepdim=True) / (D * sd ** 3)
+
+    return dict(G=G, M=M, velocity=M - x, energy=E, pseudo=P, jvp=jvp(v), grad=jvp(x - M0))
+
+
+@pytest.mark.parametrize("n_systems", [None, 3])
+@pytest.mark.parametrize("pooled", [False, True])
+@pytest.mark.parametrize("asym", [False, True])
+def test_flow_and_energies_equal_the_closed_forms(asym, pooled, n_systems):
+    s = MixerODE.random(4, 8, 20, 160, breaking=(1.5, 4.0) if asym else (0.0, 0.0), pooled=pooled,
+                        n_systems=n_systems, seed=5)
+    x = initial_states(s, batch=6, mean=1.0, std=2.5, seed=7)
+    v = torch.randn(x.shape, dtype=x.dtype, generator=torch.Generator().manual_seed(8))
+    ref = _closed_forms(s, x, v)
+    got = dict(G=s.layer_norm(x), M=s.mixing(ref["G"]), velocity=s.velocity(x), energy=s.energy(x),
+               pseudo=s.pseudo_energy(x), jvp=s.ln_jvp(x, v), grad=s.energy_grad(x))
+    for k, r in ref.items():
+        scale = float(r.abs().max())
+        torch.testing.assert_close(got[k], r, rtol=0, atol=1e-12 * scale, msg=k)
+    assert isinstance(s.reduced, ReducedHAM) and s.reduced.is_tied == (not asym)
+
+
+def test_the_ode_runs_through_the_ham():
+    s = large_system(asymmetric=True, seed=3)
+    assert s.ham.untied_synapses == ("A", "B") and s.symmetric_part().ham.is_tied
+    x0 = initial_states(s, batch=4, mean=1.0, std=2.5, seed=4)
+    with pytest.raises(NoEnergyError, match="tied_energy"):
+        s.reduced.energy({"x": x0})
+    t, xs = integrate(s, x0, t_end=0.5, dt=0.01, method="euler")
+    tr = s.reduced.run({"x": x0}, 50, 0.01, method="euler", record_states=True)
+    assert torch.equal(xs, tr.states["x"]) and torch.equal(t, tr.t)
+    # recording: every save_every steps and the final state
+    t, xs = integrate(s, x0, t_end=0.5, dt=0.01, save_every=20)
+    assert xs.shape == (4, 4, 4, 8)
+    torch.testing.assert_close(t, torch.tensor([0.0, 0.2, 0.4, 0.5], dtype=torch.float64))
+    with pytest.raises(ValueError, match="save_every"):
+        integrate(s, x0, save_every=0)
+
+
+def test_breaking_parts_are_those_of_the_asym_mixer_block():
+    """V_s, V_c have the layout of AsymMlp.breaking: one Euler step of size 1 without the leak
+    is an AsymMixer block with the Lagrangian LayerNorm (gamma 1, delta 0)."""
+    S, C = 4, 8
+    blk = mx.ParallelMixerBlock(C, S, mlp_ratio=(2.5, 4.0), mlp_layer=mx.AsymMlp,
+                                norm_layer=mx.NORMS["lagrangian"]).double()
+    with torch.no_grad():
+        for mlp in (blk.mlp_tokens, blk.mlp_channels):
+            mlp.fc2.weight.normal_(0.0, 0.3, generator=torch.Generator().manual_seed(1))
+    s = MixerODE(blk.mlp_tokens.w1.detach(), blk.mlp_channels.w1.detach(), blk.mlp_tokens.breaking.detach(),
+                 blk.mlp_channels.breaking.detach(), eps=blk.norm.eps)
+    assert not s.is_symmetric
+    x = initial_states(blk, batch=5, mean=1.0, std=2.0, seed=2)
+    with torch.no_grad():
+        torch.testing.assert_close(s.velocity(x), blk.update(x) - x, rtol=0, atol=1e-12)
+
+
+def test_initial_states_one_home():
+    s = large_system(seed=0)
+    blk = mx.ParallelMixerBlock(8, 4, mlp_layer=mx.SymMlp).double()
+    assert torch.equal(initial_states(s, batch=3, seed=4), initial_states(blk, batch=3, seed=4))
+    with pytest.raises(TypeError, match="MixerODE or a Mixer block"):
+        initial_states(torch.zeros(2, 2))

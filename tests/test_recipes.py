@@ -1,4 +1,4 @@
-"""The paper recipe: hyperparameters of science.md §5, lr scaling, transforms, mixup/cutmix maths."""
+"""The paper recipe: the official training command's hyperparameters, lr scaling, transforms, mixup/cutmix maths."""
 from __future__ import annotations
 
 import math
@@ -27,11 +27,11 @@ needs_tv = pytest.mark.skipif(
 
 def test_paper_hyperparameters_match_the_official_configuration():
     r = PAPER
-    assert (r.img_size, r.patch_size, r.dim, r.depth, r.mlp_ratio) == (224, 16, 512, 8, (0.5, 4.0))
+    assert (r.img_size, r.patch_size, r.embed_dim, r.num_blocks, r.mlp_ratio) == (224, 16, 512, 8, (0.5, 4.0))
     assert r.num_tokens == 196
-    assert r.epochs == 300 and r.warmup_epochs == 20 and r.schedule == "cosine" and r.optimizer == "adamw"
+    assert r.epochs == 300 and r.warmup_epochs == 20 and r.schedule == "cosine"  # AdamW: the trainer's only optimiser
     assert r.batch_size == 4 * 96
-    assert r.weight_decay == 0.05 and r.label_smoothing == 0.1 and r.drop_path == 0.1
+    assert r.weight_decay == 0.05 and r.label_smoothing == 0.1 and r.drop_path_rate == 0.1
     assert (r.randaugment_ops, r.randaugment_magnitude, r.randaugment_levels) == (2, 9, 10)
     assert r.random_erasing == 0.25
     assert (r.mixup_alpha, r.cutmix_alpha, r.switch_prob, r.mix_prob) == (0.8, 1.0, 0.5, 1.0)
@@ -59,7 +59,7 @@ def test_overrides_and_bad_fields():
 def test_paper_models_have_the_official_parameter_counts():
     from hopfield_lab.mixer import create_model
 
-    # science.md §5: SymMixer S/16 with 10 classes has 10,795,530 parameters
+    # the official SymMixer S/16 with 10 classes has 10,795,530 parameters (official code, models/mixers.py)
     m = create_model(PAPER.model_name("symmixer"), **PAPER.model_kwargs(10))
     assert sum(p.numel() for p in m.parameters()) == 10_795_530
     with pytest.raises(ValueError, match="Unknown model family"):
@@ -157,9 +157,9 @@ def test_label_smoothing_values_and_loss_identities():
 
 
 def test_mixing_runs_on_the_recipe_and_rejects_bad_input():
-    mix = PAPER.mixer(10)
+    mix = PAPER.mixup_cutmix(10)
     assert isinstance(mix, MixupCutmix) and mix.label_smoothing == 0.1
-    assert paper_recipe(mixup_alpha=0.0, cutmix_alpha=0.0).mixer(10) is None
+    assert paper_recipe(mixup_alpha=0.0, cutmix_alpha=0.0).mixup_cutmix(10) is None
     with pytest.raises(ValueError, match=r"\(B, C, H, W\)"):
         mix(torch.zeros(4, 8), torch.zeros(4, dtype=torch.long))
     with pytest.raises(TypeError, match="float"):
@@ -182,7 +182,7 @@ def test_train_config_is_a_valid_trainconfig_with_the_official_model():
     assert math.isclose(PAPER.train_config(batch_size=256)["lr"], 2.5e-4)  # rescaled with the batch
     assert PAPER.train_config(lr=1e-3, batch_size=256)["lr"] == 1e-3  # an explicit lr wins
     model = T.build_model(cfg, num_classes=10, in_chans=3, img_size=224)
-    assert sum(p.numel() for p in model.parameters()) == 19_585_546  # science.md §5, AsymMixer S/16
+    assert sum(p.numel() for p in model.parameters()) == 19_585_546  # the official AsymMixer S/16
     assert max(m.p for m in model.modules() if type(m).__name__ == "DropPath") == 0.1
 
 
@@ -207,7 +207,7 @@ def test_paper_loaders_train_and_resume_exactly(tmp_path):
     from hopfield_lab import train as T
 
     soft = _trainer_takes_soft_targets()  # mixup/cutmix needs soft-target support in train_step
-    tiny = paper_recipe(img_size=16, patch_size=4, dim=16, depth=2, epochs=2, batch_size=16, warmup_epochs=1)
+    tiny = paper_recipe(img_size=16, patch_size=4, embed_dim=16, num_blocks=2, epochs=2, batch_size=16, warmup_epochs=1)
     cfg = tiny.train_config("paramixer", "synthetic", dataset_options=dict(n=48, n_test=16, size=16, num_classes=4),
                             device="cpu", progress=False, symmetry_metrics=False)
     loaders = recipes.paper_loaders(tiny, transforms=(_small_transform, _small_transform), num_workers=0, mixing=soft)
@@ -215,15 +215,62 @@ def test_paper_loaders_train_and_resume_exactly(tmp_path):
     full = T.train(dict(cfg, out_dir=str(tmp_path / "full")), loaders=loaders)
     T.train(dict(cfg, out_dir=str(tmp_path / "part"), stop_after_epochs=1), loaders=loaders)
     resumed = T.train(dict(cfg, out_dir=str(tmp_path / "part")), loaders=loaders)
-    assert full["finished"] and full["n_train"] == 48 and full["img_size"] == 16
-    losses = [r["train_loss"] for r in full["history"]]
+    assert full.finished and full.n_train == 48 and full.img_size == 16
+    losses = [r["train_loss"] for r in full.history]
     assert all(math.isfinite(v) for v in losses)
-    assert [r["train_loss"] for r in resumed["history"]] == losses  # per-sample seeds + saved RNG: exact
-    assert resumed["test_acc"] == full["test_acc"]
+    assert [r["train_loss"] for r in resumed.history] == losses  # per-sample seeds + saved RNG: exact
+    assert resumed.test_acc == full.test_acc
 
 
-def test_subsets_are_a_fixed_random_sample_not_a_prefix():
-    a, b = recipes._subset(1000, 50), recipes._subset(1000, 50)
-    assert torch.equal(a, b) and len(set(a.tolist())) == 50 and torch.equal(a, a.sort().values)
-    assert not torch.equal(a, torch.arange(50))  # a prefix of a class-sorted archive is one class
-    assert torch.equal(recipes._subset(7, None), torch.arange(7)) and torch.equal(recipes._subset(7, 9), torch.arange(7))
+def test_one_warmup_rule_in_python_and_on_the_command_line(capsys):
+    import json
+
+    from hopfield_lab import cli
+
+    assert PAPER.warmup() == 20 and PAPER.warmup(30) == pytest.approx(2.0) and PAPER.warmup(600) == pytest.approx(40)
+    assert PAPER.train_config(epochs=30)["warmup_epochs"] == pytest.approx(2.0)
+    assert PAPER.train_config(epochs=30, warmup_epochs=5)["warmup_epochs"] == 5  # an explicit value wins
+    assert paper_recipe(epochs=10, warmup_epochs=1).train_config(epochs=30)["warmup_epochs"] == pytest.approx(3.0)
+    for epochs in (30, 150):
+        assert cli.main(["train", "--recipe", "paper", "--epochs", str(epochs), "--dry-run"]) == 0
+        assert json.loads(capsys.readouterr().out)["warmup_epochs"] == PAPER.train_config(epochs=epochs)["warmup_epochs"]
+
+
+def test_the_config_carries_the_recipe_and_gives_it_back(monkeypatch, capsys):
+    import json
+
+    from hopfield_lab import cli
+    from hopfield_lab import train as T
+
+    custom = paper_recipe(mixup_alpha=0.0, random_erasing=0.1, crop_scale=(0.5, 1.0), img_size=160)
+    cfg = T.TrainConfig(**custom.train_config("symmixer", "synthetic")).validate()
+    assert cfg.recipe == "paper" and cfg.recipe_overrides == {"crop_scale": [0.5, 1.0], "random_erasing": 0.1,
+                                                              "mixup_alpha": 0.0}
+    assert recipes.recipe_of(cfg) == custom                     # not PAPER re-resolved from its name
+    assert recipes.recipe_of(T.TrainConfig(**PAPER.train_config())) == PAPER
+    assert recipes.recipe_of(T.TrainConfig.from_dict(json.loads(json.dumps(cfg.to_dict())))) == custom  # via JSON
+    assert T.TrainConfig(**PAPER.train_config()).recipe_overrides == {}
+    # the trainer builds its loaders from that recipe
+    seen = []
+    monkeypatch.setattr(recipes, "require_torchvision", lambda: None)
+    monkeypatch.setattr(recipes, "paper_loaders", lambda recipe, num_workers=None: seen.append(recipe))
+    T.recipe_loaders(cfg)
+    assert seen == [custom] and seen[0].mixup_cutmix(10).mixup_alpha == 0.0
+    # on the command line: --recipe-overrides
+    assert cli.main(["train", "--recipe", "paper", "--recipe-overrides", "mixup_alpha=0.0", "--dry-run"]) == 0
+    assert json.loads(capsys.readouterr().out)["recipe_overrides"] == {"mixup_alpha": 0.0}
+    for bad, match in (({"epochs": 5}, "set through the training options"), ({"mixup": 0}, "not \\['mixup'\\]")):
+        with pytest.raises(ValueError, match=match):
+            T.TrainConfig(**{**PAPER.train_config(), "recipe_overrides": bad}).validate()
+    with pytest.raises(ValueError, match="need a recipe"):
+        T.TrainConfig(recipe_overrides={"mixup_alpha": 0.0}).validate()
+
+
+def test_the_recipe_has_no_unused_fields_and_uses_the_models_names():
+    import dataclasses
+
+    names = {f.name for f in dataclasses.fields(recipes.Recipe)}
+    assert not names & {"optimizer", "warmup_lr", "min_lr", "dim", "depth", "drop_path"}
+    from hopfield_lab.mixer import OVERRIDES
+
+    assert set(recipes.MODEL_FIELDS) <= set(OVERRIDES) and set(recipes.PIPELINE_FIELDS) <= names

@@ -1,5 +1,6 @@
-"""hopfield_lab.results: committed result files ship with the package and are written atomically
-with their provenance; benchmarks/full_size.py runs every study in a tiny size."""
+"""hopfield_lab.results: the typed, versioned record of a training run (its upgrade path and λ's
+spelling), and the committed results that ship with the package, written atomically with their
+provenance; benchmarks/full_size.py runs every study in a tiny size."""
 import json
 import subprocess
 import sys
@@ -8,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from hopfield_lab import results
+from hopfield_lab.results import SCHEMA_VERSION, RunResult, format_lam, load_result, run_name
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -62,3 +64,56 @@ def test_results_ship_in_the_wheel(tmp_path):
     assert "hopfield_lab/results/full_size/README.md" in names
     committed = [p.relative_to(ROOT).as_posix() for p in results.HOME.rglob("*.json")]
     assert all(n in names for n in committed)
+
+
+
+def _result(model, acc, **kw):
+    hist = [{"epoch": 1, "train_loss": 1.0, "train_acc": acc, "test_acc": acc, "test_loss": 1.0}]
+    return RunResult(model=model, lam=None, dataset="synthetic", epochs=1, epochs_done=1, seed=0, test_acc=acc,
+                     history=hist, config={"model": model}, **kw).to_dict()
+
+
+def test_result_records_are_checked_and_round_trip(tmp_path):
+    good = _result("paramixer_cifar_small", 0.5)
+    assert RunResult.from_dict(json.loads(json.dumps(good))).to_dict() == good
+    with pytest.raises(TypeError, match="test_accuracy"):
+        RunResult(**{**RunResult.from_dict(good).__dict__, "test_accuracy": 0.5})   # a renamed field fails
+    with pytest.raises(ValueError, match="missing \\['history'\\]"):
+        RunResult.from_dict({k: v for k, v in good.items() if k != "history"})
+    with pytest.raises(ValueError, match="newer than this hopfield_lab"):
+        RunResult.from_dict({**good, "schema_version": 99})
+    with pytest.raises(ValueError, match="diverged run carries"):
+        RunResult.from_dict({**good, "status": "diverged"})
+    with pytest.raises(ValueError, match="finished run has a test accuracy"):
+        RunResult.from_dict({**good, "test_acc": None})
+    old = {k: v for k, v in good.items() if k not in ("schema_version", "status", "diverged", "recipe")}
+    stopped = RunResult.from_dict({**old, "finished": False, "test_acc": None})      # version 1, unfinished
+    assert stopped.status == "stopped" and stopped.recipe == "none" and not stopped.finished
+    (tmp_path / "stopped.json").write_text(json.dumps(stopped.to_dict()))
+    diverged = RunResult.from_dict({**good, "status": "diverged", "diverged": {"epoch": 2, "what": "loss NaN"},
+                                    "test_acc": None})
+    (tmp_path / "diverged.json").write_text(json.dumps(diverged.to_dict()))
+    from hopfield_lab.demos import training as tr
+
+    with pytest.warns(UserWarning, match="did not finish \\((stopped|diverged)\\)"):
+        assert tr.load_results(tmp_path) == []
+
+
+def test_load_result_names_the_file_at_fault(tmp_path):
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(ValueError, match="bad.json is not valid JSON"):
+        load_result(tmp_path / "bad.json")
+    (tmp_path / "bench.json").write_text(json.dumps({"img_per_s": 5}))
+    with pytest.raises(ValueError, match="bench.json: not a training result: missing"):
+        load_result(tmp_path / "bench.json")
+    (tmp_path / "ok.json").write_text(json.dumps(_result("symmixer_cifar_tiny", 0.7)))
+    assert load_result(tmp_path / "ok.json").schema_version == SCHEMA_VERSION
+
+
+@pytest.mark.parametrize("lam, text, stem", [(0.0, "0", "lam0"), (1e-2, "1e-02", "lam1e-2"),
+                                             (1.2e-2, "1.2e-02", "lam1.2e-2"), (1.0, "1e+00", "lam1e0"),
+                                             (1 / 3, "3.333333333333333e-01", "lam3.333333333333333e-1")])
+def test_lambda_is_spelled_so_that_it_reads_back(lam, text, stem):
+    assert format_lam(lam) == text and float(text) == lam
+    name = run_name("asymmixer_cifar_tiny", lam, 3)
+    assert name == f"asymmixer_cifar_tiny_{stem}_seed3" and float(stem[3:]) == lam

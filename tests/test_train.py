@@ -6,9 +6,11 @@ import os
 import pytest
 import torch
 
+from hopfield_lab import checkpoint as ck
 from hopfield_lab import data as hd
 from hopfield_lab import train as ht
 from hopfield_lab.mixer import Mixer, create_model
+from hopfield_lab.results import SCHEMA_VERSION, RunResult
 from hopfield_lab.train import TrainConfig, train
 
 
@@ -31,16 +33,17 @@ def tiny(**kw) -> TrainConfig:
 
 def test_loss_falls_and_result_has_required_fields(tmp_path):
     res = train(tiny(epochs=4, out_dir=str(tmp_path / "run")))
-    h = res["history"]
+    h = res.history
     assert len(h) == 4 and h[-1]["train_loss"] < h[0]["train_loss"] - 0.2
-    assert res["test_acc"] > 0.3  # 10 classes: chance is 0.1
+    assert res.test_acc > 0.3  # 10 classes: chance is 0.1
     on_disk = json.loads((tmp_path / "run" / "result.json").read_text())
     for key in ("model", "lam", "dataset", "epochs", "test_acc", "history", "wall_time_s", "img_per_s",
                 "device", "torch_version", "git_commit", "config", "symmetry", "params"):
         assert key in on_disk, key
     assert on_disk["model"] == "asymmixer_cifar_tiny" and on_disk["lam"] == 1e-2 and on_disk["device"] == "cpu"
-    assert 0 <= on_disk["test_acc"] <= 1 and on_disk["test_acc"] == res["test_acc"]
+    assert 0 <= on_disk["test_acc"] <= 1 and on_disk["test_acc"] == res.test_acc
     assert on_disk["config"]["epochs"] == 4 and on_disk["finished"] is True
+    assert RunResult.from_dict(on_disk) == res and on_disk["schema_version"] == SCHEMA_VERSION
     for row in on_disk["history"]:
         assert {"epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "epoch_time_s"} <= set(row)
     # the penalty logged is lam * sum ||V||^2 of the weights, which the penalty shrinks
@@ -50,12 +53,12 @@ def test_loss_falls_and_result_has_required_fields(tmp_path):
 def test_resumed_run_equals_uninterrupted_run(tmp_path):
     full = train(tiny(out_dir=str(tmp_path / "a")))
     part = train(tiny(out_dir=str(tmp_path / "b"), stop_after_epochs=1))
-    assert part["finished"] is False and part["epochs_done"] == 1
+    assert part.finished is False and part.status == "stopped" and part.epochs_done == 1
     assert not (tmp_path / "b" / "result.json").exists()  # a stopped run is not a result
     resumed = train(tiny(out_dir=str(tmp_path / "b")))
-    assert resumed["finished"] is True
+    assert resumed.finished is True
     keys = ("train_loss", "train_acc", "test_loss", "test_acc", "lr", "penalty")
-    for ra, rb in zip(full["history"], resumed["history"]):
+    for ra, rb in zip(full.history, resumed.history):
         assert {k: ra[k] for k in keys} == {k: rb[k] for k in keys}  # exact on CPU
     sa = ht.load_checkpoint(tmp_path / "a" / ht.CHECKPOINT_NAME)["model"]
     sb = ht.load_checkpoint(tmp_path / "b" / ht.CHECKPOINT_NAME)["model"]
@@ -65,7 +68,7 @@ def test_resumed_run_equals_uninterrupted_run(tmp_path):
 def test_deterministic_run_is_repeatable_and_restores_global_state():
     a = train(tiny(epochs=1, deterministic=True))
     b = train(tiny(epochs=1, deterministic=True))
-    assert a["history"][0]["train_loss"] == b["history"][0]["train_loss"]
+    assert a.history[0]["train_loss"] == b.history[0]["train_loss"]
     assert not torch.are_deterministic_algorithms_enabled()
 
 
@@ -110,43 +113,30 @@ def test_penalty_changes_only_V_gradients(path):
     assert n_v == 4  # 2 blocks x (token, channel) branches
 
 
-def test_interrupted_checkpoint_write_keeps_previous(tmp_path, monkeypatch):
-    path = tmp_path / "ck.pt"
-    ht.atomic_save({"epoch": 1, "w": torch.ones(3)}, path)
-
-    def broken_save(obj, fh, *a, **k):
-        fh.write(b"half a checkpoint")
-        raise OSError("disk full (simulated)")
-
-    monkeypatch.setattr(torch, "save", broken_save)
-    with pytest.raises(OSError, match="simulated"):
-        ht.atomic_save({"epoch": 2, "w": torch.zeros(3)}, path)
-    monkeypatch.undo()
-    ck = torch.load(path)
-    assert ck["epoch"] == 1 and torch.equal(ck["w"], torch.ones(3))
-    assert os.listdir(tmp_path) == ["ck.pt"]  # no temp file left behind
-
-
 def test_failed_checkpoint_in_training_leaves_a_resumable_run(tmp_path, monkeypatch):
     cfg = tiny(epochs=2, out_dir=str(tmp_path), eval_every=2, symmetry_metrics=False)
     train(TrainConfig(**{**cfg.to_dict(), "stop_after_epochs": 1}))
-    real = ht.atomic_save
+    real = ck.atomic_save
 
     def fail(obj, path):
         raise KeyboardInterrupt("killed while writing")
 
-    monkeypatch.setattr(ht, "atomic_save", fail)
+    monkeypatch.setattr(ck, "atomic_save", fail)
     with pytest.raises(KeyboardInterrupt):
         train(cfg)
-    monkeypatch.setattr(ht, "atomic_save", real)
+    monkeypatch.setattr(ck, "atomic_save", real)
     assert ht.load_checkpoint(tmp_path / ht.CHECKPOINT_NAME)["epoch"] == 1
-    assert train(cfg)["epochs_done"] == 2
+    assert train(cfg).epochs_done == 2
 
 
 @pytest.mark.parametrize("bad,match", [
     (dict(epochs=0), "epochs"), (dict(schedule="step"), "schedule"), (dict(lr=-1.0), "lr"),
     (dict(label_smoothing=1.5), "label_smoothing"), (dict(model="paramixer_cifar_tiny", lam=0.1), "lam"),
     (dict(warmup_epochs=5), "warmup_epochs"), (dict(pad_mode="edge"), "pad_mode"),
+    (dict(seed=-1), "seed"), (dict(seed=2 ** 32), "seed"), (dict(device="tpu"), "unknown device 'tpu'"),
+    (dict(lam=math.nan), "lam must be a finite"), (dict(lam=math.inf), "lam must be a finite"),
+    (dict(model_overrides={"depth": 4}), "did you mean num_blocks"),
+    (dict(model_overrides={"num_classes": 0}), "num_classes must be an integer >= 1"),
 ])
 def test_bad_configs_are_rejected_clearly(bad, match):
     with pytest.raises(ValueError, match=match):
@@ -188,17 +178,17 @@ def test_schedules():
 def test_symmetry_metrics_recorded_per_epoch(tmp_path):
     pytest.importorskip("hopfield_lab.symmetry")
     res = train(tiny(epochs=2, model="symmixer_cifar_tiny", lam=None))
-    assert [s["epoch"] for s in res["symmetry_history"]] == [1, 2]
-    assert isinstance(res["symmetry"], list) and res["symmetry"]
-    json.dumps(res)
+    assert [s["epoch"] for s in res.symmetry_history] == [1, 2]
+    assert isinstance(res.symmetry, list) and res.symmetry
+    json.dumps(res.to_dict())
 
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_bf16_training_on_cuda(tmp_path):
     res = train(tiny(epochs=2, device="cuda", amp=True, out_dir=str(tmp_path)))
-    assert res["device"] != "cpu" and res["amp"] == "bf16"
-    assert res["history"][-1]["train_loss"] < res["history"][0]["train_loss"]
+    assert res.device != "cpu" and res.amp == "bf16"
+    assert res.history[-1]["train_loss"] < res.history[0]["train_loss"]
 
 
 def test_quick_config_chooses_offline_data_explicitly(tmp_path, monkeypatch, capsys):
@@ -225,10 +215,73 @@ def test_train_step_takes_soft_targets_from_mixup_cutmix():
     assert int(out.correct) == int((logits.argmax(-1) == t.argmax(-1)).sum())
 
 
-def test_subsets_are_a_fixed_random_sample_of_class_sorted_data():
-    y = torch.arange(10).repeat_interleave(100)  # archives list their images class by class
-    x = torch.arange(1000)
-    xa, ya = ht._subset(x, y, 50)
-    xb, yb = ht._subset(x, y, 50)
-    assert torch.equal(xa, xb) and torch.equal(ya, y[xa])  # fixed, and images keep their labels
-    assert len(set(xa.tolist())) == 50 and len(set(ya.tolist())) >= 8  # not the first 50 (one class)
+def test_diverging_run_stops_keeps_the_last_good_checkpoint_and_says_so(tmp_path):
+    out = tmp_path / "run"
+    with pytest.raises(ht.TrainingDiverged, match=r"training diverged at epoch 2 \(loss NaN\); the last good "
+                                                  r"checkpoint \(epoch 1\) is kept") as exc:
+        train(tiny(lr=1e3, out_dir=str(out)))          # symmetry metrics on: never computed on NaN weights
+    on_disk = json.loads((out / "result.json").read_text())
+    assert on_disk["status"] == "diverged" and on_disk["diverged"] == {"epoch": 2, "what": "loss NaN"}
+    assert on_disk["finished"] is False and on_disk["epochs_done"] == 2 and on_disk["history"][-1]["train_loss"] is None
+    assert exc.value.result.status == "diverged"
+    saved = ht.load_checkpoint(out / ht.CHECKPOINT_NAME)
+    assert saved["epoch"] == 1 and all(torch.isfinite(v).all() for v in saved["model"].values())
+
+
+def test_unusable_out_dir_fails_before_any_training(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(ht, "make_loaders", lambda *a: calls.append(a))  # no data is even loaded
+    (tmp_path / "taken").write_text("a file")
+    with pytest.raises(ValueError, match="out_dir .*taken is a file, not a folder"):
+        train(tiny(out_dir=str(tmp_path / "taken")))
+    with pytest.raises(ValueError, match="cannot write to out_dir .*taken/run"):
+        train(tiny(out_dir=str(tmp_path / "taken" / "run")))
+    with pytest.raises(ValueError, match="the folder of result_path .*taken is a file"):
+        train(tiny(result_path=str(tmp_path / "taken" / "r.json")))
+    assert calls == []
+
+
+@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root may write into read-only folders")
+def test_read_only_out_dir_fails_before_any_training(tmp_path):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    try:
+        with pytest.raises(ValueError, match="cannot write to out_dir"):
+            train(tiny(out_dir=str(ro)))
+    finally:
+        ro.chmod(0o755)
+
+
+def test_temp_files_of_killed_writes_are_removed_on_the_next_start(tmp_path, capsys):
+    import subprocess
+    import sys
+
+    out = tmp_path / "run"
+    train(tiny(epochs=2, out_dir=str(out), stop_after_epochs=1))
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale = [out / f".checkpoint.pt.tmp{dead.stdout.strip()}", out / f".result.json.tmp{dead.stdout.strip()}"]
+    for f in stale:
+        f.write_bytes(b"half a file")
+    alive = out / f".checkpoint.pt.tmp{os.getppid()}"          # a live process's write is left alone
+    alive.write_bytes(b"in progress")
+    capsys.readouterr()
+    res = train(tiny(epochs=2, out_dir=str(out), progress=False))
+    assert res.epochs_done == 2 and not any(f.exists() for f in stale) and alive.exists()
+    assert "resumed asymmixer_cifar_tiny" in capsys.readouterr().out  # said even without a progress bar
+
+
+def test_resume_mismatch_names_the_cli_flag_on_the_command_line(tmp_path):
+    from hopfield_lab import cli
+
+    argv = ["train", "--model", "paramixer_cifar_tiny", "--dataset", "synthetic", "--dataset-options", "n=128",
+            "n_test=64", "size=16", "--batch-size", "64", "--epochs", "2", "--stop-after-epochs", "1",
+            "--device", "cpu", "--no-progress", "--out-dir", str(tmp_path)]
+    assert cli.main(argv) == 0
+    with pytest.raises(SystemExit) as exc:
+        cli.main([*argv[:-2], "--lr", "0.01", "--out-dir", str(tmp_path)])
+    assert "lr: checkpoint 0.001 vs now 0.01" in exc.value.code and "--no-resume" in exc.value.code
+    assert "resume=False" not in exc.value.code
+    with pytest.raises(ValueError, match="resume=False"):  # in Python, the keyword
+        train(TrainConfig(**{**tiny(epochs=2, out_dir=str(tmp_path)).to_dict(), "model": "paramixer_cifar_tiny",
+                             "lam": None, "lr": 0.01}))

@@ -456,7 +456,9 @@ def export_chapter(book: Book, page: str, chapter: int | None, student: bool) ->
                 number = f"{chapter}.{figures}" if chapter else str(figures)
                 cells.append(cell)
                 caption = expand_macros(conv.inline(fig["caption"]), book.macros)
-                cells.append(nbformat.v4.new_markdown_cell(f"**Figure {number}.** {caption}"))
+                md = nbformat.v4.new_markdown_cell(f"**Figure {number}.** {caption}")
+                md.id = f"{cell.id}-caption"[:64]  # stable: a re-export is byte-identical
+                cells.append(md)
                 continue
         cells.append(cell)
     nb.cells = cells

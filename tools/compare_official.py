@@ -35,12 +35,10 @@ from pathlib import Path
 
 import torch
 
-FAMILIES = {  # our family -> (official block class, official mlp class)
-    "vanillamixer": ("vMixerBlock", "vMlp"),
-    "paramixer": ("pMixerBlock", "vMlp"),
-    "symmixer": ("pMixerBlock", "sMlp"),
-    "asymmixer": ("pMixerBlock", "aMlp"),
-}
+from hopfield_lab.mixer import FAMILIES as OUR_FAMILIES  # noqa: E402
+
+#: our family -> (official block class, official mlp class), for the families the official code has
+FAMILIES = {f.name: f.official for f in OUR_FAMILIES.values() if f.official is not None}
 SMALL = dict(img_size=32, patch_size=4, num_blocks=2, embed_dim=64, num_classes=10)
 
 
@@ -232,7 +230,7 @@ def main(argv=None) -> int:
     for cname, cfg in configs.items():
         for family in FAMILIES:
             for n_iter in (1, 2):
-                extra = {"lam": 1e-2} if family == "asymmixer" else {}
+                extra = {"lam": 1e-2} if OUR_FAMILIES[family].has_breaking else {}
                 d = compare_logits(mixers, layers, family, n_iter, dict(cfg, **extra), batch=2 if cname != "small" else 4)
                 key = f"{cname}/{family}/n_iter={n_iter}"
                 results["logits_max_abs_diff"][key] = d

@@ -181,21 +181,47 @@ def lint_html(build_dir: Path) -> list[Problem]:
     return problems
 
 
+#: a 1x1 PNG: stands in for a figure output in the unexecuted render
+_PIXEL = ("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==")
+
+
+def _render_sources(src: Path) -> None:
+    """Copy the book's sources to ``src``; every code cell with a myst-nb figure caption gets a
+    placeholder image output, so that its figure (and ``{numref}`` to it) exists unexecuted."""
+    import nbformat
+
+    if src.exists():
+        shutil.rmtree(src)
+    src.mkdir(parents=True)
+    for name in ("_toc.yml", "references.bib"):
+        shutil.copy(ROOT / name, src / name)
+    shutil.copytree(ROOT / "book", src / "book")
+    for path in (src / "book").glob("*.ipynb"):
+        nb = nbformat.read(path, as_version=4)
+        for cell in nb.cells:
+            if cell.cell_type == "code" and cell.get("metadata", {}).get("mystnb", {}).get("figure"):
+                cell.outputs = [nbformat.v4.new_output("display_data", data={"image/png": _PIXEL, "text/plain": "<Figure>"})]
+        nbformat.write(nb, path)
+
+
 def render(out_dir: Path) -> Path:
     """Build the book without executing any cell (fast: markup only) into ``out_dir``; returns
-    the HTML folder. Sphinx warnings are errors, as in tools/build_book.sh."""
+    the HTML folder. Sphinx warnings are errors, as in tools/build_book.sh. Built from a copy of
+    the sources in which captioned figure cells have a placeholder output (see _render_sources)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     cfg = (ROOT / "_config.yml").read_text()
     cfg, n = re.subn(r"(?m)^(\s+execute_notebooks:\s*)\S+", r"\1'off'", cfg)
     if n != 1:
         raise SystemExit("_config.yml: no execute: execute_notebooks: entry to switch off")
-    (out_dir / "_config.yml").write_text(cfg)
+    src = out_dir / "src"
+    _render_sources(src)
+    (src / "_config.yml").write_text(cfg)
     html = out_dir / "_build" / "html"
     if html.exists():
         shutil.rmtree(html)
-    cmd = [sys.executable, "-c", "from jupyter_book.cli.main import main; main()", "build", str(ROOT), "--all", "-W", "-n", "--keep-going",
-           "--config", str(out_dir / "_config.yml"), "--path-output", str(out_dir), "--toc", str(ROOT / "_toc.yml")]
+    cmd = [sys.executable, "-c", "from jupyter_book.cli.main import main; main()", "build", str(src), "--all",
+           "-W", "-n", "--keep-going", "--path-output", str(out_dir)]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         raise RuntimeError(f"jupyter-book build failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")

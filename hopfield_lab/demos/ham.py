@@ -3,15 +3,18 @@
 * :func:`plane_network` -- a HAM whose visible layer has two neurons (so trajectories can be
   drawn in the plane) and whose hidden layer stores ``K`` memories.
 * :func:`simulate` -- run a HAM's dynamics (Euler, RK4 or descent), optionally with an untied
-  (asymmetric) feedback added to one synapse, recording states and energies.
-* :func:`energy_increases` -- how many steps of an energy trace went up.
+  (asymmetric) feedback on some synapses (:meth:`hopfield_lab.ham.HAM.untie`), recording states
+  and energies.
+* :func:`energy_increases` -- how many steps of an energy trace went up
+  (:func:`hopfield_lab.ham.count_increases`, summed).
 * :func:`make_widget` -- the chapter's ipywidgets demo (method, step, tau of the hidden layer,
   symmetry breaking); :func:`plane_animation` -- its static twin, animated over step sizes.
 * :func:`memory_network` -- the two-layer HAM whose adiabatic limit is a classical, dense or
   modern Hopfield network (a visible layer and one memory neuron per stored pattern);
   :func:`recall_fraction` -- how many corrupted cues it restores.
 
-The network code is :mod:`hopfield_lab.ham`; this module only builds small examples and draws them.
+The network code, the integrator and the counter are :mod:`hopfield_lab.ham`; this module only
+builds small examples and draws them.
 """
 from __future__ import annotations
 
@@ -21,9 +24,7 @@ from typing import Optional
 import torch
 
 from .. import lagrangians as lg
-from ..ham import HAM, Dense, Layer, ReducedHAM, Trajectory
-
-METHODS = ("euler", "rk4", "descent")
+from ..ham import HAM, METHODS, Dense, Layer, ReducedHAM, Trajectory, count_increases
 
 
 # --- a network in the plane ----------------------------------------------------------------------
@@ -64,79 +65,36 @@ def simulate(ham: HAM, xs: dict, steps: int, dt: float, method: str = "euler",
     """Run the dynamics of ``ham`` from ``xs``, recording every state and the energy.
 
     Without ``breaking`` this is ``ham.run(..., record_energy=True, record_states=True)``.
-    ``breaking = {synapse name: V}`` adds an *untied* feedback: the ``pre`` layer of that (vector,
-    dense) synapse receives ``g_post @ V`` on top of the symmetric feedback ``g_post @ W``
-    (``V`` of the weight's shape ``(N_post, N_pre)``). The energy recorded is still the symmetric
-    network's ``E``, which then need not decrease. Methods: ``"euler"``, ``"rk4"`` (``tau``-weighted
-    time steps ``dt``) and ``"descent"`` (``x <- x - dt * (dE/dg - extra)``).
+    ``breaking = {synapse name: V}`` unties the feedback of those synapses
+    (:meth:`hopfield_lab.ham.HAM.untie`): the ``pre`` layer of synapse ``W`` receives
+    ``(W^T + V) g_post`` instead of ``W^T g_post``, with ``V`` in the layout of ``W^T``
+    (``(N_pre, N_post)`` for a dense vector synapse). The energy recorded is then the tied
+    network's ``E`` (:meth:`~hopfield_lab.ham.HAM.tied_energy`), which need not decrease.
+    Methods: ``"euler"``, ``"rk4"`` (``tau``-weighted time steps ``dt``) and ``"descent"``
+    (``x <- x - dt (x - I)``).
 
     Returns a :class:`hopfield_lab.ham.Trajectory` (``states[name]``: ``(steps+1, *B, *shape)``,
-    ``energy``: ``(steps+1, *B)``). Raises ``ValueError`` for an unknown method or synapse.
+    ``energy``: ``(steps+1, *B)``). Raises ``ValueError`` for an unknown method or synapse, or a
+    ``V`` of the wrong shape.
     """
-    if method not in METHODS:
-        raise ValueError(f"unknown method {method!r}; choose one of {METHODS}")
-    if not breaking:
-        return ham.run(xs, steps=steps, dt=dt, method=method, record_energy=True, record_states=True,
-                       max_abs=1e6)
-    for name, V in breaking.items():
-        if name not in ham.synapses:
-            raise ValueError(f"breaking names synapse {name!r}, which is not in the network: {list(ham.synapses)}")
-        if tuple(V.shape) != tuple(ham.synapses[name].weight.shape):
-            raise ValueError(f"breaking[{name!r}] has shape {tuple(V.shape)}, expected the weight's "
-                             f"{tuple(ham.synapses[name].weight.shape)}")
-
-    def velocity(x):  # -(dE/dg - extra): tau dx/dt for euler/rk4, the descent direction for descent
-        d = ham.dEdg(x)
-        gs = ham.activations(x)
-        out = {n: -v for n, v in d.items()}
-        for name, V in breaking.items():
-            s = ham.synapses[name]
-            out[s.pre] = out[s.pre] + gs[s.post] @ V.to(gs[s.post].dtype)
-        return out
-
-    def flow(x):
-        v = velocity(x)
-        return {n: v[n] / ham.layers[n].tau for n in v}
-
-    states = {n: [v] for n, v in xs.items()}
-    energies = [ham.energy(xs)]
-    x = dict(xs)
-    with torch.no_grad():
-        for _ in range(steps):
-            if method == "descent":
-                v = velocity(x)
-                x = {n: x[n] + dt * v[n] for n in x}
-            elif method == "euler":
-                f = flow(x)
-                x = {n: x[n] + dt * f[n] for n in x}
-            else:
-                k1 = flow(x)
-                k2 = flow({n: x[n] + 0.5 * dt * k1[n] for n in x})
-                k3 = flow({n: x[n] + 0.5 * dt * k2[n] for n in x})
-                k4 = flow({n: x[n] + dt * k3[n] for n in x})
-                x = {n: x[n] + dt / 6 * (k1[n] + 2 * k2[n] + 2 * k3[n] + k4[n]) for n in x}
-            for n in x:
-                states[n].append(x[n])
-            energies.append(ham.energy(x))
-    unit = 1.0 if method == "descent" else dt
-    return Trajectory(x=x, t=torch.arange(steps + 1, dtype=torch.float64) * unit,
-                      energy=torch.stack(energies), states={n: torch.stack(v) for n, v in states.items()},
-                      steps=steps)
+    net = ham.untie(breaking) if breaking else ham
+    return net.run(xs, steps=steps, dt=dt, method=method, record_energy=net.tied_energy, record_states=True,
+                   max_abs=1e6)
 
 
-def energy_increases(energy: torch.Tensor, rtol: float = 1e-12) -> int:
-    """Number of (step, sample) pairs where ``energy`` (shape ``(T, *B)``) went up by more than
-    ``rtol * (1 + |E|)`` (rounding noise is not counted)."""
-    dE = energy[1:] - energy[:-1]
-    return int((dE > rtol * (1 + energy[:-1].abs())).sum())
+def energy_increases(energy: torch.Tensor, rtol: Optional[float] = None) -> int:
+    """Number of (step, sample) pairs where ``energy`` (shape ``(T, *B)``) went up: the total of
+    :func:`hopfield_lab.ham.count_increases` (rounding noise is not counted; see its tolerance rule)."""
+    return int(count_increases(energy, rtol).sum())
 
 
 def rotation_breaking(ham: HAM, strength: float) -> dict:
-    """An untied feedback for :func:`plane_network`: ``V = strength * xi R`` with ``R`` the
-    rotation by 90 degrees, so the visible layer receives a rotated copy of the memories."""
+    """An untied feedback for :func:`plane_network`: ``V = strength * (xi R)^T`` (shape ``(2, K)``)
+    with ``R`` the rotation by 90 degrees, so the visible layer receives a rotated copy of the
+    memories, ``V g = strength * sum_mu g_mu (xi_mu R)``."""
     W = ham.synapses["xi"].weight.detach()
     R = torch.tensor([[0.0, -1.0], [1.0, 0.0]], dtype=W.dtype)
-    return {"xi": strength * W @ R}
+    return {"xi": strength * (W @ R).mT}
 
 
 def _draw_plane(axes, ham: HAM, traj: Trajectory, title: str) -> None:

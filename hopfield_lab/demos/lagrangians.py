@@ -6,7 +6,11 @@
 * :func:`sweep_animation` -- its static twin: the same panels, animated over parameter values.
 * :func:`elementwise_layernorm` -- LayerNorm with an element-wise gain, as ``nn.LayerNorm`` does.
 * :func:`jacobian_asymmetry`, :func:`circulation` -- two tests of "is this field a gradient?".
+* :func:`gain_sweep` -- both tests for gains 1 + sigma z of growing spread sigma.
 * :func:`gelu_second_derivative`, :func:`gelu_convexity_breakpoint` -- where Phi_GELU stops being convex.
+* :func:`plot_gallery`, :func:`plot_tangents`, :func:`plot_gain_sweep`, :func:`plot_gelu`,
+  :func:`plot_gelu_energy` -- the chapter's figures.
+* :func:`check_layernorm_lagrangian` -- the check cell of the chapter's coding exercise.
 
 The Lagrangians themselves live in :mod:`hopfield_lab.lagrangians`; this module only draws them
 and runs the numerical experiments of the chapter.
@@ -266,3 +270,199 @@ def gelu_convexity_breakpoint(x0: float = -1.0, tol: float = 1e-14, max_iter: in
         if abs(float(step)) < tol:
             return float(x)
     raise RuntimeError(f"Newton's method did not converge from x0={x0}; start closer to -0.75")
+
+
+def gain_sweep(x: torch.Tensor, z: torch.Tensor, u: torch.Tensor, v: torch.Tensor, sigmas,
+               eps: float = 1e-5, radius: float = 1.0) -> tuple[list[float], list[float]]:
+    """Asymmetry and circulation of an element-wise-gain LayerNorm, for gains 1 + σ z.
+
+    Args:
+        x: the state where the Jacobian is taken and the loop's centre, shape (D,).
+        z: the direction of the gains, shape (D,): the gains are gamma_i = 1 + sigma * z_i.
+        u, v: an orthonormal pair, shape (D,) each, spanning the plane of the loop.
+        sigmas: the spreads sigma to sweep (floats).
+        eps: the LayerNorm regulariser; radius: the loop's radius.
+
+    Returns two lists with one float per sigma: :func:`jacobian_asymmetry` at ``x`` and
+    :func:`circulation` around the loop. Both are zero (to rounding) at sigma = 0.
+    """
+    asym, circ = [], []
+    for sigma in sigmas:
+        gains = 1 + float(sigma) * z
+        f = lambda y, gains=gains: elementwise_layernorm(y, gains, eps=eps)  # noqa: E731
+        asym.append(jacobian_asymmetry(f, x))
+        circ.append(circulation(f, x, u, v, radius=radius))
+    return asym, circ
+
+
+# --- the chapter's figures -----------------------------------------------------------------------
+
+def plot_gallery(names=NAMES, s: float = 0.5, **params):
+    """Every Lagrangian (top row) and its activation g = ∇L (bottom row) along x = (t, s, 0).
+
+    ``params`` go to :func:`make_lagrangian` (n, beta, gamma, eps). Returns the figure, with
+    2 × len(names) axes.
+    """
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(2, len(names), figsize=(2.45 * len(names), 5.2), constrained_layout=True,
+                             squeeze=False)
+    for j, name in enumerate(names):
+        c = slice_curves(name, s=s, **params)
+        t = c["t"].numpy()
+        axes[0, j].plot(t, c["L"].numpy(), color="C0")
+        axes[0, j].set_title(label(name, **params), fontsize=10)
+        for i in range(3):
+            axes[1, j].plot(t, c["g"][:, i].numpy(), color=f"C{i}", label=f"$g_{i + 1}$")
+        axes[1, j].set_xlabel("$t = x_1$ (dimensionless)")
+    axes[0, 0].set_ylabel("Lagrangian $L(x)$")
+    axes[1, 0].set_ylabel("activation $g_i(x)$")
+    axes[1, 0].legend(fontsize=8)
+    fig.suptitle(f"Lagrangians (top) and their activations g = ∇L (bottom) on a 3-neuron layer, "
+                 f"x = (t, {s:g}, 0)")
+    return fig
+
+
+def plot_tangents(lag: lg.Lagrangian, x0s, g: torch.Tensor, L_star: torch.Tensor,
+                  L_star_sup: torch.Tensor | None = None, xlim: float = 3.0):
+    """The Legendre transform of a one-neuron Lagrangian, drawn two ways.
+
+    Left: L with its tangents at the states ``x0s``; each tangent cuts the vertical axis at
+    −L*(slope). Right: ``L_star`` against ``g`` (tensors of shape (G,)), optionally the values
+    ``L_star_sup`` found as a supremum over a grid (every 4th drawn), and the four tangents'
+    points (g(x0), <x0, g(x0)> − L(x0)). Returns the figure.
+    """
+    import matplotlib.pyplot as plt
+
+    fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(11, 4), constrained_layout=True)
+    xs = torch.linspace(-xlim, xlim, 301, dtype=torch.float64).unsqueeze(-1)   # (301, 1)
+    ax0.plot(xs[:, 0], lag(xs), color="k", lw=2, label="Lagrangian L(x)")
+    for k, x0 in enumerate(x0s):
+        x0t = torch.tensor([[float(x0)]], dtype=torch.float64)
+        g0, L0, E0 = float(lag.activation(x0t)), float(lag(x0t)), float(lag.legendre(x0t))
+        ax0.plot(xs[:, 0], L0 + g0 * (xs[:, 0] - x0), "--", color=f"C{k}", lw=1)
+        ax0.plot([x0], [L0], "o", color=f"C{k}")
+        ax0.plot([0], [-E0], "s", color=f"C{k}", label=f"slope g={g0:+.2f}: intercept −L*(g)={-E0:+.2f}")
+        ax1.plot([g0], [E0], "o", color=f"C{k}", ms=8)
+    ax0.set(xlim=(-xlim, xlim), ylim=(-2.5, 3), xlabel="state x (dimensionless)", ylabel="L (dimensionless)",
+            title="Tangents of L: the intercept is −L*(slope)")
+    ax0.legend(fontsize=7, loc="upper center")
+    ax1.plot(g, L_star, color="k", lw=2, label="closed form")
+    if L_star_sup is not None:
+        ax1.plot(g[::4], L_star_sup[::4], "x", color="C3", label="sup over a grid of states x")
+    ax1.set(xlabel="activation g (dimensionless)", ylabel="L*(g) (dimensionless)",
+            title="Legendre transform L*(g) (dots: the tangents on the left)")
+    ax1.legend(fontsize=8)
+    return fig
+
+
+def plot_gain_sweep(sigmas, asym, circ):
+    """The two witnesses of :func:`gain_sweep` against the spread of the gains. Returns the figure."""
+    import matplotlib.pyplot as plt
+
+    fig, (a0, a1) = plt.subplots(1, 2, figsize=(11, 3.6), constrained_layout=True)
+    a0.plot(sigmas, asym, "o-", ms=3)
+    a0.set(xlabel="spread σ of the gains γᵢ = 1 + σ zᵢ (dimensionless)", ylabel="‖J − Jᵀ‖_F / ‖J‖_F",
+           title="Jacobian asymmetry of nn.LayerNorm-style activation")
+    a1.plot(sigmas, circ, "o-", ms=3, color="C3")
+    a1.axhline(0, color="k", lw=0.5)
+    a1.set(xlabel="spread σ of the gains (dimensionless)", ylabel="∮ g·dx (dimensionless)",
+           title="Circulation around a unit circle (0 ⇔ a Lagrangian can exist)")
+    return fig
+
+
+def plot_gelu(xs: torch.Tensor, x_star: float):
+    """GELU's Lagrangian Φ, GELU = Φ' and the curvature Φ'' on ``xs`` (shape (X,)), with the
+    non-convex region x < ``x_star`` shaded. Returns the figure."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(15, 3.8), constrained_layout=True)
+    panels = [
+        (lg.phi_gelu(xs), "Φ(x)", "GELU's Lagrangian Φ"),
+        (torch.nn.functional.gelu(xs), "GELU(x) = Φ'(x)", "activation GELU = Φ'"),
+        (gelu_second_derivative(xs), "Φ''(x) = GELU'(x)", "curvature Φ'' (negative: not convex)"),
+    ]
+    lo = float(xs.min())
+    for ax, (y, yl, title) in zip(axes, panels):
+        ax.plot(xs, y, color="k")
+        ax.axvspan(lo, x_star, color="C3", alpha=0.15, label=f"non-convex: x < x* = {x_star:.3f}")
+        ax.axhline(0, color="grey", lw=0.5)
+        ax.set(xlabel="state x (dimensionless)", ylabel=yl + " (dimensionless)", title=title)
+    axes[0].legend(fontsize=8)
+    return fig
+
+
+def plot_gelu_energy(xs: torch.Tensor, energy: torch.Tensor, x_star: float):
+    """The layer energy x·GELU(x) − Φ(x) of one neuron (``energy`` against ``xs``, shape (X,)),
+    with the non-convex region of Φ shaded and x* marked. Returns the figure."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.6), constrained_layout=True)
+    ax.plot(xs, energy, color="k")
+    ax.axvspan(float(xs.min()), x_star, color="C3", alpha=0.15, label="Φ not convex")
+    ax.axvline(x_star, color="C3", ls="--", lw=1)
+    ax.set(xlabel="state x (dimensionless)", ylabel="x·GELU(x) − Φ(x) (dimensionless)",
+           title="Layer energy of one GELU neuron: a bump at x*")
+    ax.legend()
+    return fig
+
+
+# --- the chapter's auto-checked exercise ---------------------------------------------------------
+
+def _reference_layernorm_lagrangian(x, gamma, delta, eps):
+    """D γ sqrt(Var(x) + ε) + <δ, x> over the last axis, from the library. x: (..., D) -> (...,)."""
+    return lg.LayerNorm(gamma=gamma, delta=delta, eps=eps).to(x.dtype)(x)
+
+
+def check_layernorm_lagrangian(fn) -> None:
+    """Check a reader's ``fn(x, gamma, delta, eps)``: the LayerNorm Lagrangian of eq. (ch3-ln-lagrangian).
+
+    ``x`` has shape (..., D) (D neurons on the last axis), ``gamma`` and ``eps`` are floats,
+    ``delta`` has shape (D,); ``fn`` must return L of shape (...,), built from torch operations
+    so that autograd's gradient is LayerNorm. Prints one line (right, or what is wrong).
+    """
+    from ..exercises import assert_close, check
+
+    def hint(got, want, variants, what):
+        """Name a typical mistake when ``got`` matches one of ``variants`` instead of ``want``."""
+        if isinstance(got, torch.Tensor) and got.shape == want.shape and torch.isfinite(got).all():
+            g = got.detach().to(torch.float64)
+            if not torch.allclose(g, want, rtol=1e-5, atol=1e-6):
+                for value, message in variants:
+                    if torch.allclose(g, value, rtol=1e-5, atol=1e-6):
+                        raise AssertionError(f"{what}: {message}")
+
+    def test(f):
+        gen = torch.Generator().manual_seed(0)
+        D, gamma, eps = 8, 1.5, 0.2
+        x = torch.randn(5, D, generator=gen, dtype=torch.float64)
+        delta = torch.linspace(-0.3, 0.3, D, dtype=torch.float64)
+        want = _reference_layernorm_lagrangian(x, gamma, delta, eps)                   # (5,)
+        xr = x.clone().requires_grad_(True)
+        got = f(xr, gamma, delta, eps)
+        what = "L for 5 states of D = 8 neurons (γ = 1.5, ε = 0.2)"
+        if isinstance(got, torch.Tensor) and got.shape != want.shape:
+            raise AssertionError(f"{what}: expected shape {tuple(want.shape)} (one value per state: "
+                                 f"reduce over the last axis, the neurons), got {tuple(got.shape)}.")
+        xc = x - x.mean(dim=-1, keepdim=True)
+        var, lin = xc.pow(2).mean(-1), (delta * x).sum(-1)
+        hint(got, want, [
+            (D * gamma * torch.sqrt(xc.pow(2).sum(-1) / (D - 1) + eps) + lin,
+             "you used the unbiased variance (torch.var divides by D − 1 by default); Var(x) is the "
+             "mean of the squared deviations: use unbiased=False or .pow(2).mean(-1)."),
+            (gamma * torch.sqrt(var + eps) + lin, "the factor D (the number of neurons) is missing."),
+            (D * gamma * torch.sqrt(var + eps), "the linear term ⟨δ, x⟩ is missing."),
+            (D * gamma * torch.sqrt(var) + lin, "ε is missing under the square root."),
+        ], what)
+        assert_close(got, want, what, atol=1e-9, rtol=1e-9)
+        if not got.requires_grad:
+            raise AssertionError("autograd cannot differentiate your L (it does not depend on x through "
+                                 "torch operations): avoid .detach(), .item(), numpy and float().")
+        (grad,) = torch.autograd.grad(got.sum(), xr)
+        layernorm = gamma * torch.nn.functional.layer_norm(x, (D,), eps=eps) + delta
+        assert_close(grad, layernorm, "the autograd gradient ∇L, compared with LayerNorm", atol=1e-9, rtol=1e-9)
+        x3 = torch.randn(2, 3, D, generator=gen, dtype=torch.float64)
+        assert_close(f(x3, gamma, delta, eps), _reference_layernorm_lagrangian(x3, gamma, delta, eps),
+                     "L for a batch of shape (2, 3, 8)", atol=1e-9, rtol=1e-9)
+
+    return check("LayerNorm Lagrangian", test, fn)

@@ -2,7 +2,6 @@
 
 * :func:`symmixer_block` -- a SymMixer block (tied weights, Lagrangian LayerNorm) with weights on
   spheres of given radii, the set-up of the paper's demos.
-* :func:`initial_states` -- a batch of visible states ``(B, S, C)``.
 * :func:`adiabatic_comparison` -- the full three-layer HAM with fast hidden layers (time constant
   ``tau``) against the SymMixer flow: trajectories, deviation, energies.
 * :func:`mixer_as_euler` -- the residual block ``X <- X + M(N(X))`` against the leaky Euler
@@ -15,8 +14,9 @@
 
 The models live in :mod:`hopfield_lab.mixer` and :mod:`hopfield_lab.ham`
 (:meth:`~hopfield_lab.mixer.ParallelMixerBlock.to_ham`, :meth:`~hopfield_lab.ham.HAM.eliminate`);
-this module only runs and draws them. Shapes: visible states ``(B, S, C)`` (batch, tokens,
-channels); trajectories ``(R, B, S, C)`` for ``R`` recorded times.
+this module only runs and draws them. Initial visible states ``(B, S, C)`` (batch, tokens,
+channels) come from :func:`hopfield_lab.odes.initial_states`; trajectories are ``(R, B, S, C)`` for
+``R`` recorded times.
 """
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ import torch
 from torch import Tensor
 
 from .. import mixer as mx
+from .. import odes
 from ..ham import DivergenceError
 
 
@@ -49,14 +50,6 @@ def symmixer_block(S: int = 4, C: int = 8, Ns: int = 20, Nc: int = 160, radii: t
             w = torch.randn(lin.weight.shape, generator=gen, dtype=dtype)
             lin.weight.copy_(r * w / w.norm())
     return blk.eval()
-
-
-def initial_states(block: mx.ParallelMixerBlock, batch: int = 10, mean: float = 0.5, std: float = 0.5,
-                   seed: int = 0) -> Tensor:
-    """``mean + std * N(0, 1)`` visible states of shape ``(batch, S, C)``."""
-    gen = torch.Generator().manual_seed(seed)
-    dtype = block.mlp_tokens.fc2.weight.dtype
-    return mean + std * torch.randn(batch, block.seq_len, block.dim, generator=gen, dtype=dtype)
 
 
 def _rel_dev(a: Tensor, b: Tensor) -> Tensor:
@@ -239,7 +232,7 @@ def make_widget(block: mx.ParallelMixerBlock | None = None, x0: Tensor | None = 
     import matplotlib.pyplot as plt
 
     block = block if block is not None else symmixer_block()
-    x0 = x0 if x0 is not None else initial_states(block, batch=4)
+    x0 = x0 if x0 is not None else odes.initial_states(block, batch=4)
     controls = {
         "tau": w.FloatLogSlider(value=0.1, base=10, min=-2.5, max=0, step=0.1, description="τ hidden"),
         "dt": w.FloatLogSlider(value=0.01, base=10, min=-3, max=-0.3, step=0.1, description="Euler dt"),

@@ -1,0 +1,208 @@
+"""What a training run leaves behind: its result record, and how runs and their λ are named
+(re-exported by :mod:`hopfield_lab.results`).
+
+* :class:`RunResult` -- the typed result (with :data:`SCHEMA_VERSION`) that
+  :func:`hopfield_lab.train.train` returns and writes as JSON, :func:`load_result` reads back
+  (older files are upgraded by :func:`upgrade`), and the book's chapter 8 plots.
+* :func:`format_lam` -- the shortest scientific notation that reads back as exactly λ
+  (``1e-02``, ``1.2e-02``); the one spelling of λ in file names and labels.
+* :func:`run_name` -- the file stem of a sweep run, unique per (model, n_iter, λ, seed).
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from dataclasses import MISSING, asdict, dataclass, field, fields
+from pathlib import Path
+
+from ..checkpoint import plain
+
+__all__ = ["RunResult", "SCHEMA_VERSION", "RESULT_NAME", "load_result", "upgrade", "format_lam", "run_name",
+           "git_commit", "versions"]
+
+
+def format_lam(lam: float) -> str:
+    """λ in the shortest ``%e`` form that ``float()`` reads back exactly: ``0 -> "0"``,
+    ``0.01 -> "1e-02"``, ``0.012 -> "1.2e-02"``, ``5e-4 -> "5e-04"``."""
+    lam = float(lam)
+    if lam == 0:
+        return "0"
+    for digits in range(17):
+        text = f"{lam:.{digits}e}"
+        if float(text) == lam:
+            return text
+    return repr(lam)  # inf / nan
+
+
+def run_name(model: str, lam: float | None, seed: int, n_iter: int | None = None) -> str:
+    """File stem of a sweep run, e.g. ``asymmixer_cifar_small_lam1.2e-2_seed0``.
+
+    λ is written by :func:`format_lam` with the exponent's leading zeros dropped (``1e-2``, the
+    spelling of the committed hopfield_lab/results/cifar10 files), so distinct λ give distinct names and
+    ``float(<text after "lam">)`` is λ again.
+    """
+    parts = [model]
+    if n_iter is not None:
+        parts.append(f"ni{n_iter}")
+    if lam is not None:
+        text = format_lam(lam)
+        if "e" in text:
+            mantissa, exponent = text.split("e")
+            text = f"{mantissa}e{int(exponent)}"
+        parts.append(f"lam{text}")
+    parts.append(f"seed{seed}")
+    return "_".join(parts)
+
+
+# ---------------------------------------------------------------------------------------------
+# the result record
+# ---------------------------------------------------------------------------------------------
+SCHEMA_VERSION = 2
+"""Version of :class:`RunResult`'s layout. 1: the files written before it had a number (the
+committed hopfield_lab/results/cifar10 runs: no ``schema_version``, ``status``, ``diverged`` or ``recipe``);
+2: adds those."""
+
+RESULT_NAME = "result.json"
+"""The result file's name in a run's ``out_dir``."""
+
+STATUSES = ("finished", "stopped", "diverged")
+
+
+@dataclass(kw_only=True)
+class RunResult:
+    """What a training run reports: the file the trainer writes, the book reads and the tests build.
+
+    All values are plain data (numbers, strings, lists, dicts; NaN and inf become None), so
+    :meth:`to_dict` is the JSON file's content and :meth:`from_dict` reads it back, upgrading the
+    layouts of older versions (:data:`SCHEMA_VERSION`). Accuracies are fractions; ``history``
+    holds one dict per epoch (``epoch, train_loss, train_acc, penalty, lr, epoch_time_s,
+    img_per_s, time_s`` and, when evaluated, ``test_loss, test_acc``); ``symmetry`` is the final
+    :func:`hopfield_lab.symmetry.symmetry_report`, ``symmetry_history`` ``[{"epoch", "report"}]``.
+    ``status``: ``"finished"``, ``"stopped"`` (``stop_after_epochs``) or ``"diverged"`` (then
+    ``diverged = {"epoch", "what"}``); ``config`` is the run's TrainConfig as a dict.
+    """
+
+    model: str
+    lam: float | None
+    dataset: str
+    epochs: int
+    epochs_done: int
+    seed: int
+    config: dict
+    history: list[dict]
+    status: str = "finished"
+    recipe: str = "none"
+    diverged: dict | None = None
+    test_acc: float | None = None
+    test_loss: float | None = None
+    train_acc: float | None = None
+    train_loss: float | None = None
+    best_test_acc: float | None = None
+    params: int | None = None
+    num_classes: int | None = None
+    n_train: int | None = None
+    n_test: int | None = None
+    img_size: int | None = None
+    symmetry: list[dict] | None = None
+    symmetry_history: list[dict] = field(default_factory=list)
+    wall_time_s: float | None = None
+    process_time_s: float | None = None
+    train_time_s: float | None = None
+    img_per_s: float | None = None
+    device: str | None = None
+    world_size: int = 1
+    amp: str | None = None
+    compiled: str | None = None          # perf.compile_status: "compiled", "eager", "eager (compile failed: ...)"
+    torch_version: str | None = None
+    python_version: str | None = None
+    hopfield_lab_version: str | None = None
+    git_commit: str | None = None
+    finished_at: str | None = None
+    schema_version: int = SCHEMA_VERSION
+
+    def __post_init__(self):
+        if self.status not in STATUSES:
+            raise ValueError(f"status must be one of {STATUSES}, got {self.status!r}")
+        if (self.status == "diverged") != (self.diverged is not None):
+            raise ValueError("a diverged run carries diverged={'epoch', 'what'}, and only a diverged run does")
+        if self.status == "finished" and self.test_acc is None:
+            raise ValueError("a finished run has a test accuracy (test_acc)")
+
+    @property
+    def finished(self) -> bool:
+        """True when every epoch ran (``status == "finished"``)."""
+        return self.status == "finished"
+
+    def to_dict(self) -> dict:
+        """The JSON-ready content of the result file (``finished`` included for readers of version 1)."""
+        d = plain(asdict(self))
+        d["finished"] = self.finished
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "RunResult":
+        """Read a result file's content, upgrading older layouts; a ValueError says what is missing."""
+        if not isinstance(d, dict):
+            raise ValueError(f"a result is a JSON object, got {type(d).__name__}")
+        d = upgrade(d)
+        names = {f.name for f in fields(cls)}
+        missing = sorted(f.name for f in fields(cls) if f.default is MISSING and f.default_factory is MISSING
+                         and f.name not in d)
+        if missing:
+            raise ValueError(f"not a training result: missing {missing}")
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+def upgrade(d: dict) -> dict:
+    """A result dict of any known :data:`SCHEMA_VERSION` in the current layout (a new dict)."""
+    d = dict(d)
+    version = d.get("schema_version", 1)
+    if not isinstance(version, int) or version > SCHEMA_VERSION:
+        raise ValueError(f"result schema version {version!r} is newer than this hopfield_lab knows "
+                         f"({SCHEMA_VERSION}): update hopfield_lab to read it")
+    if version == 1:  # before the status field: finished true/false; no divergence was recorded
+        d["status"] = "finished" if d.get("finished", True) else "stopped"
+        d.setdefault("recipe", (d.get("config") or {}).get("recipe", "none"))
+        d["diverged"] = None
+    d.pop("finished", None)
+    d["schema_version"] = SCHEMA_VERSION
+    return d
+
+
+def load_result(path: str | os.PathLike) -> RunResult:
+    """Read a result file (any known schema version)."""
+    path = Path(path)
+    try:
+        return RunResult.from_dict(json.loads(path.read_text()))
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path} is not valid JSON ({exc})") from None
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from None
+
+
+def git_commit() -> str | None:
+    """The project's git commit (``$HOPFIELD_LAB_GIT_COMMIT`` overrides), or None."""
+    env = os.environ.get("HOPFIELD_LAB_GIT_COMMIT")
+    if env:
+        return env
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent,
+                             capture_output=True, text=True, timeout=5)
+        return out.stdout.strip() or None if out.returncode == 0 else None
+    except Exception:
+        return None
+
+
+def versions() -> dict:
+    """Versions and commit of the code that ran: ``torch_version, python_version,
+    hopfield_lab_version, git_commit`` (fields of :class:`RunResult`; part of every committed
+    result's :func:`hopfield_lab.results.provenance`)."""
+    import platform
+
+    import torch
+
+    from .._version import __version__
+
+    return {"torch_version": torch.__version__, "python_version": platform.python_version(),
+            "hopfield_lab_version": __version__, "git_commit": git_commit()}

@@ -1,0 +1,84 @@
+"""Tests of hopfield_lab.demos.paramixer, the demos of chapter 6 (the parallelized Mixer).
+
+They drive the widget's callback the way Jupyter does (by setting control values) and check
+mathematical facts of what the callbacks computed, not just that they ran.
+"""
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from hopfield_lab import odes  # noqa: E402
+from hopfield_lab.demos import paramixer as dp  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def small_block():
+    blk = dp.symmixer_block(S=3, C=4, Ns=6, Nc=12, radii=(1.0, 2.0), seed=1)
+    return blk, odes.initial_states(blk, batch=3, seed=2)
+
+
+def test_symmixer_block_radii_and_flow(small_block):
+    blk, x0 = small_block
+    assert blk.mlp_tokens.fc2.weight.shape == (6, 3) and blk.mlp_channels.fc2.weight.shape == (12, 4)
+    assert abs(float(blk.mlp_tokens.fc2.weight.detach().norm()) - 1.0) < 1e-12
+    assert abs(float(blk.mlp_channels.fc2.weight.detach().norm()) - 2.0) < 1e-12
+    assert x0.shape == (3, 3, 4) and x0.dtype == torch.float64
+
+
+def test_adiabatic_deviation_shrinks_with_tau(small_block):
+    blk, x0 = small_block
+    devs = [float(dp.adiabatic_comparison(blk, x0, tau, T=2.0)["deviation"].max()) for tau in (0.2, 0.05, 0.0125)]
+    assert devs[0] > devs[1] > devs[2]
+    assert devs[2] < 0.05
+    # first order in tau: quartering tau divides the deviation by roughly 4 (at least 2, at most 6)
+    assert 2 < devs[0] / devs[1] < 6 and 2 < devs[1] / devs[2] < 6
+    res = dp.adiabatic_comparison(blk, x0, 0.05, T=2.0)
+    assert res["x_full"].shape == res["x_flow"].shape == (len(res["t"]), 3, 3, 4)
+    # the SymMixer energy never increases along its flow
+    assert (res["energy_flow"].diff(dim=0) <= 1e-12).all()
+
+
+def test_mixer_block_is_leaky_euler_with_steps_one_over_k_plus_two(small_block):
+    blk, x0 = small_block
+    m = dp.mixer_as_euler(blk, x0, n_iter=12)
+    assert m["X"].shape == (13, 3, 3, 4)
+    assert float(m["rel_err"].max()) < 1e-4  # exact up to the norm's eps = 1e-6
+    assert m["norm_X"][-1] > 3 * m["norm_X"][0]  # the residual stream grows, the Euler state does not
+
+
+def test_serial_parallel_gap_is_second_order():
+    g = dp.serial_parallel_gap(hs=(0.1, 0.01))
+    ratio = float(g["gap"][0] / g["gap"][1])
+    assert 50 < ratio < 200  # ~ (0.1 / 0.01)^2 = 100
+
+
+def test_norm_jacobian_asymmetry():
+    a = dp.norm_jacobian_asymmetry(S=3, C=4)
+    assert a["lagrangian (tokens x channels)"] < 1e-12
+    assert a["per token (channels)"] < 1e-12
+    assert a["nn.LayerNorm (element-wise gain)"] > 1e-3
+
+
+def test_paramixer_widget_callback(small_block):
+    blk, x0 = small_block
+    box = dp.make_widget(blk, x0, T=1.0)
+    assert not box.last["diverged"]
+    box.controls["tau"].value = 0.01
+    box.controls["dt"].value = 0.05  # Euler with dt > 2 tau: the fast layers blow up
+    assert box.last["diverged"] and box.last["tau"] == 0.01
+    box.controls["dt"].value = 0.001
+    last = box.last
+    assert not last["diverged"] and abs(last["dt"] - 0.001) < 1e-12
+    assert float(last["deviation"].max()) < 0.05
+
+
+def test_tau_player(small_block):
+    blk, x0 = small_block
+    html, res = dp.tau_player(blk, x0, taus=(0.3, 0.03), T=1.0)
+    assert "<script" in html.data and len(res) == 2
+    assert float(res[1]["deviation"].max()) < float(res[0]["deviation"].max())
