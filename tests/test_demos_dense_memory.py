@@ -13,6 +13,7 @@ import torch  # noqa: E402
 
 from hopfield_lab.classical import ModernHopfieldNetwork, capacity_curve, random_patterns  # noqa: E402
 from hopfield_lab.demos import dense_memory as dm  # noqa: E402
+from hopfield_lab.exercises import CORRECT, WRONG  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -158,8 +159,10 @@ def _not_implemented(X, xi, beta):
     (_not_implemented, False, "not implemented"),
 ])
 def test_check_update(fn, ok, says, capsys):
-    assert dm.check_update(fn) is ok
-    assert says in capsys.readouterr().out
+    assert dm.check_update(fn) is None  # it prints its verdict
+    out = capsys.readouterr().out.strip()
+    assert out.startswith(CORRECT if ok else WRONG) and len(out.splitlines()) == 1, out
+    assert says in out
 
 
 def test_committed_full_size_capacity_shows_what_the_chapter_says():

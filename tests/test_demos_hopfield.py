@@ -15,6 +15,7 @@ import torch  # noqa: E402
 from hopfield_lab import results  # noqa: E402
 from hopfield_lab.classical import capacity_curve  # noqa: E402
 from hopfield_lab.demos import hopfield as hd  # noqa: E402
+from hopfield_lab.exercises import CORRECT, WRONG  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -141,5 +142,7 @@ def _not_implemented(p):
     (_not_implemented, False, "not implemented"),
 ])
 def test_check_hebbian(fn, ok, says, capsys):
-    assert hd.check_hebbian(fn) is ok
-    assert says in capsys.readouterr().out
+    assert hd.check_hebbian(fn) is None  # it prints its verdict
+    out = capsys.readouterr().out.strip()
+    assert out.startswith(CORRECT if ok else WRONG) and len(out.splitlines()) == 1, out
+    assert says in out

@@ -517,10 +517,10 @@ def full_size_capacity(tiny: bool) -> tuple[dict, dict]:
 # --------------------------------------------------------------------------------------------
 # auto-checked exercise
 # --------------------------------------------------------------------------------------------
-def check_update(fn) -> bool:
+def check_update(fn) -> None:
     """Check a reader's ``fn(X (K, d), xi (B, d), beta) -> (B, d)``: one update (ch2-mhn-update)
-    of the modern Hopfield network, ``ξ_new = softmax(β ξ Xᵀ) X`` row by row. Prints one line;
-    returns True if right."""
+    of the modern Hopfield network, ``ξ_new = softmax(β ξ Xᵀ) X`` row by row. Prints one line:
+    correct, or what is wrong."""
     def test(f):
         g = torch.Generator().manual_seed(5)
         X = torch.randn(7, 4, generator=g, dtype=torch.float64)   # K = 7 patterns, d = 4

@@ -373,9 +373,9 @@ def full_size_capacity(tiny: bool) -> tuple[dict, dict]:
 # --------------------------------------------------------------------------------------------
 # auto-checked exercise
 # --------------------------------------------------------------------------------------------
-def check_hebbian(fn) -> bool:
+def check_hebbian(fn) -> None:
     """Check a reader's ``fn(patterns (K, N)) -> W (N, N)``: the Hebbian rule (ch1-hebb),
-    ``W_ij = (1/N) Σ_μ ξ^μ_i ξ^μ_j`` with a zero diagonal. Prints one line; returns True if right."""
+    ``W_ij = (1/N) Σ_μ ξ^μ_i ξ^μ_j`` with a zero diagonal. Prints one line: correct, or what is wrong."""
     def test(f):
         g = torch.Generator().manual_seed(3)
         pats = (2 * torch.randint(0, 2, (3, 8), generator=g) - 1).float()  # K = 3 patterns, N = 8
