@@ -426,7 +426,8 @@ class HopfieldNetwork:
             # fields after the flip: J s += (new - old) J[i] (integer updates stay exact)
             raw.addcmul_(new - old, jflat.index_select(0, base + i[:, 0]))
             if record_every and (t + 1) % record_every == 0:
-                frames.append(x.reshape(*lead, n).to(s.dtype))
+                # a copy: x is updated in place, and .to() returns x itself when the dtypes agree
+                frames.append(x.reshape(*lead, n).to(s.dtype, copy=True))
         flips = (x != start).sum()  # each neuron is updated once per sweep
         return x.reshape(*lead, n).to(s.dtype), int(flips), frames
 

@@ -264,3 +264,19 @@ def test_gpu_matches_cpu():
     x = torch.randn(5, 8)
     net_c, net_g = ModernHopfieldNetwork(x, 2.0), ModernHopfieldNetwork(x.cuda(), 2.0)
     torch.testing.assert_close(net_c.update(x), net_g.update(x.cuda()).cpu())
+
+
+@pytest.mark.parametrize("model", ["hopfield", "dense"])
+def test_recorded_frames_are_the_states_at_their_time(model):
+    """Each recorded frame is the state after its number of single-neuron updates: consecutive
+    frames differ in at most ``record_every`` neurons, and each recorded energy is its frame's
+    (frames once aliased the end-of-sweep state, so a recall looked finished after 32 updates)."""
+    g = gen(11)
+    pats = random_patterns(4, 64, generator=g)
+    net = HopfieldNetwork(pats) if model == "hopfield" else DenseAssociativeMemory(pats, F="poly", n=3)
+    cue = corrupt(pats[:2], 0.4, generator=g)
+    res = net.run(cue, record_every=8, generator=g)
+    assert res.frames.shape[0] == len(res.updates) == res.energy.shape[0]
+    changed = (res.frames.diff(dim=0) != 0).sum(-1)  # (T-1, B) neurons changed between frames
+    assert int(changed.max()) <= 8 and int(changed.sum()) >= int((cue != res.state).sum())
+    torch.testing.assert_close(res.energy, torch.stack([net.energy(f) for f in res.frames]))
