@@ -94,6 +94,18 @@ def test_sigma_sweep_and_examples_are_the_trajectories_scores():
     assert dm.mean_image_correlation(X, X.mean(0, keepdim=True)) == pytest.approx(1.0, abs=1e-6)
 
 
+def test_loss_references_are_the_losses_of_those_recalls():
+    _, X = _mf_model_and_images()
+    ref = dm.loss_references(X)
+    D = X.shape[1]
+    perfect = (X - X.mean(1, keepdim=True)) / (X - X.mean(1, keepdim=True)).pow(2).mean(1, keepdim=True).sqrt()
+    assert ref["perfect"] == pytest.approx(float((perfect - X).pow(2).mean()), rel=1e-5)
+    m = X.mean(0, keepdim=True).expand_as(X)
+    proto = (m - m.mean(1, keepdim=True)) / (m - m.mean(1, keepdim=True)).pow(2).mean(1, keepdim=True).sqrt()
+    assert ref["mean_image"] == pytest.approx(float((proto - X).pow(2).mean()), rel=1e-5)
+    assert ref["perfect"] < ref["mean_image"] < 1 + 1 / D
+
+
 def test_figures_from_plain_data():
     import matplotlib.pyplot as plt
 
@@ -136,6 +148,7 @@ def test_full_size_study_tiny_and_reload(tmp_path):
     t = data["timing"]
     assert t["image_passes"] == 2 * 256 and t["flops_per_image"] == mf.denoising_flops(64, 32, 32, 10)
     assert len(data["history"]["step_loss"]) == 2 * 4 and len(data["sweep"]["r_recall"]) == len(dm.SIGMAS)
+    assert data["loss_references"]["perfect"] < data["loss_references"]["mean_image"]
     results.save("ch05_metaformer.json", data, settings={**settings, "tiny": True}, seconds=1.0, root=tmp_path)
     full = dm.load_full_size(path=tmp_path / "ch05_metaformer.json")
     assert full["fields_s"].shape == (32, 64) and full["shape"] == (8, 8)
@@ -218,3 +231,39 @@ def test_energy_gradient_check_rejects_typical_mistakes(capsys, fn, says):
     out = capsys.readouterr().out.strip()
     assert out.startswith(f"{WRONG} Closed-form energy gradient:"), out
     assert says in out and "Traceback" not in out, out
+
+
+# --- checked outputs of the chapter are machine-independent -----------------------------------------
+
+def _far_from_rounding(x: float, decimals: int, margin: float = 1e-7) -> bool:
+    """True when float noise below ``margin`` cannot change ``round(x, decimals)``."""
+    scaled = x * 10 ** decimals
+    return abs(scaled - round(scaled) - 0.5) > margin * 10 ** decimals and abs(
+        scaled - round(scaled) + 0.5) > margin * 10 ** decimals
+
+
+def test_toy_training_prints_the_same_numbers_for_any_thread_count():
+    """The chapter prints the toy losses to 4 decimals (float64): they agree across thread counts
+    and lie far from a rounding boundary, so summation order cannot change the printed digits."""
+    before_threads = torch.get_num_threads()
+    try:
+        runs = []
+        for n in (1, 2):
+            torch.set_num_threads(n)
+            runs.append(dm.toy_denoising(mf.DenoisingConfig.quick()))
+    finally:
+        torch.set_num_threads(before_threads)
+    (b1, a1), (b2, a2) = runs
+    assert abs(b1 - b2) < 1e-12 and abs(a1 - a2) < 1e-12
+    assert a1 < b1 and _far_from_rounding(b1, 4) and _far_from_rounding(a1, 4)
+
+
+def test_first_check_cell_energies_are_far_from_rounding():
+    """The chapter's first checked cell prints mean energies of a float64 descent to 3 decimals."""
+    gen = torch.Generator().manual_seed(0)
+    small = mf.EnergyMetaFormer(16, 10, 12, init_mean=0.0, init_std=0.5, generator=gen).double()
+    x0 = small.random_state(32, scale=2.0, generator=gen)
+    with torch.no_grad():
+        _, E = small.descend(x0, steps=40, alpha=0.05, record_energy=True)
+    for k in (0, 10, 20, 40):
+        assert _far_from_rounding(float(E[k].mean()), 3), float(E[k].mean())

@@ -3,7 +3,8 @@
 * :func:`correlation` -- per-image Pearson correlation, the denoising score of the chapter.
 * :func:`denoise_trajectory` -- noisy cue -> visible activation after every descent step, with energies.
 * :func:`sigma_sweep`, :func:`denoising_examples` -- recall quality against the noise level, and
-  a few recalled images at some noise levels.
+  a few recalled images at some noise levels; :func:`mean_image_correlation` and
+  :func:`loss_references` -- what a network that recalls one prototype would score.
 * Figures, each drawn from plain data so that the live run and the committed full-size run use the
   same function: :func:`plot_loss`, :func:`plot_fields` (receptive fields, also
   :func:`plot_receptive_fields`), :func:`plot_energy_descent`, :func:`plot_sigma_sweep`,
@@ -36,6 +37,16 @@ FULL_SIZE = "full_size/ch05_metaformer.json"
 SIGMAS = (0.0, 0.05, 0.1, 0.2, 0.3, 0.5)          # the noise sweep
 EXAMPLE_SIGMAS = (0.1, 0.3, 0.5)                  # the denoising examples
 DESCENT = {"n_states": 16, "steps": 28, "alpha": 0.5, "scale": 10.0, "seed": 1}   # energy from random states
+#: the official notebook's set-up for the paper's Fig. 2b, 2c (``demo/demo_energymetaformer.ipynb`` of
+#: github.com/Toshihiro-Ota/paramixer), in the words of :func:`settings_table`
+OFFICIAL = {
+    "data": "MNIST, 60,000 training images",
+    "network": "900-784-900",
+    "initial synapses": "0.02 N(0, 1)",
+    "training": "Adam 1e-4, batch 512, 100 epochs (11,800 steps)",
+    "denoising": "σ = 0.3, K = 10 steps of α = 0.1",
+    "energy descent": "1 random state 10 N(0, 1), 28 updates of α = 0.5",
+}
 #: Colab's T4: FP32 peak 8.1 TFLOP/s (NVIDIA's data sheet); assumed to sustain half of it here
 T4_PEAK_FLOPS = 8.1e12
 T4_UTILISATION = 0.5
@@ -109,6 +120,23 @@ def mean_image_correlation(train: Tensor, test: Tensor) -> float:
     """Mean correlation of the average training image with each test image ``(N, n_v)``: the score
     of a network that recalls one prototype whatever the cue."""
     return float(correlation(train.mean(0, keepdim=True).expand_as(test), test).mean())
+
+
+def loss_references(clean: Tensor) -> dict:
+    """Two reference values of the denoising loss eq. (ch5-loss) on the images ``clean`` ``(N, n_v)``
+    (L2-normalised): ``"perfect"``, a recall with correlation 1 with every image, and
+    ``"mean_image"``, a recall equal to the images' average whatever the cue.
+
+    With ``||g_v||^2 = D`` (LayerNorm, epsilon neglected) the loss of a recall with correlation
+    ``r`` is ``1 + ||t||^2 / D - 2 r ||t - mean(t)|| / sqrt(D)``, averaged over the images."""
+    D = clean.shape[1]
+    centred_norm = (clean - clean.mean(1, keepdim=True)).norm(dim=1)
+    r_mean = correlation(clean.mean(0, keepdim=True).expand_as(clean), clean)
+
+    def loss(r):
+        return float((1 + clean.pow(2).sum(1) / D - 2 * r * centred_norm / D ** 0.5).mean())
+
+    return {"perfect": loss(1.0), "mean_image": loss(r_mean)}
 
 
 # -------------------------------------------------------------------- figures
@@ -298,9 +326,63 @@ def descent_player(model: mf.EnergyMetaFormer, clean: Tensor, shape: tuple[int, 
     return html, traj
 
 
+def _training(config: mf.DenoisingConfig, n_images: int) -> str:
+    steps = config.epochs * -(-n_images // config.batch_size)
+    return f"Adam {config.lr:g}, batch {config.batch_size}, {config.epochs} epochs ({steps:,} steps)"
+
+
+def settings_table(live: dict, full: dict) -> str:
+    """A Markdown table of the set-ups: the official notebook's, this page's run and the committed
+    full-size run. ``live``: ``{"config", "data", "n_train", "n_visible", "mode"}`` of the chapter's
+    run; ``full``: :func:`load_full_size`."""
+    fc = mf.DenoisingConfig(**full["settings"]["config"])
+    init = "0.2 + 0.02 N(0, 1)"
+    descent = (f"{DESCENT['n_states']} random states {DESCENT['scale']:g} N(0, 1), {DESCENT['steps']} updates "
+               f"of α = {DESCENT['alpha']:g}")
+    cols = {
+        "official notebook (paper's Fig. 2b, 2c)": OFFICIAL,
+        f"this page ({live['mode']} mode)": {
+            "data": live["data"], "network": f"{live['config'].n_s}-{live['n_visible']}-{live['config'].n_c}",
+            "initial synapses": init, "training": _training(live["config"], live["n_train"]),
+            "denoising": f"σ = {live['config'].sigma:g}, K = {live['config'].steps} steps of α = {live['config'].alpha:g}",
+            "energy descent": descent},
+        "committed full-size run": {
+            "data": full["settings"]["data"].split(";")[0] + f" ({full['n_test']:,} more held out)",
+            "network": full["settings"]["network"], "initial synapses": init,
+            "training": _training(fc, full["n_train"]),
+            "denoising": f"σ = {fc.sigma:g}, K = {fc.steps} steps of α = {fc.alpha:g}", "energy descent": descent},
+    }
+    rows = ["| | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
+    for key in OFFICIAL:
+        rows.append(f"| {key} | " + " | ".join(c[key] for c in cols.values()) + " |")
+    return "\n".join(rows)
+
+
+def toy_denoising(config: mf.DenoisingConfig) -> tuple[float, float]:
+    """The chapter's checked training run, in float64 so that its printed numbers hold on every
+    machine: 64 noisy copies of 4 random 6x6 prototypes, a 20-36-20 network, 20 epochs of batch 16
+    (80 Adam steps of learning rate 1e-2; ``config`` gives sigma, steps and alpha). Returns the
+    denoising loss on fixed noise before and after training."""
+    gen = torch.Generator().manual_seed(0)
+    protos = torch.rand(4, 1, 6, 6, generator=gen)
+    noisy = (protos.repeat(16, 1, 1, 1) + 0.05 * torch.randn(64, 1, 6, 6, generator=gen)).clamp(0, 1)
+    toy = mf.prepare_images((noisy * 255).to(torch.uint8)).double()                   # (64, 36)
+    net = mf.EnergyMetaFormer(36, 20, 20, generator=torch.Generator().manual_seed(0)).double()
+
+    def loss() -> float:
+        with torch.no_grad():
+            return float(net.denoising_loss(toy, config.sigma, config.steps, config.alpha,
+                                            generator=torch.Generator().manual_seed(5)))
+
+    before = loss()
+    mf.fit(net, toy, config.replace(n_s=20, n_c=20, epochs=20, batch_size=16, lr=1e-2), progress=False)
+    return before, loss()
+
+
 # -------------------------------------------------------------------- the full-size study
 #: epochs of the committed full-size run (8,000 MNIST images, batch 512: 16 Adam steps per epoch);
-#: chosen so that it fits in about an hour on one CPU core (measured: about 12 s per epoch)
+#: chosen so that it fits in about an hour on one CPU core (measured first: 12 s of CPU time and
+#: about 18 s of wall time per epoch on the shared 2-core machine of the README's row)
 FULL_SIZE_EPOCHS = 200
 
 
@@ -379,6 +461,7 @@ def full_size_ch05_metaformer(tiny: bool = False) -> tuple[dict, dict]:
         "energy": _sig(mf.energy_descent(model, **DESCENT).T.tolist(), 7),    # (n_states, updates + 1)
         "sweep": {k: _sig(v) for k, v in sigma_sweep(model, X_test, SIGMAS, config.steps, config.alpha).items()},
         "r_mean": _sig(mean_image_correlation(X, X_test)),
+        "loss_references": {k: _sig(v) for k, v in loss_references(X).items()},
         "examples": {"sigmas": ex["sigmas"], "clean": _pack(ex["clean"]),
                      "noisy": [_pack(t) for t in ex["noisy"]], "recall": [_pack(t) for t in ex["recall"]],
                      "r_cue": [_sig(t.tolist(), 4) for t in ex["r_cue"]],
