@@ -509,7 +509,9 @@ def _duration(seconds: float) -> str:
         return f"{seconds:.0f} s"
     if seconds < 5400:
         return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
+    if seconds < 2 * 86400:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.0f} days"
 
 
 def colab_t4_estimate(config: mf.DenoisingConfig, n_images: int, n_visible: int, measured: dict) -> str:
@@ -525,7 +527,7 @@ def colab_t4_estimate(config: mf.DenoisingConfig, n_images: int, n_visible: int,
     t4_rate = T4_PEAK_FLOPS * T4_UTILISATION
     return (f"Expected full-mode training time on a Colab T4: about {_duration(total / t4_rate)} (estimate: "
             f"{config.epochs} epochs x {n_images:,} images x {flops / 1e6:.0f} MFLOP = {total:.1e} FLOP; "
-            f"the committed CPU run sustained {cpu_rate / 1e9:.0f} GFLOP/s at these sizes "
+            f"the committed CPU run sustained {cpu_rate / 1e9:.3g} GFLOP/s at these sizes "
             f"({1e3 * float(measured['seconds_per_image']):.1f} ms per image), so {_duration(total / cpu_rate)} "
             f"there; a T4 at {T4_UTILISATION:.0%} of its {T4_PEAK_FLOPS / 1e12:.1f} TFLOP/s FP32 peak is "
             f"{t4_rate / cpu_rate:.0f}x faster).")
