@@ -8,18 +8,24 @@ module                      contents
 ==========================  ===================================================
 ``runtime``                 quick/full switch, device, seeds, chapter set-up
 ``lagrangians``             Lagrangians and their activations
-``ham``                     hierarchical associative memory: layers, synapses, energy, dynamics
+``ham``                     hierarchical associative memory: layers, synapses (tied or
+                            untied), energy, the one integrator and energy-increase counter
 ``classical``               binary Hopfield network, dense associative memory, modern Hopfield
-``mixer``                   vanilla / Para / Sym / Asym MLP-Mixers, ``create_model``
+``mixer``                   the model families (one registry), ``create_model``
 ``official``                loading the official code's state_dicts
 ``symmetry``                symmetry metrics of trained two-layer MLPs
-``data``                    data sets and the GPU-resident loader
-``train``                   the training engine
+``perf``                    every speed switch: compile (with fallback), fused AdamW, autocast, CPU allocator
+``data``                    the data-set registry, ``load_splits``, the GPU-resident loader
+``config``                  ``TrainConfig``: one run's settings
+``train``, ``checkpoint``   the training loop; atomic checkpoints and resume
+``bench``                   training throughput
+``results``                 run records (``RunResult``) and the committed results (package data)
 ``distributed``             torchrun / DDP helpers
 ``recipes``, ``streaming``  the paper's 224-px recipe and the streaming loader
 ``metaformer``              the Energy MetaFormer
-``odes``                    the symmetry-breaking ODE demos
-``demos``                   the chapters' interactive demos
+``odes``                    the symmetry-breaking ODEs (a view of the HAM core)
+``exercises``               the one-line checks of the chapters' coding exercises
+``viz``, ``demos``          plotting helpers and the chapters' interactive demos
 ==========================  ===================================================
 """
 from __future__ import annotations

@@ -69,8 +69,10 @@ class TrainConfig:
                                     "for it (default: the data's size)")
     train_subset: int | None = _f(None, "use only N training images, a fixed random subset (quick runs)")
     test_subset: int | None = _f(None, "use only N test images, a fixed random subset (quick runs)")
-    amp: bool = _f(True, "bf16 autocast on CUDA (ignored on CPU)")
-    compile: bool = _f(False, "torch.compile the model")
+    amp: bool = _f(True, "bf16 autocast on CUDA (on CPU only with HOPFIELD_LAB_CPU_BF16=1 on a CPU "
+                         "with bf16 units; see hopfield_lab.perf)")
+    compile: bool | None = _f(None, "torch.compile the model; default: on CUDA, off on CPU. A compile "
+                                    "error warns and falls back to eager (hopfield_lab.perf)")
     device: str | None = _f(None, "cuda | cpu | cuda:1 ... (default: CUDA if present)")
     seed: int = _f(0, "seed of initialisation, shuffling and augmentation")
     deterministic: bool = _f(False, "use deterministic algorithms only (slower on GPU)")

@@ -12,7 +12,9 @@ are integrated out in the adiabatic limit, which leaves the flow (tau_v = 1)
 with token weights ``A`` ``(Ns, S)``, channel weights ``B`` ``(Nc, C)`` and the symmetry-breaking
 parts ``V_s`` ``(S, Ns)`` and ``V_c`` ``(C, Nc)``: the feedback weights are ``A^T + V_s`` and
 ``B^T + V_c``, the layout of :attr:`hopfield_lab.mixer.AsymMlp.breaking` (``V^s``, ``V^c`` of the
-AsymMixer: one Euler step of (1) without the leak ``-X`` is an AsymMixer block). With
+AsymMixer; an AsymMixer block ``X + M(LN X)`` is not a unit Euler step of (1), which would
+be ``X <- M(G)``, but an Euler step of size ``1/(k+2)`` of (1) for the rescaled state
+``X_k/(k+1)``: book chapter 6). With
 ``V_s = V_c = 0`` the feedback weights are the transposes of the feedforward ones and
 
     E(X) = [<X, G> - L_v(X)] - sum Phi_GELU(A G) - sum Phi_GELU(G B^T)                 (2)

@@ -111,7 +111,7 @@ def mode_summary(dev: torch.device) -> tuple[str, str]:
     if mode == "quick":
         text = (f"The live cells of this page run in <b>quick mode</b> on <b>{where}</b> "
                 f"(hopfield_lab {hopfield_lab.__version__}, torch {torch.__version__}): sizes are cut so "
-                "that a chapter executes in about a minute on two CPU cores. Where an effect needs size, "
+                "that a chapter executes in minutes on two CPU cores. Where an effect needs size, "
                 "the page also shows a <i>committed full-size result</i>. For the full-size runs set "
                 f"<code>{QUICK_ENV}=0</code> before this cell (meant for a GPU: on Colab, "
                 "<i>Runtime &rsaquo; Change runtime type &rsaquo; GPU</i>).")

@@ -16,7 +16,7 @@ the loaders and the loop. What a run does:
   (see :func:`train`);
 * optimisation: AdamW (fused on CUDA), no weight decay on 1-D parameters (norms, biases),
   warm-up + cosine or one-cycle schedule stepped every batch, label smoothing, bf16 autocast on
-  CUDA, optional ``torch.compile``; the model's ``symmetry_penalty()`` (AsymMixer:
+  CUDA, ``torch.compile`` on CUDA (falls back to eager); the model's ``symmetry_penalty()`` (AsymMixer:
   ``lam * sum ||V||^2``) is added to the loss;
 * every epoch: evaluation, history (plain numbers), symmetry metrics of the weights
   (:func:`hopfield_lab.symmetry.symmetry_report`), an atomic checkpoint (temp file + ``os.replace``);
@@ -30,6 +30,7 @@ the loaders and the loop. What a run does:
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import time
@@ -43,6 +44,7 @@ from torch import nn
 from . import checkpoint as ck
 from . import data as hd
 from . import distributed as D
+from . import perf
 from . import recipes
 from .config import RESUME_FREE, TrainConfig, quick_config  # noqa: F401  (quick_config: re-exported)
 from .mixer import Mixer, create_model, family_of
@@ -183,9 +185,8 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
 
 
 def make_optimizer(model: nn.Module, cfg: TrainConfig, device: torch.device) -> torch.optim.Optimizer:
-    """AdamW, fused on CUDA (one kernel for all parameters)."""
-    kw = {"fused": True} if device.type == "cuda" else {}
-    return torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr, **kw)
+    """AdamW, fused (one kernel for all parameters) where torch has the kernel: CUDA, and CPU."""
+    return perf.adamw(param_groups(model, cfg.weight_decay), lr=cfg.lr, device=device)
 
 
 class WarmupCosine:
@@ -414,6 +415,9 @@ def _train(cfg: TrainConfig, model: nn.Module | None, loaders) -> RunResult:
         _prepare_outputs(cfg)
     info = D.init_distributed(cfg.device)
     device = info.device
+    if device.type == "cpu":  # keep activations' memory in the process between steps
+        perf.tune_cpu_allocator()
+    cfg = dataclasses.replace(cfg, compile=perf.should_compile(cfg.compile, device))  # None: CUDA only
     seed_everything(cfg.seed)
 
     if loaders is None and cfg.recipe != "none":
@@ -439,7 +443,7 @@ def _train(cfg: TrainConfig, model: nn.Module | None, loaders) -> RunResult:
     n_params = sum(p.numel() for p in base.parameters())
     optimizer = make_optimizer(base, cfg, device)
     scheduler = make_scheduler(optimizer, cfg, steps_per_epoch)
-    amp_dtype = torch.bfloat16 if (cfg.amp and device.type == "cuda") else None
+    amp_dtype = perf.amp_dtype(device, cfg.amp)
 
     history: list[dict] = []
     sym_history: list[dict] = []
@@ -463,8 +467,7 @@ def _train(cfg: TrainConfig, model: nn.Module | None, loaders) -> RunResult:
     eval_model = base
     if cfg.compile:
         _raise_recompile_limit()
-        train_model = torch.compile(train_model)
-        eval_model = torch.compile(base)
+        train_model, eval_model = perf.compile_module(train_model), perf.compile_module(base)
 
     def sync():
         if device.type == "cuda":
@@ -562,7 +565,7 @@ def _train(cfg: TrainConfig, model: nn.Module | None, loaders) -> RunResult:
         train_time_s=train_time, img_per_s=img_s,
         device=torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         world_size=info.world_size, amp="bf16" if amp_dtype is not None else None,
-        config=cfg.to_dict(), finished_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        compiled=perf.compile_status(train_model), config=cfg.to_dict(), finished_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         **versions())))
     target = cfg.result_path or (Path(cfg.out_dir) / RESULT_NAME if cfg.out_dir else None)
     if info.is_main and status != "stopped" and target is not None:

@@ -28,6 +28,7 @@ SETUP_MARK = "# hopfield-lab: setup"
 CHECK_TAG = "nbval-check-output"   # nbval's cell tag: compare this cell's output with the stored one
 BADGE_MARK = "colab-badge.svg"
 COLAB_DIR = "colab"                # tools/colab_export.py writes the Colab notebooks here
+KEPT_METADATA = "mystnb,tags,-all"  # cell metadata that `source` writes (and `build` reads back)
 
 
 def is_checked(cell) -> bool:
@@ -211,7 +212,10 @@ def main(argv: list[str]) -> int:
     elif cmd == "source" and len(rest) == 1:
         import jupytext
 
-        print(jupytext.writes(nbformat.read(rest[0], as_version=4), fmt="py:percent"))
+        nb = nbformat.read(rest[0], as_version=4)
+        # keep the cell tags and the figure captions on the round trip, whatever filter is stored
+        nb.metadata.setdefault("jupytext", {})["cell_metadata_filter"] = KEPT_METADATA
+        print(jupytext.writes(nb, fmt="py:percent"))
     elif cmd == "strip" and rest:
         for p in rest:
             nbformat.write(strip(with_setup(nbformat.read(p, as_version=4), Path(p))), p)

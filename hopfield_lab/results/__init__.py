@@ -9,7 +9,11 @@ folder             what                                                        w
 =================  ==========================================================  =================
 ``full_size/``     chapters' full-size runs (capacity curves, the Energy       ``benchmarks/full_size.py``
                    MetaFormer on MNIST, the large ODE system, ...)
-``cifar10/``       the CIFAR-10 training study of chapter 8                    ``benchmarks/cifar10_study.sh``
+``cifar10/``       the CIFAR-10 training study of chapter 8 (12 epochs; a      ``benchmarks/cifar10_study.sh``
+                   longer or multi-seed study goes in a sibling ``cifar10_*/``)
+``cifar10_``       30-epoch reference accuracies measured with the official    by hand, from the
+``reference/``     model code (one home for those numbers; see its README)     runs it describes
+``throughput/``    training img/s, ours against the official code              ``benchmarks/bench_mixer.py``
 =================  ==========================================================  =================
 
 Two modules, one home each:

@@ -113,6 +113,7 @@ class RunResult:
     device: str | None = None
     world_size: int = 1
     amp: str | None = None
+    compiled: str | None = None          # perf.compile_status: "compiled", "eager", "eager (compile failed: ...)"
     torch_version: str | None = None
     python_version: str | None = None
     hopfield_lab_version: str | None = None
