@@ -158,6 +158,28 @@ def test_full_size_study_tiny_and_reload(tmp_path):
     assert full["examples"]["clean"].shape == (8, 64)
 
 
+def test_committed_full_size_result_is_what_chapter_5_describes():
+    """The chapter's prose about the committed run rests on these facts of its JSON."""
+    full = dm.load_full_size()
+    s = full["settings"]
+    assert s["dataset"] == "mnist-test10k" and not s["tiny"] and s["network"] == "900-784-900"
+    assert s["config"]["epochs"] == 200 and full["n_train"] == 8000 and full["n_test"] == 2000
+    assert len(full["history"]["step_loss"]) == 3200                       # 3,200 Adam steps
+    assert full["fields_s"].shape == (64, 784) and full["shape"] == (28, 28)
+    i3 = dm.SIGMAS.index(0.3)
+    sw = full["sweep"]
+    assert sw["r_cue"][i3] < 0.15 < full["r_mean"] < sw["r_recall"][i3]    # recall beats the prototype
+    assert all(r > c for r, c in zip(sw["r_recall"][1:], sw["r_cue"][1:]))  # from sigma = 0.05 on
+    assert sw["r_recall"][0] < 1.0
+    ref = full["loss_references"]
+    assert ref["perfect"] < full["history"]["loss"][-1] < ref["mean_image"]
+    E = full["energy"]                                                      # (29, 16)
+    rise = E.diff(dim=0).clamp(min=0)
+    assert int((rise > 1e-6 * E.abs().max()).sum()) == 17                  # the small late rises the text reports
+    assert float(rise.max()) < 5e-4 * float(E[-1].abs().min())              # at most 0.05 % of the level
+    assert not (rise[:20] > 0).any()                                        # none in the first 20 updates
+
+
 def test_colab_t4_estimate_is_derived_from_the_measured_rate():
     cfg = mf.DenoisingConfig.paper()
     flops = mf.denoising_flops(784, 900, 900, 10)
