@@ -24,6 +24,7 @@ from hopfield_lab import results
 #: study name -> "module:function" (a chapter's demos module)
 STUDIES: dict[str, str] = {
     "ch07_large": "hopfield_lab.demos.symmetry_breaking:full_size_large",
+    "ch05_metaformer": "hopfield_lab.demos.metaformer:full_size_ch05_metaformer",
 }
 
 

@@ -23,7 +23,7 @@ from typing import Callable
 
 import torch
 
-__all__ = ["check", "assert_close", "CORRECT", "WRONG"]
+__all__ = ["check", "assert_close", "name_mistake", "CORRECT", "WRONG"]
 
 CORRECT = "✔"
 WRONG = "✘"
@@ -70,3 +70,15 @@ def assert_close(got, want: torch.Tensor, what: str, *, atol: float = 1e-6, rtol
         raise AssertionError(
             f"{what}: {int(bad.sum())} of {bad.numel()} entries differ, e.g. at index {idx}: "
             f"got {float(g[idx]):.6g}, expected {float(w[idx]):.6g}.")
+
+
+def name_mistake(got, want: torch.Tensor, variants, what: str, *, atol: float = 1e-6, rtol: float = 1e-5) -> None:
+    """Raise an :class:`AssertionError` naming a typical mistake when ``got`` is not ``want`` but
+    equals one of the wrong answers in ``variants`` (pairs ``(value, message)``); else do nothing
+    (:func:`assert_close` then reports the difference)."""
+    if isinstance(got, torch.Tensor) and tuple(got.shape) == tuple(want.shape) and bool(torch.isfinite(got).all()):
+        g, w = got.detach().to("cpu", torch.float64), want.detach().to("cpu", torch.float64)
+        if not torch.allclose(g, w, rtol=rtol, atol=atol):
+            for value, message in variants:
+                if torch.allclose(g, value.detach().to("cpu", torch.float64), rtol=rtol, atol=atol):
+                    raise AssertionError(f"{what}: {message}")

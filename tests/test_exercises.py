@@ -36,3 +36,14 @@ def test_wrong_answers_say_what_is_wrong(capsys, fn, says):
     check("double", _test, fn)
     out = capsys.readouterr().out.strip()
     assert out.startswith(f"{WRONG} double:") and says in out and "Traceback" not in out
+
+
+def test_name_mistake_names_only_a_listed_wrong_answer():
+    from hopfield_lab.exercises import name_mistake
+
+    want = torch.arange(4.0)
+    name_mistake(want.clone(), want, [(-want, "sign")], "x")             # right: silent
+    name_mistake(want + 5, want, [(-want, "sign")], "x")                 # wrong, not listed: silent
+    name_mistake(torch.zeros(3), want, [(-want, "sign")], "x")           # wrong shape: left to assert_close
+    with pytest.raises(AssertionError, match="x: sign"):
+        name_mistake(-want, want, [(want + 1, "off by one"), (-want, "sign")], "x")
