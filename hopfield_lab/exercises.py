@@ -74,11 +74,16 @@ def assert_close(got, want: torch.Tensor, what: str, *, atol: float = 1e-6, rtol
 
 def name_mistake(got, want: torch.Tensor, variants, what: str, *, atol: float = 1e-6, rtol: float = 1e-5) -> None:
     """Raise an :class:`AssertionError` naming a typical mistake when ``got`` is not ``want`` but
-    equals one of the wrong answers in ``variants`` (pairs ``(value, message)``); else do nothing
-    (:func:`assert_close` then reports the difference)."""
-    if isinstance(got, torch.Tensor) and tuple(got.shape) == tuple(want.shape) and bool(torch.isfinite(got).all()):
-        g, w = got.detach().to("cpu", torch.float64), want.detach().to("cpu", torch.float64)
-        if not torch.allclose(g, w, rtol=rtol, atol=atol):
-            for value, message in variants:
-                if torch.allclose(g, value.detach().to("cpu", torch.float64), rtol=rtol, atol=atol):
-                    raise AssertionError(f"{what}: {message}")
+    matches one of ``variants``, a list of ``(what a typical wrong answer returns, message)``.
+
+    Does nothing when ``got`` is right, is not a finite tensor of ``want``'s shape, or matches no
+    variant (then :func:`assert_close` says what differs). Use it before :func:`assert_close`.
+    """
+    if not (isinstance(got, torch.Tensor) and tuple(got.shape) == tuple(want.shape)):
+        return
+    g, w = got.detach().to("cpu", torch.float64), want.detach().to("cpu", torch.float64)
+    if not torch.isfinite(g).all() or torch.allclose(g, w, rtol=rtol, atol=atol):
+        return
+    for value, message in variants:
+        if torch.allclose(g, value.detach().to("cpu", torch.float64), rtol=rtol, atol=atol):
+            raise AssertionError(f"{what}: {message}")
