@@ -23,7 +23,7 @@ from typing import Callable
 
 import torch
 
-__all__ = ["check", "assert_close", "CORRECT", "WRONG"]
+__all__ = ["check", "assert_close", "name_mistake", "CORRECT", "WRONG"]
 
 CORRECT = "✔"
 WRONG = "✘"
@@ -70,3 +70,20 @@ def assert_close(got, want: torch.Tensor, what: str, *, atol: float = 1e-6, rtol
         raise AssertionError(
             f"{what}: {int(bad.sum())} of {bad.numel()} entries differ, e.g. at index {idx}: "
             f"got {float(g[idx]):.6g}, expected {float(w[idx]):.6g}.")
+
+
+def name_mistake(got, want: torch.Tensor, variants, what: str, *, atol: float = 1e-6, rtol: float = 1e-5) -> None:
+    """Raise an :class:`AssertionError` naming a typical mistake when ``got`` is not ``want`` but
+    matches one of ``variants``, a list of ``(what a typical wrong answer returns, message)``.
+
+    Does nothing when ``got`` is right, is not a finite tensor of ``want``'s shape, or matches no
+    variant (then :func:`assert_close` says what differs). Use it before :func:`assert_close`.
+    """
+    if not (isinstance(got, torch.Tensor) and tuple(got.shape) == tuple(want.shape)):
+        return
+    g, w = got.detach().to("cpu", torch.float64), want.detach().to("cpu", torch.float64)
+    if not torch.isfinite(g).all() or torch.allclose(g, w, rtol=rtol, atol=atol):
+        return
+    for value, message in variants:
+        if torch.allclose(g, value.detach().to("cpu", torch.float64), rtol=rtol, atol=atol):
+            raise AssertionError(f"{what}: {message}")

@@ -117,3 +117,128 @@ def test_memory_network_special_cases():
 def test_plane_animation_has_frames():
     html = dh.plane_animation([0.05, 0.5]).data
     assert html.count("data:image/png") >= 2 or "frames[1]" in html
+
+
+@pytest.fixture
+def float64_default():
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)      # as in the chapter: the random draws depend on it
+    yield
+    torch.set_default_dtype(old)
+
+
+def test_capacity_verdicts_are_far_from_sign_ties(float64_default):
+    """Section 4.4's recall fractions are a checked output: each cue's verdict (all signs right or
+    not) must not depend on rounding. Reruns the chapter's quick-mode draws (N = 64, 64 cues per
+    load) and runs the networks at the loads where the recall is partial, for all three hidden
+    Lagrangians: every margin min_i t_i g_i is far from 0."""
+    N, cues_per_k = 64, 64
+    gen = torch.Generator().manual_seed(11)
+    kinds = {"quadratic": (lg.Identity(), math.sqrt(3 / N)), "dense": (lg.RePU(n=3), (3 / N ** 2) ** (1 / 3)),
+             "modern": (lg.Softmax(beta=0.5 / 3), 3.0)}
+    fractions = {}
+    for load in [0.0625, 0.125, 0.25, 0.5, 1, 2, 4, 8]:
+        K = int(load * N)
+        pats = cl.random_patterns(K, N, generator=gen, dtype=torch.float64)
+        which = torch.randint(0, K, (cues_per_k,), generator=gen)
+        targets = pats[which]
+        cues = cl.corrupt(targets, 0.1, generator=gen)
+        if load not in (0.125, 0.25, 4, 8):
+            continue
+        for name, (hidden, a) in kinds.items():
+            m = dh.recall_margins(dh.memory_network(pats, hidden, scale=a).eliminate("h"), targets, cues)
+            assert m.shape == (cues_per_k,)
+            assert float(m.abs().min()) > 1e-3, (load, name)
+            fractions[load, name] = float((m > 0).double().mean())
+    # the partial recalls the chapter prints (0.59, 0.12 | 0.92, 0.56)
+    assert [round(fractions[k], 2) for k in ((0.125, "quadratic"), (0.25, "quadratic"), (4, "dense"), (8, "dense"))] \
+        == [0.59, 0.12, 0.92, 0.56]
+
+
+# --- the auto-checked coding exercise: the energy of a chain ---------------------------------------
+
+from hopfield_lab.exercises import CORRECT, WRONG  # noqa: E402
+
+
+def _activations(xs, lags):
+    return {n: lags[n].activation(x) for n, x in xs.items()}
+
+
+def chain_reference(xs, W1, W2, lags):
+    g = _activations(xs, lags)
+    layers = sum((xs[n] * g[n]).sum(-1) - lags[n](xs[n]) for n in xs)
+    return layers - (g["h1"] * (g["v"] @ W1.T)).sum(-1) - (g["h2"] * (g["h1"] @ W2.T)).sum(-1)
+
+
+def chain_einsum(xs, W1, W2, lags):          # the same energy, written with einsum and legendre()
+    g = _activations(xs, lags)
+    layers = sum(lags[n].legendre(xs[n]) for n in xs)
+    return (layers - torch.einsum("bi,ij,bj->b", g["h1"], W1, g["v"])
+            - torch.einsum("bi,ij,bj->b", g["h2"], W2, g["h1"]))
+
+
+def chain_twice(xs, W1, W2, lags):           # couples each pair once per direction
+    g = _activations(xs, lags)
+    return chain_reference(xs, W1, W2, lags) - (g["h1"] * (g["v"] @ W1.T)).sum(-1) - (g["h2"] * (g["h1"] @ W2.T)).sum(-1)
+
+
+def chain_minus_l(xs, W1, W2, lags):         # layer energy -L instead of <x, g> - L
+    g = _activations(xs, lags)
+    return chain_reference(xs, W1, W2, lags) - sum((xs[n] * g[n]).sum(-1) for n in xs)
+
+
+def chain_states(xs, W1, W2, lags):          # couples the states, not the activations
+    g = _activations(xs, lags)
+    layers = sum((xs[n] * g[n]).sum(-1) - lags[n](xs[n]) for n in xs)
+    return layers - (xs["h1"] * (xs["v"] @ W1.T)).sum(-1) - (xs["h2"] * (xs["h1"] @ W2.T)).sum(-1)
+
+
+def chain_plus(xs, W1, W2, lags):            # wrong sign of the couplings
+    g = _activations(xs, lags)
+    layers = sum((xs[n] * g[n]).sum(-1) - lags[n](xs[n]) for n in xs)
+    return layers + (g["h1"] * (g["v"] @ W1.T)).sum(-1) + (g["h2"] * (g["h1"] @ W2.T)).sum(-1)
+
+
+def chain_no_w2(xs, W1, W2, lags):
+    g = _activations(xs, lags)
+    layers = sum((xs[n] * g[n]).sum(-1) - lags[n](xs[n]) for n in xs)
+    return layers - (g["h1"] * (g["v"] @ W1.T)).sum(-1)
+
+
+def chain_total(xs, W1, W2, lags):           # sums over the batch
+    return chain_reference(xs, W1, W2, lags).sum()
+
+
+def chain_stub(xs, W1, W2, lags):
+    raise NotImplementedError
+
+
+@pytest.mark.parametrize("fn", [chain_reference, chain_einsum])
+def test_chain_energy_check_accepts_right_answers(capsys, fn):
+    assert dh.check_chain_energy(fn) is None     # the cell shows the printed line only
+    assert capsys.readouterr().out.strip() == f"{CORRECT} Energy of the three-layer chain: correct."
+
+
+@pytest.mark.parametrize("fn, says", [
+    (chain_twice, "coupled once"),
+    (chain_minus_l, "not −L(x)"),
+    (chain_states, "not the states x"),
+    (chain_plus, "minus sign"),
+    (chain_no_w2, "through W2 is missing"),
+    (chain_total, "expected shape (6,), got ()"),
+    (chain_stub, "not implemented yet"),
+])
+def test_chain_energy_check_rejects_typical_mistakes(capsys, fn, says):
+    dh.check_chain_energy(fn)
+    out = capsys.readouterr().out.strip()
+    assert out.startswith(f"{WRONG} Energy of the three-layer chain:"), out
+    assert says in out and "Traceback" not in out and "\n" not in out, out
+
+
+def test_chain_network_matches_the_energy_formula():
+    net = dh.chain_network(sizes=(5, 4, 3), seed=1)
+    xs = net.init_states(batch=2, kind="randn", generator=torch.Generator().manual_seed(2))
+    lags = {n: net.layers[n].lagrangian for n in net.layer_names}
+    W1, W2 = (net.synapses[k].weight.detach() for k in ("W1", "W2"))
+    assert W1.shape == (4, 5) and W2.shape == (3, 4)
+    torch.testing.assert_close(net.energy(xs).detach(), chain_reference(xs, W1, W2, lags), rtol=0, atol=1e-12)

@@ -82,3 +82,86 @@ def test_tau_player(small_block):
     html, res = dp.tau_player(blk, x0, taus=(0.3, 0.03), T=1.0)
     assert "<script" in html.data and len(res) == 2
     assert float(res[1]["deviation"].max()) < float(res[0]["deviation"].max())
+
+
+def test_serial_parallel_gap_leading_term_is_dc_along_t_not_the_commutator():
+    g = dp.serial_parallel_gap(hs=(0.1, 0.01, 0.001))
+    err, comm = g["leading_err"], g["commutator_err"]
+    # h^2 DC(X)[T(X)] predicts the measured gap with an error that shrinks like h ...
+    assert float(err[-1]) < 2e-3 and 5 < float(err[0] / err[1]) < 20 and 5 < float(err[1] / err[2]) < 20
+    assert torch.allclose(g["leading"], g["gap"], rtol=0.02)
+    # ... while the commutator is not the leading term (misses by about the gap itself) ...
+    assert (comm > 0.5).all()
+    # ... it is the leading difference between the two serial orders
+    assert torch.allclose(g["order_gap"][1:], g["commutator"][1:], rtol=0.02)
+
+
+# --- the auto-checked coding exercise: the SymMixer flow -------------------------------------------
+
+from hopfield_lab.exercises import CORRECT, WRONG  # noqa: E402
+
+F = torch.nn.functional
+
+
+def _flow(X, A, B, G):
+    return A.T @ F.gelu(A @ G) + F.gelu(G @ B.T) @ B - X
+
+
+def flow_reference(X, A, B):
+    Xc = X - X.mean(dim=(-2, -1), keepdim=True)
+    return _flow(X, A, B, Xc / torch.sqrt(Xc.pow(2).mean(dim=(-2, -1), keepdim=True) + 1e-6))
+
+
+def flow_with_layer_norm(X, A, B):          # F.layer_norm over the last two axes is the same thing
+    return _flow(X, A, B, F.layer_norm(X, X.shape[-2:], eps=1e-6))
+
+
+def flow_per_token(X, A, B):                # normalises each token over its channels
+    return _flow(X, A, B, F.layer_norm(X, X.shape[-1:], eps=1e-6))
+
+
+def flow_no_leak(X, A, B):
+    return flow_reference(X, A, B) + X
+
+
+def flow_wrong_sign(X, A, B):
+    return -flow_reference(X, A, B)
+
+
+def flow_unbiased(X, A, B):
+    Xc = X - X.mean(dim=(-2, -1), keepdim=True)
+    return _flow(X, A, B, Xc / torch.sqrt(Xc.flatten(1).var(dim=1)[:, None, None] + 1e-6))
+
+
+def flow_no_norm(X, A, B):
+    return _flow(X, A, B, X)
+
+
+def flow_transposed(X, A, B):               # A G read as (Ns, S) @ (S, C) but with A^T: a shape error
+    return A @ F.gelu(A.T @ X)
+
+
+def flow_stub(X, A, B):
+    raise NotImplementedError
+
+
+@pytest.mark.parametrize("fn", [flow_reference, flow_with_layer_norm])
+def test_symmixer_flow_check_accepts_right_answers(capsys, fn):
+    assert dp.check_symmixer_flow(fn) is None    # the cell shows the printed line only
+    assert capsys.readouterr().out.strip() == f"{CORRECT} SymMixer flow: correct."
+
+
+@pytest.mark.parametrize("fn, says", [
+    (flow_per_token, "over the whole S × C matrix"),
+    (flow_no_leak, "the leak, − X"),
+    (flow_wrong_sign, "the sign is flipped"),
+    (flow_unbiased, "unbiased variance"),
+    (flow_no_norm, "G = LN(X), not the raw state"),
+    (flow_transposed, "your function raised RuntimeError"),
+    (flow_stub, "not implemented yet"),
+])
+def test_symmixer_flow_check_rejects_typical_mistakes(capsys, fn, says):
+    dp.check_symmixer_flow(fn)
+    out = capsys.readouterr().out.strip()
+    assert out.startswith(f"{WRONG} SymMixer flow:"), out
+    assert says in out and "Traceback" not in out and "\n" not in out, out

@@ -36,3 +36,18 @@ def test_wrong_answers_say_what_is_wrong(capsys, fn, says):
     check("double", _test, fn)
     out = capsys.readouterr().out.strip()
     assert out.startswith(f"{WRONG} double:") and says in out and "Traceback" not in out
+
+
+def test_name_mistake_names_the_matching_variant_only_for_wrong_answers():
+    from hopfield_lab.exercises import name_mistake
+
+    want = torch.tensor([1.0, 2.0, 3.0])
+    variants = [(-want, "the sign is flipped."), (2 * want, "the factor 2 is extra.")]
+    name_mistake(want.clone(), want, variants, "v")                  # right: silent
+    name_mistake(torch.ones(2), want, variants, "v")                 # other shape: left to assert_close
+    name_mistake(torch.tensor([1.0, 2.0, float("nan")]), want, variants, "v")
+    name_mistake(torch.tensor([9.0, 9.0, 9.0]), want, variants, "v")  # matches no variant
+    with pytest.raises(AssertionError, match=r"^v: the factor 2 is extra\.$"):
+        name_mistake(2 * want, want, variants, "v")
+    with pytest.raises(AssertionError, match="sign is flipped"):
+        name_mistake((-want).double(), want, variants, "v")          # dtype does not matter

@@ -11,7 +11,9 @@
   symmetry breaking); :func:`plane_animation` -- its static twin, animated over step sizes.
 * :func:`memory_network` -- the two-layer HAM whose adiabatic limit is a classical, dense or
   modern Hopfield network (a visible layer and one memory neuron per stored pattern);
-  :func:`recall_fraction` -- how many corrupted cues it restores.
+  :func:`recall_fraction` -- how many corrupted cues it restores (:func:`recall_margins`: by how much).
+* :func:`check_chain_energy` -- the auto-checked coding exercise (the energy of a three-layer chain,
+  :func:`chain_network`).
 
 The network code, the integrator and the counter are :mod:`hopfield_lab.ham`; this module only
 builds small examples and draws them.
@@ -233,13 +235,86 @@ def memory_network(patterns: torch.Tensor, hidden: str | lg.Lagrangian, scale: f
     ).double()
 
 
-def recall_fraction(reduced: ReducedHAM, targets: torch.Tensor, cues: torch.Tensor, steps: int = 200,
-                    dt: float = 0.1) -> float:
-    """Fraction of ``cues`` (shape ``(B, N)``, row ``b`` a corrupted copy of ``targets[b]``, a ±1
-    pattern) whose final visible activation has exactly the signs of its target, after ``steps``
-    Euler steps of the reduced (adiabatic) dynamics started at ``x = cue``."""
+def recall_margins(reduced: ReducedHAM, targets: torch.Tensor, cues: torch.Tensor, steps: int = 200,
+                   dt: float = 0.1) -> torch.Tensor:
+    """How clearly each cue is recalled: ``min_i targets[b, i] * g_i`` of the final visible activation
+    ``g`` after ``steps`` Euler steps of the reduced (adiabatic) dynamics started at ``x = cues[b]``.
+
+    ``cues`` and ``targets`` have shape ``(B, N)`` (row ``b`` of ``cues`` is a corrupted copy of the
+    ±1 pattern ``targets[b]``); returns ``(B,)``. Cue ``b`` is recalled exactly when its margin is
+    positive; a margin far from 0 means that no rounding can change the verdict."""
     if cues.shape != targets.shape:
         raise ValueError(f"cues {tuple(cues.shape)} and targets {tuple(targets.shape)} must have the same shape")
     traj = reduced.run({"v": cues.to(torch.float64)}, steps=steps, dt=dt, method="euler", max_abs=None)
     g = reduced.ham.layers["v"].activation(traj.x["v"])
-    return float((torch.sign(g) == targets.to(torch.float64)).all(-1).double().mean())
+    return (g * targets.to(g.dtype)).amin(dim=-1)
+
+
+def recall_fraction(reduced: ReducedHAM, targets: torch.Tensor, cues: torch.Tensor, steps: int = 200,
+                    dt: float = 0.1) -> float:
+    """Fraction of ``cues`` (shape ``(B, N)``, row ``b`` a corrupted copy of ``targets[b]``, a ±1
+    pattern) whose final visible activation has exactly the signs of its target, after ``steps``
+    Euler steps of the reduced (adiabatic) dynamics started at ``x = cue``: the fraction of
+    positive :func:`recall_margins`."""
+    return float((recall_margins(reduced, targets, cues, steps, dt) > 0).double().mean())
+
+
+# --- coding exercise: the energy of a three-layer chain -------------------------------------------
+
+def chain_network(sizes=(7, 5, 4), seed: int = 0) -> HAM:
+    """A three-layer chain ``v - h1 - h2`` like section 4.1's (tanh, softmax(beta = 2), ReLU), of
+    ``sizes`` neurons, with synapses ``"W1"`` (``xi^(h1,v)``, shape ``(N_h1, N_v)``) and ``"W2"``
+    (``xi^(h2,h1)``, ``(N_h2, N_h1)``), float64."""
+    gen = torch.Generator().manual_seed(seed)
+    n_v, n_1, n_2 = sizes
+    return HAM(
+        layers={"v": Layer(n_v, lg.Tanh(), tau=1.0), "h1": Layer(n_1, lg.Softmax(beta=2.0), tau=0.5),
+                "h2": Layer(n_2, lg.ReLU(), tau=0.3)},
+        synapses={"W1": Dense("v", "h1", std=1.0, generator=gen), "W2": Dense("h1", "h2", std=1.0, generator=gen)},
+    ).double()
+
+
+def check_chain_energy(fn) -> None:
+    """Check a reader's ``fn(xs, W1, W2, lagrangians)``: the energy eq. (ch4-energy) of the chain
+    ``v - h1 - h2``.
+
+    ``xs`` is a dict of states ``{"v": (B, N_v), "h1": (B, N_h1), "h2": (B, N_h2)}``,
+    ``W1 = xi^(h1,v)`` has shape ``(N_h1, N_v)`` and ``W2 = xi^(h2,h1)`` ``(N_h2, N_h1)``, and
+    ``lagrangians`` is a dict of the three layers' Lagrangians (``L(x)``: ``(B,)``,
+    ``L.activation(x)``: ``(B, N)``). ``fn`` must return ``E`` of shape ``(B,)``; it is compared
+    with :meth:`hopfield_lab.ham.HAM.energy` of a chain of other sizes than the chapter's.
+    Prints one line (right, or what is wrong).
+    """
+    from ..exercises import assert_close, check, name_mistake
+
+    def test(f):
+        net = chain_network(sizes=(7, 5, 4), seed=3)
+        gen = torch.Generator().manual_seed(4)
+        xs = net.init_states(batch=6, kind="randn", std=1.5, generator=gen)
+        W1, W2 = (net.synapses[k].weight.detach().clone() for k in ("W1", "W2"))
+        lags = {n: net.layers[n].lagrangian for n in net.layer_names}
+        with torch.no_grad():
+            want = net.energy(xs)                                           # (6,)
+            got = f({k: v.clone() for k, v in xs.items()}, W1.clone(), W2.clone(), lags)
+        what = "E for 6 states of a chain with 7, 5 and 4 neurons"
+        g = {n: lags[n].activation(x) for n, x in xs.items()}
+        layer = sum((xs[n] * g[n]).sum(-1) - lags[n](xs[n]) for n in xs)         # Legendre terms
+        lagr = sum(lags[n](xs[n]) for n in xs)
+        c1 = (g["h1"] * (g["v"] @ W1.T)).sum(-1)                              # <g^h1, W1 g^v>
+        c2 = (g["h2"] * (g["h1"] @ W2.T)).sum(-1)
+        c1x = (xs["h1"] * (xs["v"] @ W1.T)).sum(-1)
+        c2x = (xs["h2"] * (xs["h1"] @ W2.T)).sum(-1)
+        name_mistake(got, want, [
+            (layer - 2 * (c1 + c2), "each pair of layers is coupled once: −⟨g^h1, W1 g^v⟩ − "
+                                    "⟨g^h2, W2 g^h1⟩, not once per direction."),
+            (layer + c1 + c2, "the coupling terms enter with a minus sign."),
+            (-lagr - c1 - c2, "a layer's energy is the Legendre term ⟨x, g⟩ − L(x), not −L(x)."),
+            (lagr - c1 - c2, "a layer's energy is ⟨x, g⟩ − L(x), not L(x)."),
+            (layer - c1x - c2x, "the synapses couple activations g = ∇L(x), not the states x."),
+            (layer - c1, "the coupling of h1 and h2 through W2 is missing."),
+            (layer - c2, "the coupling of v and h1 through W1 is missing."),
+            (-c1 - c2, "the layer energies ⟨x, g⟩ − L(x) are missing."),
+        ], what, atol=1e-9, rtol=1e-9)
+        assert_close(got, want, what, atol=1e-9, rtol=1e-9)
+
+    return check("Energy of the three-layer chain", test, fn)

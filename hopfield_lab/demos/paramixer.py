@@ -7,10 +7,11 @@
 * :func:`mixer_as_euler` -- the residual block ``X <- X + M(N(X))`` against the leaky Euler
   iteration ``Y <- (1 - e_k) Y + e_k M(N(Y))`` with ``e_k = 1/(k+2)``.
 * :func:`serial_parallel_gap` -- how far a serial (vanilla) block is from a parallel one as the
-  mixing strength ``h`` shrinks.
+  mixing strength ``h`` shrinks, against its leading term ``h^2 DC[T]`` (and the commutator).
 * :func:`norm_jacobian_asymmetry` -- is a norm the gradient of a Lagrangian? (Jacobian symmetry)
 * :func:`make_widget` -- the chapter's ipywidgets demo: ``tau`` of the hidden layers, Euler step.
 * :func:`tau_player` -- its static twin: a ``to_jshtml`` player over ``tau``.
+* :func:`check_symmixer_flow` -- the auto-checked coding exercise (the SymMixer flow, eq. ch6-flow).
 
 The models live in :mod:`hopfield_lab.mixer` and :mod:`hopfield_lab.ham`
 (:meth:`~hopfield_lab.mixer.ParallelMixerBlock.to_ham`, :meth:`~hopfield_lab.ham.HAM.eliminate`);
@@ -104,9 +105,9 @@ def mixer_as_euler(block: mx.ParallelMixerBlock, x0: Tensor, n_iter: int = 20) -
     """Iterate the residual block ``X_{k+1} = X_k + M(N(X_k))`` and the leaky Euler step
     ``Y_{k+1} = (1 - e_k) Y_k + e_k M(N(Y_k))`` with ``e_k = 1/(k+2)``, both from ``x0``.
 
-    For a scale-invariant norm (``eps -> 0``, ``delta = 0``) ``X_k = (k+1) Y_k`` exactly: the
-    residual block is the leaky Euler scheme with shrinking steps, and ``Y_k`` is the running mean
-    of ``x0`` and the first ``k`` mixing outputs. Returns ``X``, ``Y`` ``(n_iter + 1, B, S, C)``,
+    For a scale-invariant norm (``eps -> 0``; a shift ``delta`` is added after normalising, so it
+    does not matter) ``X_k = (k+1) Y_k`` exactly: the residual block is the leaky Euler scheme with
+    shrinking steps, and ``Y_k`` is the running mean of ``x0`` and the first ``k`` mixing outputs. Returns ``X``, ``Y`` ``(n_iter + 1, B, S, C)``,
     ``rel_err`` ``(n_iter + 1,)`` (largest ``|X_k/(k+1) - Y_k| / |Y_k|``), ``energy_X``,
     ``energy_Y`` ``(n_iter + 1, B)`` (the block's energy, for a SymMixer block) and ``norm_X``
     ``(n_iter + 1,)`` (mean Frobenius norm of ``X_k``).
@@ -127,34 +128,77 @@ def mixer_as_euler(block: mx.ParallelMixerBlock, x0: Tensor, n_iter: int = 20) -
     return out
 
 
-@torch.no_grad()
 def serial_parallel_gap(S: int = 4, C: int = 8, Ns: int = 20, Nc: int = 32, hs=(1.0, 0.3, 0.1, 0.03, 0.01),
                         batch: int = 10, seed: int = 0) -> dict:
-    """Distance between the updates of a serial (vanilla) and a parallel block with the *same*
-    weights, when the output weights of both MLPs are scaled by ``h``.
+    r"""Distance between the updates of a serial (vanilla) and a parallel block with the *same*
+    weights, when the output weights of both MLPs are scaled by ``h``, and its leading term.
 
-    The serial block is two Euler steps in a row (token mixing, then channel mixing of the updated
-    state), the parallel block one step of the sum; they differ at second order, so the gap shrinks
-    like ``h^2``. Returns ``h`` and ``gap`` (mean over the batch of ``|update_serial - update_parallel|``)
-    as float64 tensors, and ``rel_gap`` (gap over the parallel update's norm, shrinks like ``h``)."""
+    Write ``T(X) = token-MLP(N(X))`` and ``C(X) = channel-MLP(N(X))`` for the two branches at
+    ``h = 1`` (states ``(B, S, C)``). The parallel block adds ``h T(X) + h C(X)``; the serial block
+    adds ``h T(X)`` and then ``h C(X + h T(X))``. Taylor-expanding the second branch,
+
+    .. math::  \mathrm{serial} - \mathrm{parallel} = h^2\, DC(X)[T(X)] + O(h^3),
+
+    the channel branch's derivative along the token branch's update (not the commutator
+    ``DC[T] - DT[C]``, which is the h² difference between the two *serial orders*).
+
+    Returns float64 tensors over ``hs``: ``h``; ``gap``, the batch mean of
+    ``|update_serial - update_parallel|`` (shrinks like ``h^2``); ``rel_gap`` (gap over the
+    parallel update's norm, like ``h``); ``leading``, the batch mean of ``h^2 |DC(X)[T(X)]|``;
+    ``leading_err``, the batch mean of ``|gap vector - h^2 DC(X)[T(X)]| / |gap vector|`` (shrinks
+    like ``h``: the leading term is right); ``commutator``, the batch mean of
+    ``h^2 |DC(X)[T(X)] - DT(X)[C(X)]|``; ``commutator_err``, the batch mean of
+    ``|gap vector - h^2 (DC[T] - DT[C])| / |gap vector|`` (does *not* shrink: the commutator is not
+    the leading term); and ``order_gap``, the batch mean of
+    ``|serial(tokens first) - serial(channels first)|`` (its leading term is the commutator).
+    """
     torch.manual_seed(seed)
     ratios = (Ns / C, Nc / C)
     ser = mx.SerialMixerBlock(C, S, mlp_ratio=ratios).double().eval()
     par = mx.ParallelMixerBlock(C, S, mlp_ratio=ratios).double().eval()
     par.mlp_tokens.load_state_dict(ser.mlp_tokens.state_dict())
     par.mlp_channels.load_state_dict(ser.mlp_channels.state_dict())
-    w_t, w_c = ser.mlp_tokens.fc2.weight.clone(), ser.mlp_channels.fc2.weight.clone()
+    w_t, w_c = ser.mlp_tokens.fc2.weight.detach().clone(), ser.mlp_channels.fc2.weight.detach().clone()
     x = torch.randn(batch, S, C, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
-    gaps, rel = [], []
-    for h in hs:
+
+    def tokens(y):                                   # T(X) = token-MLP(N(X)), (B, S, C)
+        return ser.mlp_tokens.mix_tokens(ser.norm1(y))
+
+    def channels(y):                                 # C(X) = channel-MLP(N(X)), (B, S, C)
+        return ser.mlp_channels(ser.norm2(y))
+
+    with torch.no_grad():
+        t_x, c_x = tokens(x), channels(x)            # the branches at h = 1
+    _, dc_t = torch.func.jvp(channels, (x,), (t_x,))  # DC(X)[T(X)], (B, S, C)
+    _, dt_c = torch.func.jvp(tokens, (x,), (c_x,))    # DT(X)[C(X)]
+    dc_t, dt_c = dc_t.detach(), dt_c.detach()
+
+    def norm(t):                                     # per-sample Frobenius norm, (B,)
+        return t.flatten(1).norm(dim=-1)
+
+    rows = {k: [] for k in ("gap", "rel_gap", "leading", "leading_err", "commutator", "commutator_err", "order_gap")}
+    with torch.no_grad():
+        for h in hs:
+            for b in (ser, par):
+                b.mlp_tokens.fc2.weight.copy_(h * w_t)
+                b.mlp_channels.fc2.weight.copy_(h * w_c)
+            us, up = ser.update(x), par.update(x)
+            channels_first = channels(x)
+            channels_first = channels_first + tokens(x + channels_first)   # C, then T of the new state
+            d = us - up
+            rows["gap"].append(norm(d).mean())
+            rows["rel_gap"].append((norm(d) / norm(up)).mean())
+            rows["leading"].append(norm(h * h * dc_t).mean())
+            rows["leading_err"].append((norm(d - h * h * dc_t) / norm(d)).mean())
+            rows["commutator"].append(norm(h * h * (dc_t - dt_c)).mean())
+            rows["commutator_err"].append((norm(d - h * h * (dc_t - dt_c)) / norm(d)).mean())
+            rows["order_gap"].append(norm(us - channels_first).mean())
         for b in (ser, par):
-            b.mlp_tokens.fc2.weight.copy_(h * w_t)
-            b.mlp_channels.fc2.weight.copy_(h * w_c)
-        us, up = ser.update(x), par.update(x)
-        d = (us - up).flatten(1).norm(dim=-1)
-        gaps.append(d.mean())
-        rel.append((d / up.flatten(1).norm(dim=-1)).mean())
-    return {"h": torch.tensor(hs, dtype=torch.float64), "gap": torch.stack(gaps), "rel_gap": torch.stack(rel)}
+            b.mlp_tokens.fc2.weight.copy_(w_t)
+            b.mlp_channels.fc2.weight.copy_(w_c)
+    out = {k: torch.stack(v) for k, v in rows.items()}
+    out["h"] = torch.tensor(hs, dtype=torch.float64)
+    return out
 
 
 def norm_jacobian_asymmetry(S: int = 4, C: int = 8, seed: int = 0) -> dict:
@@ -282,3 +326,63 @@ def tau_player(block: mx.ParallelMixerBlock, x0: Tensor, taus=(1.0, 0.3, 0.1, 0.
 
     frame(0)
     return viz.animate(frame, len(results), fig, interval=interval, dpi=dpi), results
+
+
+# ------------------------------------------------------------------------------ coding exercise
+def _ln(X: Tensor, eps: float = 1e-6, dim=(-2, -1), unbiased: bool = False) -> Tensor:
+    """LayerNorm of ``X`` over ``dim`` (default: each (S, C) matrix of (..., S, C)), no gain or shift."""
+    Xc = X - X.mean(dim=dim, keepdim=True)
+    n = math.prod(X.shape[d] for d in ((dim,) if isinstance(dim, int) else dim))
+    var = Xc.pow(2).sum(dim=dim, keepdim=True) / (n - 1 if unbiased else n)
+    return Xc / torch.sqrt(var + eps)
+
+
+def _mixing(G: Tensor, A: Tensor, B: Tensor, tokens: bool = True, channels: bool = True) -> Tensor:
+    """``A^T GELU(A G) + GELU(G B^T) B`` for G (..., S, C), A (Ns, S), B (Nc, C) (either part may be left out)."""
+    gelu = torch.nn.functional.gelu
+    out = torch.zeros_like(G)
+    if tokens:
+        out = out + A.T @ gelu(A @ G)
+    if channels:
+        out = out + gelu(G @ B.T) @ B
+    return out
+
+
+def check_symmixer_flow(fn) -> None:
+    """Check a reader's ``fn(X, A, B)``: the SymMixer flow of eq. (ch6-flow) with tau_v = 1.
+
+    ``X`` has shape (batch, S, C) (tokens x channels), ``A`` (Ns, S) the token weights, ``B``
+    (Nc, C) the channel weights; ``fn`` must return ``dX/dt = A^T GELU(A G) + GELU(G B^T) B - X``
+    of shape (batch, S, C), with ``G`` the LayerNorm of each state over its whole S x C matrix
+    (population variance, eps = 1e-6, no gain or shift). Compared with a SymMixer block's
+    :meth:`~hopfield_lab.mixer.ParallelMixerBlock.flow`. Prints one line (right, or what is wrong).
+    """
+    from ..exercises import assert_close, check, name_mistake
+
+    def test(f):
+        S, C, Ns, Nc = 3, 5, 7, 11                     # all different: a swapped axis cannot pass
+        block = symmixer_block(S=S, C=C, Ns=Ns, Nc=Nc, radii=(1.5, 2.5), seed=3)
+        X = odes.initial_states(block, batch=4, seed=4)                     # (4, 3, 5)
+        A = block.mlp_tokens.fc2.weight.detach().clone()                    # (7, 3)
+        B = block.mlp_channels.fc2.weight.detach().clone()                  # (11, 5)
+        with torch.no_grad():
+            want = block.flow(X)                                            # (4, 3, 5)
+        got = f(X.clone(), A.clone(), B.clone())
+        what = f"dX/dt for 4 states of S = {S} tokens x C = {C} channels (Ns = {Ns}, Nc = {Nc})"
+        G = _ln(X)
+        name_mistake(got, want, [
+            (want + X, "that is the mixing term M(G) alone: the flow also has the leak, − X."),
+            (-want, "the sign is flipped: the flow is M(G) − X (the input minus the state)."),
+            (_mixing(X, A, B) - X, "the MLPs must read G = LN(X), not the raw state X."),
+            (_mixing(_ln(X, dim=-1), A, B) - X,
+             "you normalised each token over its channels; the LayerNorm of eq. (ch6-ln) runs over "
+             "the whole S × C matrix of each state (mean and variance over both axes)."),
+            (_mixing(_ln(X, unbiased=True), A, B) - X,
+             "you used the unbiased variance (divides by SC − 1); LayerNorm uses the mean of the "
+             "squared deviations (unbiased=False)."),
+            (_mixing(G, A, B, channels=False) - X, "the channel MLP GELU(G Bᵀ) B is missing."),
+            (_mixing(G, A, B, tokens=False) - X, "the token MLP Aᵀ GELU(A G) is missing."),
+        ], what, atol=1e-9, rtol=1e-7)
+        assert_close(got, want, what, atol=1e-9, rtol=1e-7)
+
+    return check("SymMixer flow", test, fn)
