@@ -23,7 +23,10 @@ from hopfield_lab import results
 
 #: study name -> "module:function" (a chapter's demos module)
 STUDIES: dict[str, str] = {
+    "ch01_capacity": "hopfield_lab.demos.hopfield:full_size_capacity",
+    "ch02_capacity": "hopfield_lab.demos.dense_memory:full_size_capacity",
     "ch07_large": "hopfield_lab.demos.symmetry_breaking:full_size_large",
+    "ch05_metaformer": "hopfield_lab.demos.metaformer:full_size_ch05_metaformer",
 }
 
 

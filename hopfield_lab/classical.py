@@ -181,6 +181,9 @@ class CapacityResult:
         overlap_std: its standard deviation over patterns and trials, ``(L,)``.
         perfect: fraction of cues recalled exactly (overlap 1), ``(L,)``.
         bit_error: mean fraction of wrong bits in the final state, ``(L,)``.
+        trial_overlap: mean final overlap of each trial (one independent set of stored patterns,
+            i.e. one network), ``(L, trials)``: its spread across trials is the sampling spread of
+            the curve (``overlap_std`` mixes cues of the same network, which are correlated).
     """
 
     n_neurons: int
@@ -191,6 +194,7 @@ class CapacityResult:
     perfect: torch.Tensor
     bit_error: torch.Tensor
     settings: dict = field(default_factory=dict)
+    trial_overlap: torch.Tensor | None = None
 
 
 # --------------------------------------------------------------------------------------------
@@ -422,7 +426,8 @@ class HopfieldNetwork:
             # fields after the flip: J s += (new - old) J[i] (integer updates stay exact)
             raw.addcmul_(new - old, jflat.index_select(0, base + i[:, 0]))
             if record_every and (t + 1) % record_every == 0:
-                frames.append(x.reshape(*lead, n).to(s.dtype))
+                # a copy: x is updated in place, and .to() returns x itself when the dtypes agree
+                frames.append(x.reshape(*lead, n).to(s.dtype, copy=True))
         flips = (x != start).sum()  # each neuron is updated once per sweep
         return x.reshape(*lead, n).to(s.dtype), int(flips), frames
 
@@ -665,7 +670,7 @@ def capacity_curve(
         from tqdm.auto import tqdm
 
         iterator = tqdm(ps, desc=f"capacity ({model}, N={n_neurons})")
-    means, stds, perf, berr = [], [], [], []
+    means, stds, perf, berr, per_trial = [], [], [], [], []
     for p in iterator:
         c = p if cues_per_trial is None else min(p, cues_per_trial)
         pats = random_patterns(trials * p, n_neurons, generator=g, device=dev).reshape(trials, p, n_neurons)
@@ -689,6 +694,7 @@ def capacity_curve(
         stds.append(math.sqrt(max(var, 0.0)))
         perf.append(int((d == n_neurons).sum()) / k)
         berr.append((1 - mean) / 2)
+        per_trial.append((d.reshape(trials, c).sum(-1).double() / (c * n_neurons)).tolist())  # exact sums
     pt = torch.tensor(ps)
     as_tensor = lambda v: torch.tensor(v, dtype=torch.float64)
     return CapacityResult(
@@ -699,6 +705,7 @@ def capacity_curve(
         overlap_std=as_tensor(stds),
         perfect=as_tensor(perf),
         bit_error=as_tensor(berr),
+        trial_overlap=as_tensor(per_trial),
         settings=dict(model=model, F=F, n=n, trials=trials, flip_fraction=flip_fraction,
                       mode=mode, max_sweeps=max_sweeps, seed=seed),
     )

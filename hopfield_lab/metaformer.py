@@ -19,10 +19,14 @@ Because ``dE/dx = (d g/d x)^T dE/dg`` and every Lagrangian here has a positive s
 Hessian, ``-dE/dg`` is a descent direction of ``E`` in state space: for small ``alpha`` the energy
 never increases.
 
-Training (the paper's set-up, :meth:`DenoisingConfig.paper`): images scaled to [0, 1], flattened and
-L2-normalised; Gaussian noise (sigma 0.3) on the visible state, hidden states start at zero;
-10 steps with alpha = 0.1; loss = MSE between the final visible activation ``g_v`` and the clean
-image; Adam (lr 1e-4), batch 512, 100 epochs on MNIST.
+Training (the paper's set-up, :meth:`DenoisingConfig.paper`, as in the official notebook
+``demo/demo_energymetaformer.ipynb`` of github.com/Toshihiro-Ota/paramixer): images scaled to
+[0, 1], flattened and L2-normalised; Gaussian noise (sigma 0.3) on the visible state, hidden states
+start at zero; 10 steps with alpha = 0.1; loss = MSE between the final visible activation ``g_v``
+and the clean image; Adam (lr 1e-4), batch 512, 100 epochs on MNIST. One difference: the official
+synapses start at ``0.02 N(0, 1)``, this library's at ``0.2 + 0.02 N(0, 1)``. The offset only
+changes each synapse row's mean, which neither the dynamics nor the training can see (see
+:meth:`EnergyMetaFormer.receptive_fields`; a test trains both and compares).
 
 Shapes: batches of flattened images are ``(B, n_v)``; a state is a :class:`State` of
 ``(B, n_s)``, ``(B, n_v)``, ``(B, n_c)`` tensors; synapses are ``xi_s: (n_s, n_v)`` and
@@ -48,6 +52,7 @@ __all__ = [
     "prepare_images",
     "fit",
     "energy_descent",
+    "denoising_flops",
     "mosaic",
     "load_images",
 ]
@@ -77,8 +82,11 @@ class EnergyMetaFormer(nn.Module):
         n_visible: visible neurons ``n_v`` (784 for MNIST).
         n_s, n_c: hidden neurons of the two ReLU layers (900 each in the paper).
         eps: the LayerNorm Lagrangian's epsilon (its gamma is 1 and delta 0, as in the paper).
-        init_mean, init_std: synapses start as ``init_mean + init_std * N(0, 1)`` (the reference
-            implementation's 0.2 and 0.02).
+        init_mean, init_std: synapses start as ``init_mean + init_std * N(0, 1)``. The official
+            notebook uses std 0.02 and no offset (its ``+ 0.2`` is commented out); the default
+            offset 0.2 is kept here because it is invisible (row means never reach the
+            dynamics, and the training gradient has zero row means) and shows why
+            :meth:`receptive_fields` centres.
         generator: optional ``torch.Generator`` for the initial weights.
     """
 
@@ -245,8 +253,9 @@ class EnergyMetaFormer(nn.Module):
 
         ``centre``: subtract each row's mean first. The LayerNorm activation ``g_v`` has zero mean,
         so a row's mean never reaches the hidden neuron, and its feedback shifts ``x_v`` uniformly,
-        which ``g_v`` ignores too: the mean is invisible to the dynamics (it is the 0.2 offset of
-        the initialisation). ``sort``: strongest (largest norm of the shown part) first.
+        which ``g_v`` ignores too: the mean is invisible to the dynamics, and the training gradient
+        has zero row means (the mean holds the 0.2 offset of the default initialisation).
+        ``sort``: strongest (largest norm of the shown part) first.
         """
         if layer not in ("s", "c"):
             raise ValueError(f"layer={layer!r}: use 's' (xs-xv synapse) or 'c' (xv-xc synapse).")
@@ -364,6 +373,21 @@ def fit(
     return history
 
 
+def denoising_flops(n_visible: int, n_s: int, n_c: int, steps: int) -> int:
+    """Floating-point operations of one training image in :func:`fit` (forward and backward).
+
+    Each descent step makes four matrix-vector products (``xi_s g_v``, ``xi_c g_v``,
+    ``xi_s^T g_s``, ``xi_c^T g_c``) of ``2 n_v n`` FLOPs each (a multiply-add counts 2):
+    ``4 n_v (n_s + n_c)`` FLOPs forward. Back-propagation costs about twice the forward pass, and
+    element-wise work (ReLU, LayerNorm, Adam) is a few percent, left out. Total:
+    ``3 * steps * 4 * n_v * (n_s + n_c)`` (about 1.7e8 for the paper's 900-784-900 and 10 steps).
+    """
+    for name, n in (("n_visible", n_visible), ("n_s", n_s), ("n_c", n_c), ("steps", steps)):
+        if int(n) < 0:
+            raise ValueError(f"{name}={n} must be >= 0.")
+    return 3 * int(steps) * 4 * int(n_visible) * (int(n_s) + int(n_c))
+
+
 @torch.no_grad()
 def energy_descent(
     model: EnergyMetaFormer,
@@ -396,20 +420,28 @@ def mosaic(fields: Tensor, shape: tuple[int, int], ncols: int | None = None, pad
 
 
 def load_images(quick: bool | None = None, root=None, split: str = "train", max_images: int | None = None,
-                verbose: bool = True):
+                verbose: bool = True, dataset: str | None = None):
     """Images for the Energy MetaFormer, flattened and normalised: ``(X (N, H*W), (H, W), description)``.
 
     Full mode: MNIST via torchvision (downloaded on first use). Quick mode: no download; the
     MNIST test images of the offline archive when ``root`` or ``$HOPFIELD_LAB_DATA`` holds
     ``mnist-test10k-png.tar.gz``, else scikit-learn's bundled 8x8 digits
-    (:func:`hopfield_lab.data.quick_dataset` prints the choice). ``max_images`` keeps the first
+    (:func:`hopfield_lab.data.quick_dataset` prints the choice). ``dataset`` names a data set of
+    :data:`hopfield_lab.data.DATASETS` (e.g. ``"digits"``, ``"mnist-test10k"``) and overrides the
+    mode's choice (never downloading in quick mode). ``max_images`` keeps the first
     ``max_images`` of the split. Prints the data used when ``verbose``.
     """
     from . import data as hl_data
     from .runtime import quick as _quick
 
     quick = _quick() if quick is None else quick
-    if quick:
+    if dataset is not None:
+        if str(dataset).lower() not in hl_data.DATASETS:
+            raise ValueError(f"dataset={dataset!r} is not a named data set; use one of "
+                             f"{', '.join(sorted(hl_data.DATASETS))} (or dataset=None for the mode's choice).")
+        name = str(dataset).lower()
+        imgs, _ = hl_data.load_dataset(name, split=split, root=root, download=not quick)
+    elif quick:
         name = hl_data.quick_dataset("mnist", root=root, verbose=verbose)
         imgs, _ = hl_data.load_dataset(name, split=split, root=root, download=False)
     else:
@@ -423,6 +455,9 @@ def load_images(quick: bool | None = None, root=None, split: str = "train", max_
                 f"set {hl_data.DATA_ENV} to a folder with torchvision's MNIST files, or switch to "
                 "quick mode (HOPFIELD_LAB_QUICK=1)."
             ) from err
+    if imgs.ndim == 4 and imgs.shape[1] != 1:
+        raise ValueError(f"{name!r} has {imgs.shape[1]} colour channels; the Energy MetaFormer's figures "
+                         "expect grey-scale images (one channel): use 'mnist', 'mnist-test10k' or 'digits'.")
     if max_images is not None:
         imgs = imgs[:max_images]
     H, W = imgs.shape[-2:]

@@ -58,6 +58,22 @@ def test_capacity_degrades_near_0_14_N():
     torch.testing.assert_close(res.bit_error, (1 - m) / 2)
 
 
+def test_capacity_trial_overlap_is_the_per_network_mean():
+    """trial_overlap holds one mean per independent network; their mean is the curve's overlap,
+    and each equals the overlap of a network run on its own with the same patterns."""
+    res = capacity_curve(100, [10, 20], trials=4, seed=2)
+    assert res.trial_overlap.shape == (2, 4) and res.trial_overlap.dtype == torch.float64
+    torch.testing.assert_close(res.trial_overlap.mean(1), res.overlap, rtol=0, atol=1e-12)
+    assert float(res.trial_overlap.max()) <= 1.0
+    # every value is an integer sum of overlaps divided once: a multiple of 1/(K·N)
+    k = res.n_patterns.double()[:, None]
+    scaled = res.trial_overlap * k * 100
+    assert torch.equal(scaled, scaled.round())
+    # a single network: its mean is the curve's overlap
+    one = capacity_curve(100, [20], trials=1, seed=2)
+    assert one.trial_overlap.shape == (1, 1) and float(one.trial_overlap[0, 0]) == float(one.overlap[0])
+
+
 def test_sync_matches_field_sign_and_can_oscillate():
     # two mutually inhibiting neurons: synchronous updates flip both forever, async settles
     net = HopfieldNetwork(weights=torch.tensor([[0.0, -1.0], [-1.0, 0.0]]))
@@ -248,3 +264,19 @@ def test_gpu_matches_cpu():
     x = torch.randn(5, 8)
     net_c, net_g = ModernHopfieldNetwork(x, 2.0), ModernHopfieldNetwork(x.cuda(), 2.0)
     torch.testing.assert_close(net_c.update(x), net_g.update(x.cuda()).cpu())
+
+
+@pytest.mark.parametrize("model", ["hopfield", "dense"])
+def test_recorded_frames_are_the_states_at_their_time(model):
+    """Each recorded frame is the state after its number of single-neuron updates: consecutive
+    frames differ in at most ``record_every`` neurons, and each recorded energy is its frame's
+    (frames once aliased the end-of-sweep state, so a recall looked finished after 32 updates)."""
+    g = gen(11)
+    pats = random_patterns(4, 64, generator=g)
+    net = HopfieldNetwork(pats) if model == "hopfield" else DenseAssociativeMemory(pats, F="poly", n=3)
+    cue = corrupt(pats[:2], 0.4, generator=g)
+    res = net.run(cue, record_every=8, generator=g)
+    assert res.frames.shape[0] == len(res.updates) == res.energy.shape[0]
+    changed = (res.frames.diff(dim=0) != 0).sum(-1)  # (T-1, B) neurons changed between frames
+    assert int(changed.max()) <= 8 and int(changed.sum()) >= int((cue != res.state).sum())
+    torch.testing.assert_close(res.energy, torch.stack([net.energy(f) for f in res.frames]))

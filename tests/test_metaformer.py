@@ -132,3 +132,34 @@ def test_load_images_quick_is_offline_and_full_mode_error_is_clear(monkeypatch, 
     monkeypatch.setattr(hd, "load_dataset", no_download)
     with pytest.raises(RuntimeError, match="quick mode"):
         mf.load_images(quick=False, verbose=False)
+
+
+def test_the_initial_offset_is_invisible_to_dynamics_and_training():
+    """Synapse row means never reach the dynamics and get a gradient with zero row means, so
+    training from 0.2 + 0.02 N(0, 1) (the default) and from 0.02 N(0, 1) (the official notebook)
+    gives the same losses and the same centred weights."""
+    gen = torch.Generator().manual_seed(0)
+    X = mf.prepare_images((torch.rand(32, 1, 4, 4, generator=gen) * 255).to(torch.uint8)).double()
+    cfg = mf.DenoisingConfig.quick().replace(n_s=6, n_c=5, epochs=3, batch_size=8, lr=1e-2)
+    runs = []
+    for mean in (0.2, 0.0):
+        m = mf.EnergyMetaFormer(16, 6, 5, init_mean=mean, generator=torch.Generator().manual_seed(1)).double()
+        runs.append((m, mf.fit(m, X, cfg, progress=False)))
+    (a, ha), (b, hb) = runs
+    assert ha["step_loss"] == pytest.approx(hb["step_loss"], rel=1e-9, abs=1e-12)
+    for W, V in ((a.xi_s, b.xi_s), (a.xi_c, b.xi_c)):
+        centred = lambda w: (w - w.mean(1, keepdim=True)).detach()  # noqa: E731
+        assert torch.allclose(centred(W), centred(V), atol=1e-6)   # Adam amplifies rounding a little
+        assert (W.mean(1) - V.mean(1)).abs().min() > 0.1          # the offsets themselves stayed apart
+
+
+def test_denoising_flops_and_load_images_by_name():
+    assert mf.denoising_flops(784, 900, 900, 10) == 3 * 10 * 4 * 784 * 1800
+    with pytest.raises(ValueError, match="steps=-1"):
+        mf.denoising_flops(784, 900, 900, -1)
+    X, shape, desc = mf.load_images(quick=True, split="test", dataset="digits", max_images=5, verbose=False)
+    assert X.shape == (5, 64) and shape == (8, 8) and desc.startswith("digits test split")
+    with pytest.raises(ValueError, match="not a named data set"):
+        mf.load_images(quick=True, dataset="no-such-set", verbose=False)
+    with pytest.raises(ValueError, match="grey-scale"):
+        mf.load_images(quick=True, dataset="synthetic", verbose=False)
