@@ -65,7 +65,7 @@ def guide_table(path: Path = GUIDE_TIMES) -> str:
     one line on where and when they were measured, and a row per chapter."""
     recs = json.loads(Path(path).read_text())
     r0 = recs[0]
-    lines = [f"Measured on {r0['finished_at'][:10]} with the chapters of commit `{r0['git_commit']}`, "
+    lines = [f"Measured on {r0['finished_at'][:10]} with the chapters of commit `{r0['git_commit'][:7]}`, "
              f"torch {r0['torch_version']}, on {r0['cpu_count']} CPU cores ({r0['cpu']}), "
              f"{r0['mode']} mode:", "",
              "| chapter | wall time | kernel CPU time | load average (start, end) |",

@@ -14,6 +14,9 @@ sys.path.insert(0, str(ROOT / "tools"))
 import colab_export as cx  # noqa: E402
 import slides  # noqa: E402
 
+sys.path.insert(0, str(ROOT / "benchmarks"))
+import run_chapters  # noqa: E402
+
 BOOK = cx.load_book()
 CHAPTERS = cx.chapters(BOOK)
 PAGES = {name: (ROOT / "book" / f"{name}.md").read_text()
@@ -33,6 +36,14 @@ def test_guide_links_follow_the_config():
 
 def test_guide_has_a_measured_time_for_every_chapter():
     text = PAGES["instructors"]
+    recs = json.loads(run_chapters.GUIDE_TIMES.read_text())
+    assert [r["chapter"] for r in recs] == [Path(page).name for page, _ in CHAPTERS], (
+        "the committed chapter times do not cover the chapters of _toc.yml: rerun "
+        "`python benchmarks/run_chapters.py --mode quick --out hopfield_lab/results/chapter_times`")
+    assert all(r["ok"] and r["mode"] == "quick" for r in recs)
+    assert run_chapters.guide_table() in text, (
+        "book/instructors.md: the time table is not the committed measurement: paste the output of "
+        "`python benchmarks/run_chapters.py --guide-table` over it")
     for page, number in CHAPTERS:
         label = "ch-" + Path(page).name[3:].replace("_", "-")
         row = next((line for line in text.splitlines()
