@@ -48,6 +48,15 @@ def test_html_rules_see_only_what_readers_see():
     assert found == {"raw-math", "raw-tex", "raw-directive"}
 
 
+def test_html_rules_read_figure_captions_and_alt_text_even_inside_outputs():
+    page = ('<article class="bd-article"><div class="cell_output"><figure><img alt="curve of fig-ch5-x" '
+            'src="a.png"><figcaption>Loss, eq. (ch5-loss), per epoch</figcaption></figure>'
+            '<p>printed ch5-out</p></div><p>see Fig. 5.1 and https://x.org/ch5-a.html</p></article>')
+    text = lint_book.visible_text(page)
+    labels = [m.group(0) for m in lint_book._HTML_RULES[-1][1].finditer(text)]
+    assert lint_book._HTML_RULES[-1][0] == "raw-label" and labels == ["ch5-loss", "fig-ch5-x"]
+
+
 @pytest.mark.slow
 def test_rendered_book_shows_no_raw_markup(tmp_path):
     html = lint_book.render(tmp_path)

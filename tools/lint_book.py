@@ -149,22 +149,29 @@ _HTML_RULES = [
     ("raw-tex", re.compile(r"\\(?:langle|rangle|frac|sum|mathrm|operatorname|alpha|beta|xi|sigma|left|right|begin)\b")),
     ("raw-directive", re.compile(r":::|\{(?:eq|cite(?::[tp])?|doc|ref|numref|math|exercise|solution)\}")),
     ("raw-comment", re.compile(r"<!--")),
+    # a cross-reference label shown as text: "eq. (ch5-loss)" where a number belongs (figure
+    # captions and code-cell docstrings cannot use {eq}: describe the equation instead)
+    ("raw-label", re.compile(r"(?<![\w./#-])(?:fig-|eq-|ex-)?ch\d+-[a-z][\w-]*")),
 ]
 
 
 def visible_text(html: str) -> str:
-    """Text a reader sees in a page's article, outside code, math, scripts and cell outputs
-    (BeautifulSoup comes with the book's theme)."""
+    """Text a reader sees in a page's article, outside code, math, scripts and cell outputs, plus
+    the captions and alt texts of its figures (BeautifulSoup comes with the book's theme)."""
     from bs4 import BeautifulSoup
 
     soup = BeautifulSoup(html, "html.parser")
     article = soup.select_one("article.bd-article") or soup
+    # figure captions and alt texts are written by authors even where they sit in a cell's output
+    figures = [" ".join([fig.figcaption.get_text(" ") if fig.figcaption else ""] +
+                        [img.get("alt", "") for img in fig.find_all("img")])
+               for fig in article.find_all("figure")]
     for tag in article.find_all(_SKIP_TAGS):
         tag.decompose()
     for cls in _SKIP_CLASSES:
         for tag in article.select(f".{cls}"):
             tag.decompose()
-    return article.get_text(" ")
+    return " ".join([article.get_text(" "), *figures])
 
 
 def lint_html(build_dir: Path) -> list[Problem]:
