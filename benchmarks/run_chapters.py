@@ -95,8 +95,6 @@ def main(argv: list[str] | None = None) -> int:
         print(guide_table(args.guide_table))
         return 0
 
-    import torch
-
     from hopfield_lab.results import provenance
     from hopfield_lab.runtime import device_name
 
@@ -112,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     for path in chapters:
         print(f"==> {path.stem} ({args.mode} mode on {device})", flush=True)
         rec = run_one(path, args.mode, args.timeout)
-        rec.update(provenance(), device=device, cpu_count=os.cpu_count(), torch_version=torch.__version__)
+        rec.update(provenance(), device=device, cpu_count=os.cpu_count())  # provenance has the versions
         records.append(rec)
         print(f"    {'ok' if rec['ok'] else 'FAILED'} in {rec['seconds']:.1f} s" +
               (f": {rec['error']}" if rec["error"] else ""), flush=True)

@@ -7,7 +7,7 @@ notebook gets ``raise NotImplementedError`` instead), followed by a check cell s
 ``demo.check_hebbian(hebbian)``. Each chapter's checks live in its demos module and are built
 from the two helpers here::
 
-    def check_hebbian(fn) -> bool:
+    def check_hebbian(fn) -> None:
         def test(f):
             pats = ...
             assert_close(f(pats), hebbian_weights(pats), "W for 3 patterns of 8 neurons")

@@ -214,9 +214,8 @@ def chain_stub(xs, W1, W2, lags):
 
 
 @pytest.mark.parametrize("fn", [chain_reference, chain_einsum])
-def test_chain_energy_check_accepts_right_answers(capsys, fn):
-    assert dh.check_chain_energy(fn) is None     # the cell shows the printed line only
-    assert capsys.readouterr().out.strip() == f"{CORRECT} Energy of the three-layer chain: correct."
+def test_chain_energy_check_accepts_right_answers(verdict, fn):
+    assert verdict(dh.check_chain_energy, fn) == f"{CORRECT} Energy of the three-layer chain: correct."
 
 
 @pytest.mark.parametrize("fn, says", [
@@ -228,11 +227,10 @@ def test_chain_energy_check_accepts_right_answers(capsys, fn):
     (chain_total, "expected shape (6,), got ()"),
     (chain_stub, "not implemented yet"),
 ])
-def test_chain_energy_check_rejects_typical_mistakes(capsys, fn, says):
-    dh.check_chain_energy(fn)
-    out = capsys.readouterr().out.strip()
+def test_chain_energy_check_rejects_typical_mistakes(verdict, fn, says):
+    out = verdict(dh.check_chain_energy, fn)
     assert out.startswith(f"{WRONG} Energy of the three-layer chain:"), out
-    assert says in out and "Traceback" not in out and "\n" not in out, out
+    assert says in out, out
 
 
 def test_chain_network_matches_the_energy_formula():

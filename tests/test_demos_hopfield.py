@@ -141,8 +141,7 @@ def _not_implemented(p):
     (lambda p: -_reference(p), False, "entries differ"),
     (_not_implemented, False, "not implemented"),
 ])
-def test_check_hebbian(fn, ok, says, capsys):
-    assert hd.check_hebbian(fn) is None  # it prints its verdict
-    out = capsys.readouterr().out.strip()
-    assert out.startswith(CORRECT if ok else WRONG) and len(out.splitlines()) == 1, out
+def test_check_hebbian(fn, ok, says, verdict):
+    out = verdict(hd.check_hebbian, fn)
+    assert out.startswith(CORRECT if ok else WRONG), out
     assert says in out

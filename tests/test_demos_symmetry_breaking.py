@@ -131,9 +131,8 @@ def _wrong_layout(X, A, B, V_s, V_c, eps):
 
 
 @pytest.mark.parametrize("fn", [sb._reference_flow, _flow_with()], ids=["reference", "matmul form"])
-def test_check_flow_accepts_right_answers(capsys, fn):
-    assert sb.check_flow(fn) is None                                   # the cell shows the printed line only
-    assert capsys.readouterr().out.strip() == "✔ the broken flow dX/dt: correct."
+def test_check_flow_accepts_right_answers(verdict, fn):
+    assert verdict(sb.check_flow, fn) == "✔ the broken flow dX/dt: correct."
 
 
 @pytest.mark.parametrize("fn, says", [
@@ -145,9 +144,8 @@ def test_check_flow_accepts_right_answers(capsys, fn):
     (_wrong_layout, "V_c (C, Nc) like Bᵀ"),
     (_not_implemented, "not implemented yet"),
 ], ids=["no leak", "leak sign", "tied", "no V_c", "per-token LN", "V_c layout", "stub"])
-def test_check_flow_rejects_typical_mistakes(capsys, fn, says):
-    sb.check_flow(fn)
-    out = capsys.readouterr().out
+def test_check_flow_rejects_typical_mistakes(verdict, fn, says):
+    out = verdict(sb.check_flow, fn)
     assert out.startswith("✘") and says in out, out
 
 
