@@ -35,7 +35,7 @@ from pathlib import Path
 
 from .distributed import RendezvousError, is_main_process
 from .results import RESULT_NAME, RunResult, load_result, run_name
-from .mixer import FAMILIES, family_of
+from .mixer import FAMILIES, INITS, family_of
 from .config import RESUME_FREE, TrainConfig
 
 _SWEEP_OWN = {"model", "lam", "seed", "out_dir", "result_path", "stop_after_epochs"}
@@ -218,15 +218,16 @@ def cmd_train(args) -> int:
 
 
 def sweep_plan(models: list[str], lams: list[float] | None, seeds: list[int],
-               n_iters: list[int] | None = None) -> list[dict]:
-    """The runs of a sweep: every model x seed (x n_iter), and x lambda for the models with a breaking part."""
+               n_iters: list[int] | None = None, inits: list[str] | None = None) -> list[dict]:
+    """The runs of a sweep: every model x seed (x n_iter x init), and x lambda for the models with a breaking part."""
     plan = []
     for model in models:
-        for ni in (n_iters or [None]):
-            for lam in ((lams or [None]) if family_of(model).has_breaking else [None]):
-                for seed in seeds:
-                    plan.append({"model": model, "lam": lam, "seed": seed, "n_iter": ni,
-                                 "name": run_name(model, lam, seed, ni)})
+        for init in (inits or [None]):
+            for ni in (n_iters or [None]):
+                for lam in ((lams or [None]) if family_of(model).has_breaking else [None]):
+                    for seed in seeds:
+                        plan.append({"model": model, "lam": lam, "seed": seed, "n_iter": ni, "init": init,
+                                     "name": run_name(model, lam, seed, ni, init)})
     names = [p["name"] for p in plan]
     repeated = sorted({n for n in names if names.count(n) > 1})
     if repeated:
@@ -248,12 +249,14 @@ def cmd_sweep(args) -> int:
     if getattr(args, "recipe", "none") != "paper":
         check_model_names(args.models)
     out = Path(args.out_dir)
-    plan = sweep_plan(args.models, args.lams, args.seeds, args.n_iters)
+    plan = sweep_plan(args.models, args.lams, args.seeds, args.n_iters, args.inits)
     configs = []
     for p in plan:  # every run's configuration is checked before the first one starts
         overrides = _key_values(getattr(args, "model_overrides", None))
         if p["n_iter"] is not None:
             overrides["n_iter"] = p["n_iter"]
+        if p["init"] is not None:
+            overrides["init"] = p["init"]
         configs.append(_checked_config(
             args, model=p["model"], lam=p["lam"], seed=p["seed"], model_overrides=overrides,
             out_dir=str(out / "checkpoints" / p["name"]), result_path=str(out / f"{p['name']}.json"),
@@ -364,7 +367,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("sweep", formatter_class=fmt, parents=[common], help="models x lambda grid x seeds, one JSON per run",
                        description="Train every model x seed, and for AsymMixer models every lambda "
-                                   "of --lams. Each run writes OUT_DIR/<model>[_ni<n>][_lam<lam>]_seed<s>.json; "
+                                   "of --lams. Each run writes OUT_DIR/<model>[_ni<n>][_lam<lam>][_tied]_seed<s>.json; "
                                    "runs whose JSON exists are skipped, and an interrupted run resumes "
                                    "from OUT_DIR/checkpoints/<run>/, so rerunning the same command "
                                    "continues a sweep.")
@@ -375,6 +378,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seeds", nargs="+", type=int, default=[0], metavar="SEED", help="seeds (default: 0)")
     s.add_argument("--n-iters", nargs="+", type=int, default=None, metavar="N",
                    help="also sweep the number of weight-shared iterations per block (model override n_iter)")
+    s.add_argument("--inits", nargs="+", default=None, choices=INITS, metavar="INIT",
+                   help="also sweep how the MLPs start: random (official) | tied (W2 = W1^T; model override init)")
     s.add_argument("--out-dir", required=True, help="folder of the result JSONs (and checkpoints of runs in progress)")
     s.add_argument("--keep-checkpoints", action="store_true",
                    help="keep each finished run's checkpoint (default: deleted once its JSON is written)")

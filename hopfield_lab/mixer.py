@@ -47,7 +47,7 @@ from torch import nn
 __all__ = [
     "Mlp", "SymMlp", "AsymMlp", "LagrangianLayerNorm", "DropPath", "PatchEmbed",
     "SerialMixerBlock", "ParallelMixerBlock", "Mixer", "create_model", "list_models",
-    "model_config", "NORMS", "Family", "FAMILIES", "family_of",
+    "model_config", "NORMS", "INITS", "Family", "FAMILIES", "family_of",
 ]
 
 
@@ -90,6 +90,16 @@ class _TwoLayer(nn.Module):
     def breaking(self) -> torch.Tensor | None:
         """The symmetry-breaking weight V (AsymMlp) or None."""
         return None
+
+    @torch.no_grad()
+    def tie_(self) -> "_TwoLayer":
+        """Make the feedback weight the transpose of the feedforward one, W2 = W1ᵀ (in place).
+
+        The tied starting point of the spontaneous-symmetry-breaking experiments: training then
+        decides whether the weights stay tied. Each MLP owns how it ties (free: copy W1ᵀ into W2;
+        AsymMlp: V = 0; SymMlp: tied by construction, nothing to do). Returns ``self``.
+        """
+        raise NotImplementedError
 
     #: how :meth:`mix_tokens` runs, all the same function: "bmm" (default: two batched GEMMs on the
     #: (b, S, C) layout, the weights broadcast over the batch with stride 0, so no transposed copy
@@ -136,6 +146,11 @@ class Mlp(_TwoLayer):
     def w2(self) -> torch.Tensor:
         return self.fc2.weight
 
+    @torch.no_grad()
+    def tie_(self) -> "Mlp":
+        self.fc2.weight.copy_(self.fc1.weight.t())                     # W2 = W1ᵀ, (in, hidden)
+        return self
+
     def forward(self, x):
         h = self.drop1(self.act(F.linear(x, self.fc1.weight)))        # (..., hidden)
         return self.drop2(F.linear(h, self.fc2.weight))                 # (..., in)
@@ -159,6 +174,9 @@ class SymMlp(_TwoLayer):
     @property
     def w2(self) -> torch.Tensor:
         return self.fc2.weight.t()
+
+    def tie_(self) -> "SymMlp":
+        return self                                                     # W2 = Aᵀ always
 
     def forward(self, x):
         A = self.fc2.weight                                             # (hidden, in)
@@ -192,6 +210,11 @@ class AsymMlp(_TwoLayer):
     @property
     def breaking(self) -> torch.Tensor:
         return self.fc2.weight
+
+    @torch.no_grad()
+    def tie_(self) -> "AsymMlp":
+        self.fc2.weight.zero_()                                         # V = 0: W2 = Aᵀ
+        return self
 
     def forward(self, x):
         A, V = self.fc1.weight, self.fc2.weight                         # (hidden, in), (in, hidden)
@@ -525,8 +548,13 @@ class Mixer(nn.Module):
         hidden_ratio: float = 1,
         n_iter: int = 1,
         lam: float = 0.0,
+        init: str = "random",
     ):
         super().__init__()
+        if init not in INITS:
+            raise ValueError(f"init must be one of {', '.join(INITS)}, got {init!r}: 'random' is the official "
+                             "init, 'tied' starts every MLP at W2 = W1ᵀ (V = 0 for AsymMixer)")
+        self.init = init
         _check_sizes(img_size, patch_size, num_blocks, embed_dim, in_chans, num_classes)
         lam_value = float(lam) if isinstance(lam, numbers.Real) and not isinstance(lam, bool) else math.nan
         if not (math.isfinite(lam_value) and lam_value >= 0):
@@ -566,7 +594,11 @@ class Mixer(nn.Module):
 
     @torch.no_grad()
     def init_weights(self) -> None:
-        """The official init: xavier-uniform linears, zero head, LeCun-normal (truncated) patch conv."""
+        """The official init: xavier-uniform linears, zero head, LeCun-normal (truncated) patch conv.
+
+        With ``init="tied"`` every two-layer MLP is then tied by its own :meth:`_TwoLayer.tie_`
+        (W2 = W1ᵀ; xavier-uniform gives W1 and W2 the same bound, so W2 keeps its random scale).
+        """
         for name, m in self.named_modules():
             if isinstance(m, nn.Linear):
                 if name.startswith("head"):
@@ -588,6 +620,10 @@ class Mixer(nn.Module):
             elif isinstance(m, LagrangianLayerNorm):
                 nn.init.ones_(m.gamma)
                 nn.init.zeros_(m.delta)
+        if self.init == "tied":
+            for m in self.modules():
+                if isinstance(m, _TwoLayer):
+                    m.tie_()
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """(b, in_chans, H, W) -> (b, S, C), after the final LayerNorm."""
@@ -631,6 +667,10 @@ class Mixer(nn.Module):
         for V in self.breaking_weights():
             total = total + V.pow(2).sum()
         return self.lam * total
+
+
+#: how the two-layer MLPs start: "random" (the official init) or "tied" (W2 = W1ᵀ; see ``tie_``)
+INITS = ("random", "tied")
 
 
 def _check_sizes(img_size, patch_size, num_blocks, embed_dim, in_chans, num_classes):
@@ -721,6 +761,8 @@ _SIZES_224 = {
 _SIZES_CIFAR = {
     "cifar_small": dict(img_size=32, patch_size=4, num_blocks=8, embed_dim=256, num_classes=10),
     "cifar_tiny": dict(img_size=32, patch_size=4, num_blocks=2, embed_dim=64, num_classes=10),
+    # between the two: the seeded CPU study of spontaneous symmetry breaking (benchmarks/symmetry_study.sh)
+    "cifar_cpu": dict(img_size=32, patch_size=4, num_blocks=4, embed_dim=128, num_classes=10),
 }
 # aliases of the official registry: n_iter variants of the tied/free families, λ-suffixed AsymMixers
 _OFFICIAL_N_ITERS = (2, 3, 4)
@@ -747,7 +789,7 @@ def _build_registry() -> dict[str, dict]:
 _REGISTRY = _build_registry()
 
 OVERRIDES = ("num_classes", "img_size", "in_chans", "patch_size", "num_blocks", "embed_dim", "mlp_ratio",
-             "hidden_ratio", "n_iter", "drop_path_rate", "drop_rate", "proj_drop_rate", "norm", "lam")
+             "hidden_ratio", "n_iter", "drop_path_rate", "drop_rate", "proj_drop_rate", "norm", "lam", "init")
 # names used elsewhere for the same options (the Mixer paper's "depth", timm's "drop_path", ...)
 _OVERRIDE_ALIASES = {"depth": "num_blocks", "dim": "embed_dim", "width": "embed_dim", "drop_path": "drop_path_rate",
                      "lambda": "lam", "lcoeff": "lam", "patch": "patch_size", "classes": "num_classes",
@@ -804,11 +846,12 @@ def create_model(name: str, **overrides) -> Mixer:
     Names: ``{vanillamixer,paramixer,symmixer}_{s32,s16,b32,b16,l32,l16}_224`` and
     ``asymmixer_s16_224`` (official registry, 1000 classes by default; the official ``_ni{2,3,4}``
     and ``asymmixer_s16_224_l..`` aliases too), and ``{vanillamixer,paramixer,symmixer,asymmixer}_
-    {cifar_small,cifar_tiny}`` (32 px, patch 4, 10 classes; small: C=256, depth 8; tiny: C=64,
-    depth 2). Overrides: the official keyword names (``num_classes, img_size, in_chans, patch_size,
+    {cifar_small,cifar_cpu,cifar_tiny}`` (32 px, patch 4, 10 classes; small: C=256, depth 8; cpu:
+    C=128, depth 4; tiny: C=64, depth 2). Overrides: the official keyword names (``num_classes, img_size, in_chans, patch_size,
     num_blocks, embed_dim, mlp_ratio, hidden_ratio, n_iter, drop_path_rate`` and ``drop_rate,
     proj_drop_rate``), ``norm`` in ``{"tokens_channels", "channels", "lagrangian"}`` and ``lam``
-    (AsymMixer only). MNIST-style input: ``img_size=28, patch_size=4 (or 7), in_chans=1``.
+    (AsymMixer only), ``init`` in ``{"random", "tied"}`` (tied: every MLP starts at W2 = W1ᵀ).
+    MNIST-style input: ``img_size=28, patch_size=4 (or 7), in_chans=1``.
     """
     model = Mixer(**model_config(name, **overrides))
     model.model_name = name

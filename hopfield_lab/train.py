@@ -552,7 +552,9 @@ def _train(cfg: TrainConfig, model: nn.Module | None, loaders) -> RunResult:
              if timed else None)
     evals = [r["test_acc"] for r in history if "test_acc" in r]
     result = RunResult(**ck.plain(dict(
-        model=cfg.model, dataset=cfg.dataset, epochs=cfg.epochs, epochs_done=len(history), seed=cfg.seed,
+        model=cfg.model, family=base.family.name if getattr(base, "family", None) else None,
+        n_iter=base.blocks[0].n_iter if len(getattr(base, "blocks", ())) else 1,
+        init=getattr(base, "init", "random"), dataset=cfg.dataset, epochs=cfg.epochs, epochs_done=len(history), seed=cfg.seed,
         lam=cfg.lam if cfg.lam is not None or not getattr(base, "has_breaking", False) else getattr(base, "lam", None),
         recipe=cfg.recipe, status=status, diverged=diverged,
         test_acc=final.get("test_acc"), test_loss=final.get("test_loss"),

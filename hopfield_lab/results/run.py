@@ -35,8 +35,9 @@ def format_lam(lam: float) -> str:
     return repr(lam)  # inf / nan
 
 
-def run_name(model: str, lam: float | None, seed: int, n_iter: int | None = None) -> str:
-    """File stem of a sweep run, e.g. ``asymmixer_cifar_small_lam1.2e-2_seed0``.
+def run_name(model: str, lam: float | None, seed: int, n_iter: int | None = None, init: str | None = None) -> str:
+    """File stem of a sweep run, e.g. ``asymmixer_cifar_small_lam1.2e-2_seed0``
+    (``paramixer_cifar_small_ni2_tied_seed0`` for n_iter 2 started from tied weights).
 
     λ is written by :func:`format_lam` with the exponent's leading zeros dropped (``1e-2``, the
     spelling of the committed hopfield_lab/results/cifar10 files), so distinct λ give distinct names and
@@ -51,6 +52,8 @@ def run_name(model: str, lam: float | None, seed: int, n_iter: int | None = None
             mantissa, exponent = text.split("e")
             text = f"{mantissa}e{int(exponent)}"
         parts.append(f"lam{text}")
+    if init not in (None, "random"):
+        parts.append(str(init))
     parts.append(f"seed{seed}")
     return "_".join(parts)
 
@@ -58,10 +61,11 @@ def run_name(model: str, lam: float | None, seed: int, n_iter: int | None = None
 # ---------------------------------------------------------------------------------------------
 # the result record
 # ---------------------------------------------------------------------------------------------
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """Version of :class:`RunResult`'s layout. 1: the files written before it had a number (the
 committed hopfield_lab/results/cifar10 runs: no ``schema_version``, ``status``, ``diverged`` or ``recipe``);
-2: adds those."""
+2: adds those; 3: the run says what it is: ``family``, ``n_iter`` and ``init`` (older files get
+them from their model name and configuration)."""
 
 RESULT_NAME = "result.json"
 """The result file's name in a run's ``out_dir``."""
@@ -86,6 +90,9 @@ class RunResult:
     model: str
     lam: float | None
     dataset: str
+    family: str | None = None            # mixer.FAMILIES key, e.g. "asymmixer" (None: a custom model)
+    n_iter: int = 1                       # iterations of every block (shared weights)
+    init: str = "random"                  # mixer.INITS: "random" (official) or "tied" (W2 = W1ᵀ at step 0)
     epochs: int
     epochs_done: int
     seed: int
@@ -130,6 +137,11 @@ class RunResult:
             raise ValueError("a finished run has a test accuracy (test_acc)")
 
     @property
+    def key(self) -> str:
+        """The run's name, unique per (model, n_iter, λ, init, seed): :func:`run_name`, the file stem a sweep gives it."""
+        return run_name(self.model, self.lam, self.seed, self.n_iter if self.n_iter != 1 else None, self.init)
+
+    @property
     def finished(self) -> bool:
         """True when every epoch ran (``status == "finished"``)."""
         return self.status == "finished"
@@ -165,6 +177,14 @@ def upgrade(d: dict) -> dict:
         d["status"] = "finished" if d.get("finished", True) else "stopped"
         d.setdefault("recipe", (d.get("config") or {}).get("recipe", "none"))
         d["diverged"] = None
+    if version < 3:  # before a run said what it is: read it off the model name and the configuration
+        from ..mixer import _REGISTRY
+
+        entry = _REGISTRY.get(d.get("model"), {})
+        overrides = (d.get("config") or {}).get("model_overrides") or {}
+        d.setdefault("family", entry.get("family"))
+        d.setdefault("n_iter", int(overrides.get("n_iter", entry.get("n_iter", 1))))
+        d.setdefault("init", overrides.get("init", "random"))
     d.pop("finished", None)
     d["schema_version"] = SCHEMA_VERSION
     return d
