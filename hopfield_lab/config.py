@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 from . import data as hd
 from . import distributed as D
 from . import recipes
-from .mixer import family_of, unknown_overrides
+from .mixer import check_lam, unknown_overrides
 
 __all__ = ["TrainConfig", "quick_config", "SCHEDULES", "RECIPES", "RESUME_FREE"]
 
@@ -115,8 +115,6 @@ class TrainConfig:
         need(self.warmup_epochs is None or 0 <= self.warmup_epochs < self.epochs,
              f"warmup_epochs must be in [0, epochs={self.epochs}), got {self.warmup_epochs!r}.")
         need(0 <= self.label_smoothing < 1, f"label_smoothing must be in [0, 1), got {self.label_smoothing!r}.")
-        need(self.lam is None or (isinstance(self.lam, (int, float)) and math.isfinite(self.lam) and self.lam >= 0),
-             f"lam must be a finite number >= 0, got {self.lam!r}.")
         need(isinstance(self.seed, int) and 0 <= self.seed < 2 ** 32,
              f"seed must be an integer in [0, 2**32), got {self.seed!r}.")
         if self.device is not None:
@@ -140,11 +138,25 @@ class TrainConfig:
         for name in ("train_subset", "test_subset", "img_size"):
             v = getattr(self, name)
             need(v is None or (isinstance(v, int) and v >= 1), f"{name} must be a positive integer, got {v!r}.")
-        if self.lam is not None and self.lam != 0 and not family_of(self.model).has_breaking:
-            raise ValueError(
-                f"Bad TrainConfig: lam={self.lam} is the penalty of AsymMixer models, but model "
-                f"{self.model!r} has no asymmetric part. Use an asymmixer_* model or leave lam unset.")
+        try:  # λ: the model's option, checked by the model's rules (mixer.check_lam)
+            lam = self.model_options().get("lam")
+            if lam is not None:
+                check_lam(lam, self.model)
+        except ValueError as exc:
+            need(False, f"{exc}.")
         return self
+
+    def model_options(self) -> dict:
+        """The :func:`~hopfield_lab.mixer.create_model` options of this run: ``model_overrides``, with
+        ``lam`` (``--lam``, sugar for the model option) added when set; the one place where the
+        run's λ becomes the model's. Raises a ValueError when both name different λ."""
+        options = dict(self.model_overrides)
+        if self.lam is not None:
+            if "lam" in options and options["lam"] != self.lam:
+                raise ValueError(f"lam={self.lam!r} and model_overrides lam={options['lam']!r} disagree: "
+                                 "give λ once (--lam)")
+            options["lam"] = self.lam
+        return options
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -47,7 +47,7 @@ from torch import nn
 __all__ = [
     "Mlp", "SymMlp", "AsymMlp", "LagrangianLayerNorm", "DropPath", "PatchEmbed",
     "SerialMixerBlock", "ParallelMixerBlock", "Mixer", "create_model", "list_models",
-    "model_config", "NORMS", "INITS", "Family", "FAMILIES", "family_of",
+    "model_config", "NORMS", "INITS", "Family", "FAMILIES", "family_of", "check_lam",
 ]
 
 
@@ -556,12 +556,10 @@ class Mixer(nn.Module):
                              "init, 'tied' starts every MLP at W2 = W1ᵀ (V = 0 for AsymMixer)")
         self.init = init
         _check_sizes(img_size, patch_size, num_blocks, embed_dim, in_chans, num_classes)
-        lam_value = float(lam) if isinstance(lam, numbers.Real) and not isinstance(lam, bool) else math.nan
-        if not (math.isfinite(lam_value) and lam_value >= 0):
-            raise ValueError(f"lam (λ) must be a finite number ≥ 0, got {lam!r}")
         self.num_classes = num_classes
         self.num_features = self.embed_dim = embed_dim
-        self.lam = lam_value
+        #: λ, the weight of the symmetry-breaking penalty λ Σ‖V‖² (:meth:`symmetry_penalty`); 0 without V
+        self.lam = check_lam(lam, mlp_layer)
         self.model_name = "custom"  # create_model() sets the registry name
         #: the :class:`Family` of (block_layer, mlp_layer), None for a combination outside FAMILIES
         self.family = _family_of_layers(block_layer, mlp_layer)
@@ -582,11 +580,6 @@ class Mixer(nn.Module):
         self.head_drop = nn.Dropout(drop_rate)
         self.head = nn.Linear(embed_dim, num_classes) if num_classes > 0 else nn.Identity()
         self.init_weights()
-
-    @property
-    def lcoeff(self) -> float:
-        """The official code's name for λ."""
-        return self.lam
 
     @property
     def seq_len(self) -> int:
@@ -639,38 +632,65 @@ class Mixer(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))
 
-    def get_classifier(self) -> nn.Module:
-        return self.head
-
-    def reset_classifier(self, num_classes: int) -> None:
-        """Replace the head by a fresh zero-initialised one with ``num_classes`` outputs."""
-        self.num_classes = num_classes
-        p = self.norm.weight
-        if num_classes > 0:
-            self.head = nn.Linear(self.embed_dim, num_classes, device=p.device, dtype=p.dtype)
-            nn.init.zeros_(self.head.weight)
-            nn.init.zeros_(self.head.bias)
-        else:
-            self.head = nn.Identity()
-
     def breaking_weights(self) -> list[torch.Tensor]:
         """The symmetry-breaking weights V of every block's token and channel MLP (empty without them)."""
         return [mlp.breaking for block in self.blocks for mlp in (block.mlp_tokens, block.mlp_channels)
                 if mlp.breaking is not None]
 
     def symmetry_penalty(self) -> torch.Tensor:
-        """λ Σ_blocks (‖Vˢ‖² + ‖Vᶜ‖²) for AsymMixer; a 0-dim zero tensor (model's device) otherwise."""
-        p = self.norm.weight
-        total = torch.zeros((), device=p.device, dtype=p.dtype)
-        if self.lam == 0.0:
-            return total
-        for V in self.breaking_weights():
-            total = total + V.pow(2).sum()
-        return self.lam * total
+        """λ Σ_blocks (‖Vˢ‖² + ‖Vᶜ‖²) for AsymMixer (differentiable, 0-dim); a 0-dim zero tensor
+        (the model's device and dtype) when λ = 0 or the model has no V."""
+        Vs = self.breaking_weights()
+        if self.lam == 0.0 or not Vs:
+            p = self.norm.weight
+            return torch.zeros((), device=p.device, dtype=p.dtype)
+        return self.lam * torch.cat([V.reshape(-1) for V in Vs]).pow(2).sum()   # one read of all V
+
+    @torch.no_grad()
+    def add_symmetry_penalty_grad_(self) -> torch.Tensor:
+        """Add the penalty's gradient ∂/∂V (λ Σ‖V‖²) = 2λV to every ``V.grad`` in place; return
+        :meth:`symmetry_penalty` (detached, 0-dim).
+
+        Call it after ``loss.backward()`` of a loss *without* the penalty: the gradients are then
+        those of ``loss + symmetry_penalty()``, without the 2 x depth small norms in the autograd
+        graph (back-propagating them costs ~4 ms per step on a GPU in eager mode). This is what the
+        trainer does (:func:`hopfield_lab.train.train_step`); a subclass that changes
+        :meth:`symmetry_penalty` changes this method with it.
+        """
+        if self.lam != 0.0:
+            for V in self.breaking_weights():
+                if V.grad is None:
+                    V.grad = torch.zeros_like(V)
+                V.grad.add_(V, alpha=2.0 * self.lam)
+        return self.symmetry_penalty()
 
 
 #: how the two-layer MLPs start: "random" (the official init) or "tied" (W2 = W1ᵀ; see ``tie_``)
 INITS = ("random", "tied")
+
+
+def check_lam(lam, model=None) -> float:
+    """λ as a float when it is a valid penalty weight for ``model``, else a ValueError that says why.
+
+    The one home of λ's rules: λ weighs AsymMixer's symmetry-breaking penalty λ Σ‖V‖², so it is a
+    finite real ≥ 0, and nonzero only for models whose MLPs carry a breaking weight V
+    (``has_breaking``). ``model``: a registered model or family name (:func:`family_of`), a
+    two-layer MLP class, or None (the range only). :class:`Mixer`, :func:`create_model` and
+    :meth:`hopfield_lab.config.TrainConfig.validate` (``--lam``) all ask this function.
+    """
+    value = float(lam) if isinstance(lam, numbers.Real) and not isinstance(lam, bool) else math.nan
+    if not (math.isfinite(value) and value >= 0):
+        raise ValueError(f"lam must be a finite number ≥ 0 (λ, the weight of the symmetry-breaking penalty), "
+                         f"got {lam!r}")
+    if value != 0.0 and model is not None:
+        has_v = getattr(model, "has_breaking", None) if isinstance(model, type) else family_of(model).has_breaking
+        if not has_v:
+            with_v = [f.name for f in FAMILIES.values() if f.has_breaking]
+            what = model.__name__ if isinstance(model, type) else repr(str(model))
+            raise ValueError(f"lam (λ = {value:g}) only applies to AsymMixer models (families with a breaking "
+                             f"weight V: {', '.join(with_v)}), not {what}, which has no V: use e.g. "
+                             f"{with_v[0]}_cifar_small, or leave lam unset")
+    return value
 
 
 def _check_sizes(img_size, patch_size, num_blocks, embed_dim, in_chans, num_classes):
@@ -829,10 +849,8 @@ def model_config(name: str, **overrides) -> dict:
         raise TypeError(f"create_model: {problem}")
     cfg = dict(_REGISTRY[name])
     family = FAMILIES[cfg.pop("family")]
-    if "lam" in overrides and not family.has_breaking:
-        with_v = [f.name for f in FAMILIES.values() if f.has_breaking]
-        raise ValueError(f"lam (λ) only applies to AsymMixer models (families with a breaking weight: "
-                         f"{', '.join(with_v)}), not {name!r}: use e.g. {with_v[0]}_cifar_small")
+    if "lam" in overrides:
+        check_lam(overrides["lam"], name)
     if "norm" in overrides and not callable(overrides["norm"]) and overrides["norm"] not in NORMS:
         raise ValueError(f"unknown norm {overrides['norm']!r}; choose one of {sorted(NORMS)}")
     cfg.update(overrides)

@@ -47,7 +47,7 @@ from . import distributed as D
 from . import perf
 from . import recipes
 from .config import RESUME_FREE, TrainConfig, quick_config  # noqa: F401  (quick_config: re-exported)
-from .mixer import Mixer, create_model, family_of
+from .mixer import create_model
 from .results import RESULT_NAME, RunResult, versions
 from .runtime import seed_everything
 from .symmetry import symmetry_report
@@ -80,17 +80,11 @@ def penalty_of(model: nn.Module) -> torch.Tensor | None:
     return fn() if callable(fn) else None
 
 
-def breaking_weights(model: nn.Module) -> tuple[float, list[torch.Tensor]] | None:
-    """``(lam, [V, ...])`` when ``model`` is a hopfield_lab Mixer (penalty ``lam * sum ||V||^2``), else None.
-
-    The trainer then adds the penalty's gradient ``2 lam V`` to ``V.grad`` in one fused
-    ``_foreach_add_`` after backward instead of back-propagating through ``2 x depth`` small
-    norms (which costs ~4 ms per step on a GPU in eager mode); the update is the same.
-    """
+def model_lam(model: nn.Module) -> float | None:
+    """The λ a run records (:attr:`RunResult.lam`): the model's ``lam`` when its MLPs carry a
+    breaking weight V (``has_breaking``), else None."""
     base = D.unwrap(model)
-    if not isinstance(base, Mixer) or type(base).symmetry_penalty is not Mixer.symmetry_penalty:
-        return None
-    return float(base.lam), base.breaking_weights()
+    return float(base.lam) if getattr(base, "has_breaking", False) else None
 
 
 def train_step(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
@@ -102,9 +96,10 @@ def train_step(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
     pass runs under autocast with ``amp_dtype`` (e.g. ``torch.bfloat16``) when given; the
     cross-entropy and the penalty are computed in float32. ``model`` may be wrapped in DDP and/or
     ``torch.compile``; the penalty is taken from the plain module, once per step (under DDP its
-    gradient is the same on every rank, so the gradient average keeps it unchanged). For the
-    project's Mixers its gradient ``2 lam V`` is added to ``V.grad`` directly after backward
-    (:func:`breaking_weights`), which is the same update and much cheaper in eager mode.
+    gradient is the same on every rank, so the gradient average keeps it unchanged). A model with
+    ``add_symmetry_penalty_grad_()`` (the project's Mixers: ``2 lam V``, closed form) adds the
+    penalty's gradient itself after backward, the same update and much cheaper in eager mode; any
+    other model's ``symmetry_penalty()`` is back-propagated.
 
     Shapes: images ``(B, C, H, W)``; labels ``(B,)`` int64 class indices, or ``(B, K)`` soft
     targets (probability rows, e.g. from :class:`hopfield_lab.recipes.MixupCutmix`), which the
@@ -117,18 +112,13 @@ def train_step(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
                         enabled=amp_dtype is not None):
         logits = model(images)
     loss = F.cross_entropy(logits.float(), labels, label_smoothing=label_smoothing)
-    closed = breaking_weights(model)
-    if closed is None:  # any model: back-propagate through its symmetry_penalty()
+    add_penalty_grad = getattr(D.unwrap(model), "add_symmetry_penalty_grad_", None)
+    if callable(add_penalty_grad):  # the model adds its penalty's gradient (Mixer: 2 lam V) itself
+        loss.backward()
+        pen = add_penalty_grad()
+    else:  # any other model: back-propagate through its symmetry_penalty(), if it has one
         pen = penalty_of(model)
         (loss if pen is None else loss + pen).backward()
-    else:  # Mixer: d/dV [lam sum ||V||^2] = 2 lam V, added to V.grad in one fused kernel
-        loss.backward()
-        lam, Vs = closed
-        pen = None
-        if lam != 0.0 and Vs:
-            with torch.no_grad():
-                torch._foreach_add_([V.grad for V in Vs], Vs, alpha=2.0 * lam)
-                pen = lam * torch.stack(torch._foreach_norm(Vs)).pow(2).sum()
     if grad_clip is not None:
         torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
     optimizer.step()
@@ -216,12 +206,10 @@ def make_scheduler(optimizer, cfg: TrainConfig, steps_per_epoch: int):
 
 def build_model(cfg: TrainConfig, num_classes: int, in_chans: int, img_size: int) -> nn.Module:
     """``hopfield_lab.create_model(cfg.model, ...)`` for this data (classes, channels, size)."""
-    kw = dict(cfg.model_overrides)
+    kw = cfg.model_options()  # model_overrides, and --lam as the model's lam
     kw.setdefault("num_classes", num_classes)
     kw.setdefault("in_chans", in_chans)
     kw.setdefault("img_size", img_size)
-    if cfg.lam is not None and family_of(cfg.model).has_breaking:
-        kw.setdefault("lam", cfg.lam)
     return create_model(cfg.model, **kw)
 
 
@@ -555,7 +543,7 @@ def _train(cfg: TrainConfig, model: nn.Module | None, loaders) -> RunResult:
         model=cfg.model, family=base.family.name if getattr(base, "family", None) else None,
         n_iter=base.blocks[0].n_iter if len(getattr(base, "blocks", ())) else 1,
         init=getattr(base, "init", "random"), dataset=cfg.dataset, epochs=cfg.epochs, epochs_done=len(history), seed=cfg.seed,
-        lam=cfg.lam if cfg.lam is not None or not getattr(base, "has_breaking", False) else getattr(base, "lam", None),
+        lam=model_lam(base),
         recipe=cfg.recipe, status=status, diverged=diverged,
         test_acc=final.get("test_acc"), test_loss=final.get("test_loss"),
         train_acc=final.get("train_acc"), train_loss=final.get("train_loss"),

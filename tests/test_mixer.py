@@ -422,6 +422,37 @@ def test_symmetry_penalty_value_and_gradient_reach_only_V():
             assert p.grad is None or torch.all(p.grad == 0), name
 
 
+def test_penalty_gradient_method_equals_autograd_of_the_penalty():
+    m = tiny("asymmixer", lam=0.3)
+    g = torch.Generator().manual_seed(3)
+    with torch.no_grad():
+        for V in m.breaking_weights():
+            V.copy_(torch.randn(V.shape, generator=g, dtype=V.dtype))
+    m.symmetry_penalty().backward()
+    auto = {n: p.grad.clone() for n, p in m.named_parameters() if p.grad is not None}
+    m.zero_grad(set_to_none=False)
+    value = m.add_symmetry_penalty_grad_()
+    assert not value.requires_grad and torch.equal(value, m.symmetry_penalty().detach())
+    assert len(auto) == len(m.breaking_weights()) == 2 * len(m.blocks)
+    for n, p in m.named_parameters():
+        if n in auto:
+            torch.testing.assert_close(p.grad, auto[n])                 # 2 λ V, added in place
+        else:
+            assert p.grad is None or not p.grad.any(), n
+    fresh = tiny("asymmixer", lam=0.3)                                   # no grad yet: it is created
+    fresh.add_symmetry_penalty_grad_()
+    assert all(torch.equal(V.grad, 0.6 * V.detach()) for V in fresh.breaking_weights())
+
+
+def test_lam_rules_have_one_home():
+    assert mixer.check_lam(0, "symmixer_cifar_tiny") == 0.0 and mixer.check_lam(1e-2, AsymMlp) == 1e-2
+    with pytest.raises(ValueError, match="only applies to AsymMixer.*not Mlp"):
+        Mixer(**TINY, block_layer=ParallelMixerBlock, mlp_layer=Mlp, lam=0.1)
+    with pytest.raises(ValueError, match="finite number ≥ 0"):
+        mixer.check_lam(True)
+    assert hl.create_model("symmixer_cifar_tiny", lam=0.0).lam == 0.0  # λ = 0: no penalty, any model
+
+
 @pytest.mark.parametrize("family", ["vanillamixer", "paramixer", "symmixer"])
 def test_symmetry_penalty_zero_for_other_models(family):
     m = tiny(family)

@@ -79,10 +79,9 @@ def test_resume_refuses_another_configuration(tmp_path):
 
 
 class _AutogradPenaltyMixer(Mixer):
-    """Same model; overriding symmetry_penalty sends train_step through autograd of the penalty."""
+    """Same model without the closed-form gradient: train_step back-propagates symmetry_penalty()."""
 
-    def symmetry_penalty(self):
-        return super().symmetry_penalty()
+    add_symmetry_penalty_grad_ = None
 
 
 @pytest.mark.parametrize("path", ["closed_form", "autograd"])
@@ -96,7 +95,6 @@ def test_penalty_changes_only_V_gradients(path):
         m = create_model("asymmixer_cifar_tiny", img_size=16, lam=l)
         if path == "autograd":
             m.__class__ = _AutogradPenaltyMixer
-        assert (ht.breaking_weights(m) is None) == (path == "autograd")
         before = {k: v.detach().clone() for k, v in m.named_parameters()}
         opt = torch.optim.SGD(m.parameters(), lr=1.0)  # p_new = p - grad
         ht.train_step(m, x, y, opt)
@@ -111,6 +109,35 @@ def test_penalty_changes_only_V_gradients(path):
         else:
             assert torch.equal(diff, torch.zeros_like(diff)), k
     assert n_v == 4  # 2 blocks x (token, channel) branches
+
+
+def test_step_loss_includes_exactly_the_models_penalty():
+    torch.manual_seed(0)
+    m = create_model("asymmixer_cifar_tiny", img_size=16, lam=0.25)
+    with torch.no_grad():
+        for V in m.breaking_weights():
+            V.normal_()                                      # V = 0 at init would make the check empty
+        expected = m.symmetry_penalty()
+    out = ht.train_step(m, torch.randn(4, 3, 16, 16), torch.randint(0, 10, (4,)),
+                        torch.optim.SGD(m.parameters(), lr=0.0))
+    assert expected > 0 and torch.equal(out.penalty, expected)
+    plain = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 16 * 16, 10))  # no penalty at all
+    out = ht.train_step(plain, torch.randn(4, 3, 16, 16), torch.randint(0, 10, (4,)),
+                        torch.optim.SGD(plain.parameters(), lr=0.0))
+    assert out.penalty.item() == 0.0
+
+
+def test_the_result_records_the_models_lam(tmp_path):
+    # --lam is sugar for the model option: it reaches model.lam, and the result records model.lam
+    cfg = tiny(epochs=1, lam=3e-2, symmetry_metrics=False)
+    assert ht.build_model(cfg, 10, 3, 16).lam == 3e-2
+    assert train(cfg).lam == 3e-2
+    by_override = tiny(epochs=1, lam=None, model_overrides={"lam": 2e-2}, symmetry_metrics=False)
+    assert ht.build_model(by_override, 10, 3, 16).lam == 2e-2 and train(by_override).lam == 2e-2
+    assert train(tiny(epochs=1, lam=None, symmetry_metrics=False)).lam == 0.0       # the preset's λ
+    assert train(tiny(epochs=1, model="symmixer_cifar_tiny", lam=0.0, symmetry_metrics=False)).lam is None
+    with pytest.raises(ValueError, match="disagree"):
+        tiny(lam=1e-2, model_overrides={"lam": 2e-2}).validate()
 
 
 def test_failed_checkpoint_in_training_leaves_a_resumable_run(tmp_path, monkeypatch):

@@ -658,7 +658,8 @@ FULL_LIVE_EPOCHS = 12
 
 def live_config(model: str, lam: Optional[float] = None, n_iter: int = 1, quick: Optional[bool] = None,
                 dataset: Optional[str] = None, epochs: Optional[int] = None, seed: int = 0, **fields):
-    """A :class:`~hopfield_lab.train.TrainConfig` for a live run of ``model`` (a family name).
+    """A :class:`~hopfield_lab.train.TrainConfig` for a live run of ``model`` (a family name);
+    ``lam`` is the model's λ (None: the preset's; nonzero only for AsymMixer).
 
     Quick mode: the ``*_cifar_tiny`` preset (depth 2, C = 64) on scikit-learn's 8x8 digits with
     2x2 patches (16 tokens), 6 epochs, batch 64, lr 1e-2, 1-px crop jitter, on the CPU: a few
@@ -683,7 +684,7 @@ def live_config(model: str, lam: Optional[float] = None, n_iter: int = 1, quick:
     else:
         cfg = dict(model=f"{fam}_cifar_small", dataset=dataset or "cifar10", epochs=epochs or FULL_LIVE_EPOCHS,
                    batch_size=512, lr=1e-3, crop_padding=4, flip=True, progress=True)
-    cfg.update(lam=lam if family_of(fam).has_breaking else None, seed=seed, model_overrides=over)
+    cfg.update(lam=lam, seed=seed, model_overrides=over)  # λ: the model's option (None: the preset's)
     cfg.update(fields)
     return TrainConfig(**cfg)
 
