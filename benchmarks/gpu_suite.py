@@ -39,7 +39,6 @@ import dataclasses
 import json
 import math
 import os
-import platform
 import queue as queue_mod
 import shutil
 import signal
@@ -335,9 +334,9 @@ class Suite:
     def environment(self) -> None:
         import torch
 
-        from hopfield_lab import perf
-        from hopfield_lab.results import git_commit
+        from hopfield_lab.runtime import provenance
 
+        prov = provenance()  # the host's side; the GPU's from nvidia-smi
         smi = shutil.which("nvidia-smi")
         gpu = None
         if smi:
@@ -346,9 +345,9 @@ class Suite:
             gpu = q.stdout.strip() or q.stderr.strip()
         env = {"command": " ".join([Path(sys.argv[0]).name] + sys.argv[1:]), "tiny": self.args.tiny,
                "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.t0)),
-               "budget_s": self.deadline - self.t0, "git_commit": git_commit(), "nvidia_smi": gpu,
-               "torch_version": torch.__version__, "cuda": torch.version.cuda,
-               "python_version": platform.python_version(), "cpu": perf.describe_device("cpu")["cpu"],
+               "budget_s": self.deadline - self.t0, "git_commit": prov["git_commit"], "nvidia_smi": gpu,
+               "torch_version": prov["torch_version"], "cuda": torch.version.cuda,
+               "python_version": prov["python_version"], "cpu": prov["cpu"],
                "cpu_cores": os.cpu_count(), "data": self.args.data, "sizes": dataclasses.asdict(self.sizes),
                "workers": self.workers, "official": str(self.official) if self.official else None}
         self.summary["environment"] = env

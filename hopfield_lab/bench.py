@@ -10,7 +10,7 @@ from . import data as hd
 from . import distributed as D
 from . import perf
 from .config import TrainConfig
-from .runtime import get_device, seed_everything
+from .runtime import get_device, provenance, seed_everything
 from .train import build_model, make_optimizer, param_groups, train_step
 
 __all__ = ["benchmark"]
@@ -91,13 +91,13 @@ def benchmark(model: str | nn.Module, *, batch_size: int = 512, steps: int = 20,
     out.loss.item()
     sync()
     dt = time.perf_counter() - t0
+    prov = provenance(dev)
     rec = {"model": name, "compile": bool(compile), "compile_mode": (mode or "default") if compile else None,
            "compiled": perf.compile_status(fwd), "batch_size": batch_size, "steps": steps,
            "img_per_s": steps * batch_size / dt, "ms_per_step": 1000 * dt / steps, "params": n_params,
            "optimizer": "AdamW (fused)" if opt.defaults.get("fused") else "AdamW (torch default)",
            "amp": "bf16" if amp_dtype is not None else None,
-           "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
-           "torch_version": torch.__version__}
+           **{k: prov[k] for k in ("device", "torch_version")}}
     if dev.type == "cpu":
         rec.update(allocator=perf.allocator_mode() or "glibc (untouched)",
                    page_faults_per_step=(perf.page_faults() - faults) / steps)

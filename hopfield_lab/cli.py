@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 
 from .distributed import RendezvousError, is_main_process
-from .results import RESULT_NAME, RunResult, load_result, run_name
+from .results.run import RESULT_NAME, RunResult, load_result, run_name
 from .mixer import FAMILIES, INITS, family_of
 from .config import RESUME_FREE, TrainConfig
 
@@ -125,8 +125,11 @@ def paper_family(model: str) -> str:
     Accepts a family (``paramixer``) or the recipe's own preset (``paramixer_s16_224``); any
     other preset is refused rather than silently replaced by the recipe's Mixer-S/16.
     """
-    fam = str(model).split("_")[0]
-    if fam in FAMILIES and str(model) in (fam, f"{fam}_s16_224"):
+    try:
+        fam = family_of(model).name
+    except ValueError:
+        fam = None
+    if fam is not None and str(model) in (fam, f"{fam}_s16_224"):
         return fam
     raise ValueError(
         f"--recipe paper trains the recipe's Mixer-S/16 at 224 px, so --model names its family: "
@@ -302,11 +305,14 @@ def cmd_sweep(args) -> int:
     diverged = [p["name"] for p, r in zip(plan, rows) if r.status == "diverged"]
     if main:
         print(f"\nsweep finished in {time.perf_counter() - t0:.1f} s; results in {out}")
-        print(f"{'model':32s} {'lam':>8s} {'seed':>4s} {'test_acc':>8s} {'img/s':>8s} {'time_s':>7s}")
-        for r in rows:
+        width = max(len(r.key) for r in rows) if rows else 3
+        print(f"{'run':{width}s} {'lam':>8s} {'n_iter':>6s} {'init':>6s} {'seed':>4s} {'test_acc':>8s} "
+              f"{'img/s':>8s} {'time_s':>7s}")
+        for r in rows:  # each run says what it is (RunResult.key, .lam, .n_iter, .init)
             lam = "-" if r.lam is None else f"{r.lam:g}"
             acc = "diverged" if r.status == "diverged" else f"{r.test_acc:.4f}"
-            print(f"{r.model:32s} {lam:>8s} {r.seed:>4d} {acc:>8s} {r.img_per_s or 0:>8.0f} {r.wall_time_s or 0:>7.1f}")
+            print(f"{r.key:{width}s} {lam:>8s} {r.n_iter:>6d} {r.init:>6s} {r.seed:>4d} {acc:>8s} "
+                  f"{r.img_per_s or 0:>8.0f} {r.wall_time_s or 0:>7.1f}")
     if diverged:
         raise _exit(f"error: {len(diverged)} of {len(plan)} runs diverged ({', '.join(diverged)}); their result "
                     "files say at which epoch. Lower --lr (or λ) for them in another --out-dir.")

@@ -44,6 +44,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from .runtime import provenance
+
 __all__ = [
     "MALLOC_ENV", "CPU_BF16_ENV", "COMPILE_MODE_ENV", "COMPILE_BACKEND_ENV", "COMPILE_MODES",
     "tune_cpu_allocator", "set_cpu_allocator", "allocator_mode", "page_faults",
@@ -332,25 +334,14 @@ def compile_status(module: nn.Module) -> str:
 # ---------------------------------------------------------------------------------------------
 # records
 # ---------------------------------------------------------------------------------------------
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def describe_device(device: str | torch.device) -> dict:
     """What a throughput or result record should say about the hardware: ``device`` (the GPU's
     name or ``"cpu"``), ``cpu`` (model name), ``threads`` (torch's intra-op threads), ``cores``,
     ``torch_version``, and for CUDA the ``cuda`` version and ``gpu_memory_gib``."""
     dev = torch.device(device)
-    rec = {"device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
-           "cpu": _cpu_model(), "threads": torch.get_num_threads(), "cores": os.cpu_count(),
-           "torch_version": torch.__version__}
+    prov = provenance(dev)
+    rec = {"device": prov["device"], "cpu": prov["cpu"], "threads": prov["cpu_threads"], "cores": os.cpu_count(),
+           "torch_version": prov["torch_version"]}
     if dev.type == "cuda":
         rec["cuda"] = torch.version.cuda
         rec["gpu_memory_gib"] = round(torch.cuda.get_device_properties(dev).total_memory / 2**30, 1)

@@ -9,12 +9,23 @@ Everything that decides *how big* or *where* a computation runs lives here, in o
   shows the device and the mode (an admonition in a notebook, a line in a terminal).
 * :func:`static_build` -- True while the book's pages are being built (``HOPFIELD_LAB_STATIC``,
   set by ``tools/build_book.sh``): live widgets are then replaced by a pointer to their static twin.
+* :func:`provenance` -- where and with what a result was computed (device and CPU names, threads,
+  versions, commit, time): the one function every result record, committed file and benchmark
+  takes them from (:func:`device_name`, :func:`cpu_name`, :func:`versions`, :func:`git_commit`).
+
+This module is the shared base: it imports nothing else of the package but ``_version``, so the
+science, training and book modules may all use it.
 """
 from __future__ import annotations
 
 import os
+import platform
 import random
+import subprocess
 import sys
+import time
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -69,11 +80,55 @@ def get_device(device: str | torch.device | None = None) -> torch.device:
 
 
 def device_name(device: str | torch.device | None = None) -> str:
-    """A human-readable name of the device: the GPU's name, or ``"cpu"``."""
+    """A human-readable name of the device (default: :func:`get_device`'s): the GPU's name, or ``"cpu"``."""
     dev = get_device(device)
     if dev.type == "cuda":
         return torch.cuda.get_device_name(dev)
     return "cpu"
+
+
+def cpu_name() -> str:
+    """The CPU's model name (``/proc/cpuinfo``; elsewhere what :mod:`platform` knows)."""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def git_commit() -> str | None:
+    """The project's git commit (``$HOPFIELD_LAB_GIT_COMMIT`` overrides), or None."""
+    env = os.environ.get("HOPFIELD_LAB_GIT_COMMIT")
+    if env:
+        return env
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent,
+                             capture_output=True, text=True, timeout=5)
+        return out.stdout.strip() or None if out.returncode == 0 else None
+    except Exception:
+        return None
+
+
+def versions() -> dict:
+    """Versions and commit of the code that runs: ``torch_version, python_version,
+    hopfield_lab_version, git_commit`` (part of :func:`provenance`)."""
+    from ._version import __version__
+
+    return {"torch_version": torch.__version__, "python_version": platform.python_version(),
+            "hopfield_lab_version": __version__, "git_commit": git_commit()}
+
+
+def provenance(device: str | torch.device | None = None) -> dict[str, Any]:
+    """Where and with what a result was computed: ``device`` (the GPU's name, or ``"cpu"``; default
+    the CPU), ``cpu`` (model name), ``cpu_threads`` (torch's intra-op threads), :func:`versions`
+    and ``finished_at`` (UTC, ``2026-01-02T03:04:05Z``). The fields of the same names of
+    :class:`hopfield_lab.results.RunResult` and of every committed result file come from here."""
+    return {"device": device_name(device if device is not None else "cpu"), "cpu": cpu_name(),
+            "cpu_threads": torch.get_num_threads(), **versions(),
+            "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
 
 
 def seed_everything(seed: int = 0) -> None:
@@ -81,11 +136,6 @@ def seed_everything(seed: int = 0) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)  # also seeds every CUDA device
-
-
-def in_colab() -> bool:
-    """True inside Google Colab."""
-    return "google.colab" in sys.modules
 
 
 def static_build() -> bool:
@@ -103,21 +153,21 @@ def _in_notebook() -> bool:
 
 def mode_summary(dev: torch.device) -> tuple[str, str]:
     """(title, text) of the mode admonition: which mode and device this run uses, and how to switch."""
-    import hopfield_lab
+    from ._version import __version__
 
     mode = "quick" if quick() else "full"
     where = device_name(dev)
     title = f"Live cells: {mode} mode on {where}"
     if mode == "quick":
         text = (f"The live cells of this page run in <b>quick mode</b> on <b>{where}</b> "
-                f"(hopfield_lab {hopfield_lab.__version__}, torch {torch.__version__}): sizes are cut so "
+                f"(hopfield_lab {__version__}, torch {torch.__version__}): sizes are cut so "
                 "that a chapter executes in minutes on two CPU cores. Where an effect needs size, "
                 "the page also shows a <i>committed full-size result</i>. For the full-size runs set "
                 f"<code>{QUICK_ENV}=0</code> before this cell (meant for a GPU: on Colab, "
                 "<i>Runtime &rsaquo; Change runtime type &rsaquo; GPU</i>).")
     else:
         text = (f"The live cells of this page run in <b>full mode</b> on <b>{where}</b> "
-                f"(hopfield_lab {hopfield_lab.__version__}, torch {torch.__version__}): the full-size "
+                f"(hopfield_lab {__version__}, torch {torch.__version__}): the full-size "
                 "experiments; long runs print their expected time first. For the quick version set "
                 f"<code>{QUICK_ENV}=1</code> before this cell.")
     return title, text

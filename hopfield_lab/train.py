@@ -48,8 +48,8 @@ from . import perf
 from . import recipes
 from .config import RESUME_FREE, TrainConfig, quick_config  # noqa: F401  (quick_config: re-exported)
 from .mixer import create_model
-from .results import RESULT_NAME, RunResult, versions
-from .runtime import seed_everything
+from .results.run import RESULT_NAME, RunResult
+from .runtime import provenance, seed_everything
 from .symmetry import symmetry_report
 
 CHECKPOINT_NAME = ck.CHECKPOINT_NAME
@@ -553,10 +553,9 @@ def _train(cfg: TrainConfig, model: nn.Module | None, loaders) -> RunResult:
         history=history, symmetry=sym_history[-1]["report"] if sym_history else None, symmetry_history=sym_history,
         wall_time_s=wall_prev + time.perf_counter() - t_run, process_time_s=time.perf_counter() - t_start,
         train_time_s=train_time, img_per_s=img_s,
-        device=torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         world_size=info.world_size, amp="bf16" if amp_dtype is not None else None,
-        compiled=perf.compile_status(train_model), config=cfg.to_dict(), finished_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        **versions())))
+        compiled=perf.compile_status(train_model), config=cfg.to_dict(),
+        **provenance(device))))  # device and CPU names, threads, versions, commit, finished_at
     target = cfg.result_path or (Path(cfg.out_dir) / RESULT_NAME if cfg.out_dir else None)
     if info.is_main and status != "stopped" and target is not None:
         ck.atomic_write_json(result.to_dict(), target)

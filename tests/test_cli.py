@@ -73,6 +73,10 @@ def test_tiny_sweep_writes_json_and_resumes_by_skipping(tmp_path, capsys):
         assert r["dataset"] == "synthetic" and r["epochs"] == 1 and len(r["history"]) == 1
     assert json.loads((out / files[1]).read_text())["lam"] == 0.1
     assert not (out / "checkpoints").exists()  # finished runs leave no checkpoint behind
+    table = capsys.readouterr().out.split("sweep finished")[1].splitlines()[2:]
+    assert [line.split()[:4] for line in table if line.strip()] == [  # each run by its key, λ, n_iter, init
+        ["paramixer_cifar_tiny_seed0", "-", "1", "random"], ["asymmixer_cifar_tiny_lam0_seed0", "0", "1", "random"],
+        ["asymmixer_cifar_tiny_lam1e-1_seed0", "0.1", "1", "random"]]
     mtimes = {p: p.stat().st_mtime_ns for p in out.glob("*.json")}
     capsys.readouterr()
     assert cli.main(argv) == 0  # rerun: everything is skipped

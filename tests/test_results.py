@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from hopfield_lab import results
+from hopfield_lab import results, runtime
 from hopfield_lab.results import SCHEMA_VERSION, RunResult, format_lam, load_result, run_name
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -20,6 +20,7 @@ def test_save_and_load_round_trip(tmp_path):
     assert rec["data"] == {"y": [1, 2]} and rec["settings"] == {"n": 3} and rec["seconds"] == 1.2
     prov = rec["provenance"]
     assert prov["device"] == "cpu" and prov["torch_version"] and prov["cpu_threads"] >= 1
+    assert set(prov) == set(runtime.provenance())  # the one provenance function
     assert not list(p.parent.glob(".*.tmp")), "no temporary file left"
 
 

@@ -38,7 +38,7 @@ def test_loss_falls_and_result_has_required_fields(tmp_path):
     assert res.test_acc > 0.3  # 10 classes: chance is 0.1
     on_disk = json.loads((tmp_path / "run" / "result.json").read_text())
     for key in ("model", "lam", "dataset", "epochs", "test_acc", "history", "wall_time_s", "img_per_s",
-                "device", "torch_version", "git_commit", "config", "symmetry", "params"):
+                "device", "cpu", "torch_version", "git_commit", "config", "symmetry", "params"):
         assert key in on_disk, key
     assert on_disk["model"] == "asymmixer_cifar_tiny" and on_disk["lam"] == 1e-2 and on_disk["device"] == "cpu"
     assert 0 <= on_disk["test_acc"] <= 1 and on_disk["test_acc"] == res.test_acc

@@ -18,16 +18,30 @@ folder             what                                                        w
 
 Two modules, one home each:
 
-* :mod:`.committed` -- :func:`path` (a file or folder of this package), :func:`load` (one JSON,
-  with a one-line error that says how to produce it when it is missing), :func:`save` (write one
-  atomically, with its provenance), :func:`provenance` (hardware, software and time of a run);
-* :mod:`.run` -- :class:`RunResult`, the typed, versioned record of one training run
-  (:func:`load_result`, :func:`upgrade`), and the one spelling of run names and λ
-  (:func:`run_name`, :func:`format_lam`); :func:`versions` and :func:`git_commit`.
+* :mod:`.committed` (the book's side) -- :func:`path` (a file or folder of this package),
+  :func:`load` (one JSON, with a one-line error that says how to produce it when it is missing),
+  :func:`save` (write one atomically, with its provenance);
+* :mod:`.run` (the trainer's side) -- :class:`RunResult`, the typed, versioned record of one
+  training run (:func:`load_result`, :func:`upgrade`), and the one spelling of run names and λ
+  (:func:`run_name`, :func:`format_lam`).
+
+:func:`provenance` (hardware, software and time of a result), :func:`versions` and
+:func:`git_commit` are re-exported from their one home, :mod:`hopfield_lab.runtime`. The names of
+:mod:`.committed` load on first use, so the trainer, which reads :mod:`.run`, never loads the book's side.
 """
-from .committed import HOME, MissingResultError, load, path, provenance, save
-from .run import (RESULT_NAME, SCHEMA_VERSION, RunResult, format_lam, git_commit, load_result, run_name, upgrade,
-                  versions)
+from ..runtime import git_commit, provenance, versions
+from .run import RESULT_NAME, SCHEMA_VERSION, RunResult, format_lam, load_result, run_name, upgrade
+
+_COMMITTED = ("HOME", "MissingResultError", "path", "load", "save")
+
+
+def __getattr__(name: str):
+    if name in _COMMITTED:
+        from . import committed
+
+        return getattr(committed, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = ["HOME", "MissingResultError", "path", "load", "save", "provenance", "RESULT_NAME", "SCHEMA_VERSION",
            "RunResult", "load_result", "upgrade", "format_lam", "run_name", "git_commit", "versions"]

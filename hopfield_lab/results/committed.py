@@ -1,15 +1,10 @@
 """Committed results: where they live (package data), and how they are loaded and written."""
 from __future__ import annotations
 
-import datetime as _dt
 import json
-import platform
 from pathlib import Path
-from typing import Any
 
-import torch
-
-from .run import versions
+from ..runtime import provenance
 
 HOME = Path(__file__).resolve().parent
 
@@ -34,28 +29,6 @@ def load(name: str) -> dict:
             "(see the README of that folder), or reinstall hopfield-lab if the package data is missing")
     with open(p) as fh:
         return json.load(fh)
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def provenance(device: torch.device | str | None = None) -> dict[str, Any]:
-    """Where and with what a result was computed: device name, CPU, threads, versions, commit, time."""
-    dev = torch.device(device) if device is not None else torch.device("cpu")
-    return {
-        "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
-        "cpu": _cpu_name(),
-        "cpu_threads": torch.get_num_threads(),
-        **versions(),
-        "finished_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-    }
 
 
 def save(name: str, data: dict, *, settings: dict, seconds: float, device=None, root: Path | None = None) -> Path:

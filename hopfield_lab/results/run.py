@@ -12,14 +12,12 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 
 from ..checkpoint import plain
 
-__all__ = ["RunResult", "SCHEMA_VERSION", "RESULT_NAME", "load_result", "upgrade", "format_lam", "run_name",
-           "git_commit", "versions"]
+__all__ = ["RunResult", "SCHEMA_VERSION", "RESULT_NAME", "load_result", "upgrade", "format_lam", "run_name"]
 
 
 def format_lam(lam: float) -> str:
@@ -118,6 +116,8 @@ class RunResult:
     train_time_s: float | None = None
     img_per_s: float | None = None
     device: str | None = None
+    cpu: str | None = None               # the CPU's model name (runtime.provenance; None in older files)
+    cpu_threads: int | None = None       # torch's intra-op threads
     world_size: int = 1
     amp: str | None = None
     compiled: str | None = None          # perf.compile_status: "compiled", "eager", "eager (compile failed: ...)"
@@ -199,30 +199,3 @@ def load_result(path: str | os.PathLike) -> RunResult:
         raise ValueError(f"{path} is not valid JSON ({exc})") from None
     except ValueError as exc:
         raise ValueError(f"{path}: {exc}") from None
-
-
-def git_commit() -> str | None:
-    """The project's git commit (``$HOPFIELD_LAB_GIT_COMMIT`` overrides), or None."""
-    env = os.environ.get("HOPFIELD_LAB_GIT_COMMIT")
-    if env:
-        return env
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent,
-                             capture_output=True, text=True, timeout=5)
-        return out.stdout.strip() or None if out.returncode == 0 else None
-    except Exception:
-        return None
-
-
-def versions() -> dict:
-    """Versions and commit of the code that ran: ``torch_version, python_version,
-    hopfield_lab_version, git_commit`` (fields of :class:`RunResult`; part of every committed
-    result's :func:`hopfield_lab.results.provenance`)."""
-    import platform
-
-    import torch
-
-    from .._version import __version__
-
-    return {"torch_version": torch.__version__, "python_version": platform.python_version(),
-            "hopfield_lab_version": __version__, "git_commit": git_commit()}
