@@ -1,6 +1,6 @@
 """Training throughput of our Mixers side by side with the official code's, in alternating rounds.
 
-Every variant runs the same measured step (:func:`hopfield_lab.train.benchmark`: a batch from the
+Every variant runs the same measured step (:func:`hopfield_lab.bench.benchmark`: a batch from the
 device-resident loader over random uint8 images with reflect-pad crop and flip, forward (bf16
 autocast on CUDA, float32 on CPU), label-smoothed cross-entropy, backward, AdamW step), so that
 only what a variant names differs. Rounds alternate between variants (A B C A B C ...) and each
@@ -162,7 +162,7 @@ class _Runner:
             torch.set_num_threads(cfg["threads"])
 
     def _bench(self, v: dict, steps: int, warmup: int) -> dict:
-        from hopfield_lab.train import benchmark
+        from hopfield_lab.bench import benchmark
 
         from hopfield_lab import perf
 

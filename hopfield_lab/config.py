@@ -14,7 +14,7 @@ from . import distributed as D
 from . import recipes
 from .mixer import check_lam, unknown_overrides
 
-__all__ = ["TrainConfig", "quick_config", "SCHEDULES", "RECIPES", "RESUME_FREE"]
+__all__ = ["TrainConfig", "SCHEDULES", "RECIPES", "RESUME_FREE"]
 
 SCHEDULES = ("cosine", "onecycle")
 RECIPES = ("none", *recipes.RECIPES)
@@ -169,18 +169,3 @@ class TrainConfig:
             raise ValueError(f"Unknown TrainConfig fields {unknown}; valid fields: {sorted(names)}.")
         return cls(**d)
 
-
-def quick_config(model: str = "paramixer_cifar_tiny", dataset: str = "cifar10", **overrides) -> TrainConfig:
-    """A run sized for quick mode (well under a minute on 2 CPU cores).
-
-    The data are chosen *explicitly* with :func:`hopfield_lab.data.quick_dataset`, which prints
-    its choice (``dataset`` from a local archive if one is found, else an offline stand-in);
-    4096 training and 1024 test images, 3 epochs, batch 128, CPU-friendly. ``overrides`` are
-    TrainConfig fields.
-    """
-    kw = dict(model=model, dataset=hd.quick_dataset(dataset, overrides.get("data_root")), epochs=3,
-              batch_size=128, train_subset=4096, test_subset=1024, progress=False)
-    if kw["dataset"] == "synthetic":
-        kw["dataset_options"] = {"n": 4096, "n_test": 1024}
-    kw.update(overrides)
-    return TrainConfig(**kw)

@@ -54,7 +54,6 @@ __all__ = [
     "energy_descent",
     "denoising_flops",
     "mosaic",
-    "load_images",
 ]
 
 
@@ -307,12 +306,8 @@ class DenoisingConfig:
         return cls(n_s=100, n_c=100, epochs=40, batch_size=128, lr=1e-2)
 
     @classmethod
-    def for_mode(cls, quick: bool | None = None) -> "DenoisingConfig":
-        """``quick()`` or ``paper()`` following the book's switch (:func:`hopfield_lab.quick`)."""
-        if quick is None:
-            from .runtime import quick as _quick
-
-            quick = _quick()
+    def for_mode(cls, quick: bool) -> "DenoisingConfig":
+        """``quick()`` in quick mode, else ``paper()`` (the book passes :func:`hopfield_lab.quick`)."""
         return cls.quick() if quick else cls.paper()
 
     def replace(self, **changes) -> "DenoisingConfig":
@@ -417,51 +412,3 @@ def mosaic(fields: Tensor, shape: tuple[int, int], ncols: int | None = None, pad
         r, c = divmod(k, ncols)
         canvas[r * (H + 1) : r * (H + 1) + H, c * (W + 1) : c * (W + 1) + W] = f[k]
     return canvas
-
-
-def load_images(quick: bool | None = None, root=None, split: str = "train", max_images: int | None = None,
-                verbose: bool = True, dataset: str | None = None):
-    """Images for the Energy MetaFormer, flattened and normalised: ``(X (N, H*W), (H, W), description)``.
-
-    Full mode: MNIST via torchvision (downloaded on first use). Quick mode: no download; the
-    MNIST test images of the offline archive when ``root`` or ``$HOPFIELD_LAB_DATA`` holds
-    ``mnist-test10k-png.tar.gz``, else scikit-learn's bundled 8x8 digits
-    (:func:`hopfield_lab.data.quick_dataset` prints the choice). ``dataset`` names a data set of
-    :data:`hopfield_lab.data.DATASETS` (e.g. ``"digits"``, ``"mnist-test10k"``) and overrides the
-    mode's choice (never downloading in quick mode). ``max_images`` keeps the first
-    ``max_images`` of the split. Prints the data used when ``verbose``.
-    """
-    from . import data as hl_data
-    from .runtime import quick as _quick
-
-    quick = _quick() if quick is None else quick
-    if dataset is not None:
-        if str(dataset).lower() not in hl_data.DATASETS:
-            raise ValueError(f"dataset={dataset!r} is not a named data set; use one of "
-                             f"{', '.join(sorted(hl_data.DATASETS))} (or dataset=None for the mode's choice).")
-        name = str(dataset).lower()
-        imgs, _ = hl_data.load_dataset(name, split=split, root=root, download=not quick)
-    elif quick:
-        name = hl_data.quick_dataset("mnist", root=root, verbose=verbose)
-        imgs, _ = hl_data.load_dataset(name, split=split, root=root, download=False)
-    else:
-        name = "mnist"
-        try:
-            imgs, _ = hl_data.load_dataset(name, split=split, root=root, download=True)
-        except Exception as err:
-            raise RuntimeError(
-                "Full mode trains on MNIST, which could not be loaded or downloaded "
-                f"({type(err).__name__}: {err}). Install torchvision and connect to the internet, "
-                f"set {hl_data.DATA_ENV} to a folder with torchvision's MNIST files, or switch to "
-                "quick mode (HOPFIELD_LAB_QUICK=1)."
-            ) from err
-    if imgs.ndim == 4 and imgs.shape[1] != 1:
-        raise ValueError(f"{name!r} has {imgs.shape[1]} colour channels; the Energy MetaFormer's figures "
-                         "expect grey-scale images (one channel): use 'mnist', 'mnist-test10k' or 'digits'.")
-    if max_images is not None:
-        imgs = imgs[:max_images]
-    H, W = imgs.shape[-2:]
-    desc = f"{name} {split} split, {imgs.shape[0]} images of {H}x{W} pixels"
-    if verbose:
-        print(f"data: {desc}")
-    return prepare_images(imgs), (int(H), int(W)), desc

@@ -130,8 +130,9 @@ class _TwoLayer(nn.Module):
         raise NotImplementedError
 
 
-class Mlp(_TwoLayer):
-    """Free two-layer MLP ``W2 GELU(W1 x)``: ``fc1.weight`` = W1 (hidden, in), ``fc2.weight`` = W2 (in, hidden)."""
+class _TwoLinear(_TwoLayer):
+    """Two bias-free linears: ``fc1.weight`` (hidden, in) = W1 and ``fc2.weight`` (in, hidden),
+    the layout of :class:`Mlp` (fc2 = W2) and :class:`AsymMlp` (fc2 = V)."""
 
     def __init__(self, in_features: int, hidden_features: int, act_layer=nn.GELU, drop: float = 0.0):
         super().__init__(in_features, hidden_features, act_layer, drop)
@@ -141,6 +142,10 @@ class Mlp(_TwoLayer):
     @property
     def w1(self) -> torch.Tensor:
         return self.fc1.weight
+
+
+class Mlp(_TwoLinear):
+    """Free two-layer MLP ``W2 GELU(W1 x)``: ``fc1.weight`` = W1 (hidden, in), ``fc2.weight`` = W2 (in, hidden)."""
 
     @property
     def w2(self) -> torch.Tensor:
@@ -185,7 +190,7 @@ class SymMlp(_TwoLayer):
 
 
 
-class AsymMlp(_TwoLayer):
+class AsymMlp(_TwoLinear):
     """Tied MLP plus a symmetry-breaking term: ``(Aᵀ + V) GELU(A x)``.
 
     ``fc1.weight`` = A (hidden, in), ``fc2.weight`` = V (in, hidden), as in the official code; the
@@ -193,15 +198,6 @@ class AsymMlp(_TwoLayer):
     """
 
     has_breaking = True
-
-    def __init__(self, in_features: int, hidden_features: int, act_layer=nn.GELU, drop: float = 0.0):
-        super().__init__(in_features, hidden_features, act_layer, drop)
-        self.fc1 = nn.Linear(in_features, hidden_features, bias=False)
-        self.fc2 = nn.Linear(hidden_features, in_features, bias=False)
-
-    @property
-    def w1(self) -> torch.Tensor:
-        return self.fc1.weight
 
     @property
     def w2(self) -> torch.Tensor:

@@ -46,7 +46,7 @@ from . import data as hd
 from . import distributed as D
 from . import perf
 from . import recipes
-from .config import RESUME_FREE, TrainConfig, quick_config  # noqa: F401  (quick_config: re-exported)
+from .config import RESUME_FREE, TrainConfig
 from .mixer import create_model
 from .results.run import RESULT_NAME, RunResult
 from .runtime import provenance, seed_everything
@@ -54,14 +54,6 @@ from .symmetry import symmetry_report
 
 CHECKPOINT_NAME = ck.CHECKPOINT_NAME
 load_checkpoint = ck.load_checkpoint
-
-
-def __getattr__(name: str):
-    if name == "benchmark":  # lives in hopfield_lab.bench (which imports this module)
-        from .bench import benchmark
-
-        return benchmark
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # ---------------------------------------------------------------------------------------------

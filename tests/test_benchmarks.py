@@ -14,7 +14,8 @@ import hopfield_lab as hl
 from hopfield_lab import cli
 from hopfield_lab.mixer import Mlp
 from hopfield_lab.symmetry import summarize, symmetry_report
-from hopfield_lab.train import TrainConfig, benchmark
+from hopfield_lab.bench import benchmark
+from hopfield_lab.train import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 REQUIRED = {"impl", "model", "compile", "batch_size", "img_per_s", "device", "torch_version"}

@@ -278,7 +278,11 @@ def test_trajectory_recording():
     torch.testing.assert_close(plain.t, torch.tensor([0.0, 1.0]))
     d = ham.descend(xs, steps=5, alpha=0.1, record_energy=True)
     torch.testing.assert_close(d.t, torch.arange(6.0))
-    assert ham.run(xs, steps=0, dt=0.1).x["v"] is not None
+    zero = ham.run(xs, steps=0, dt=0.1)                     # no step: the initial state, at t = 0
+    assert zero.steps == 0 and zero.x.keys() == xs.keys()
+    for name in xs:
+        torch.testing.assert_close(zero.x[name], xs[name])
+    assert float(zero.t[-1]) == 0.0                        # it ends where it starts
 
 
 def test_run_grad_flag():

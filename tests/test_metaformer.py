@@ -3,6 +3,7 @@ import pytest
 import torch
 
 from hopfield_lab import metaformer as mf
+from hopfield_lab.demos import metaformer as dm  # the book side: loading the chapter's images
 
 
 def _model(nv=12, ns=7, nc=9, seed=0, dtype=torch.float64):
@@ -119,11 +120,11 @@ def test_load_images_quick_is_offline_and_full_mode_error_is_clear(monkeypatch, 
     from hopfield_lab import data as hd
 
     monkeypatch.setenv("HOPFIELD_LAB_DATA", str(tmp_path))  # no MNIST archive here: digits, unless
-    X, shape, desc = mf.load_images(quick=True, verbose=False)  # the default data root has one
+    X, shape, desc = dm.load_images(quick=True, verbose=False)  # the default data root has one
     assert shape in ((8, 8), (28, 28)) and X.shape[1] == shape[0] * shape[1]
     assert ("digits" in desc) == (shape == (8, 8))
     assert torch.allclose(X.norm(dim=1), torch.ones(len(X)), atol=1e-5)
-    X2, _, _ = mf.load_images(quick=True, split="test", max_images=10, verbose=False)
+    X2, _, _ = dm.load_images(quick=True, split="test", max_images=10, verbose=False)
     assert X2.shape == (10, X.shape[1])
 
     def no_download(name, split="train", root=None, download=True, **kw):
@@ -131,7 +132,7 @@ def test_load_images_quick_is_offline_and_full_mode_error_is_clear(monkeypatch, 
 
     monkeypatch.setattr(hd, "load_dataset", no_download)
     with pytest.raises(RuntimeError, match="quick mode"):
-        mf.load_images(quick=False, verbose=False)
+        dm.load_images(quick=False, verbose=False)
 
 
 def test_the_initial_offset_is_invisible_to_dynamics_and_training():
@@ -157,9 +158,9 @@ def test_denoising_flops_and_load_images_by_name():
     assert mf.denoising_flops(784, 900, 900, 10) == 3 * 10 * 4 * 784 * 1800
     with pytest.raises(ValueError, match="steps=-1"):
         mf.denoising_flops(784, 900, 900, -1)
-    X, shape, desc = mf.load_images(quick=True, split="test", dataset="digits", max_images=5, verbose=False)
+    X, shape, desc = dm.load_images(quick=True, split="test", dataset="digits", max_images=5, verbose=False)
     assert X.shape == (5, 64) and shape == (8, 8) and desc.startswith("digits test split")
     with pytest.raises(ValueError, match="not a named data set"):
-        mf.load_images(quick=True, dataset="no-such-set", verbose=False)
+        dm.load_images(quick=True, dataset="no-such-set", verbose=False)
     with pytest.raises(ValueError, match="grey-scale"):
-        mf.load_images(quick=True, dataset="synthetic", verbose=False)
+        dm.load_images(quick=True, dataset="synthetic", verbose=False)

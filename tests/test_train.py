@@ -218,13 +218,6 @@ def test_bf16_training_on_cuda(tmp_path):
     assert res.history[-1]["train_loss"] < res.history[0]["train_loss"]
 
 
-def test_quick_config_chooses_offline_data_explicitly(tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("HOME", str(tmp_path))
-    cfg = ht.quick_config("symmixer_cifar_tiny", "cifar10", data_root=str(tmp_path), epochs=1)
-    assert cfg.dataset == "synthetic" and cfg.epochs == 1 and cfg.train_subset == 4096
-    assert "quick mode uses 'synthetic'" in capsys.readouterr().out
-
-
 def test_train_step_takes_soft_targets_from_mixup_cutmix():
     from hopfield_lab.recipes import MixupCutmix, soft_target_cross_entropy
 

@@ -108,17 +108,6 @@ def _draw(axes, curves: dict, title: str) -> None:
     axes[0].figure.suptitle(title)
 
 
-def plot_slice(name: str, s: float = 0.5, axes=None, **params):
-    """Draw :func:`slice_curves` in three panels (L, g, layer energy); returns (figure, curves)."""
-    import matplotlib.pyplot as plt
-
-    if axes is None:
-        fig, axes = plt.subplots(1, 3, figsize=(12, 3.4), constrained_layout=True)
-    curves = slice_curves(name, s=s, **params)
-    _draw(axes, curves, f"{label(name, **params)} on a 3-neuron layer, x = (t, {s:g}, 0)")
-    return axes[0].figure, curves
-
-
 def make_widget(name: str = "softmax"):
     """The chapter's interactive demo: choose a Lagrangian and its parameters.
 

@@ -1,5 +1,6 @@
 """Demos of chapter 5 (the Energy MetaFormer).
 
+* :func:`load_images` -- the chapter's images (MNIST in full mode; offline data in quick mode).
 * :func:`correlation` -- per-image Pearson correlation, the denoising score of the chapter.
 * :func:`denoise_trajectory` -- noisy cue -> visible activation after every descent step, with energies.
 * :func:`sigma_sweep`, :func:`denoising_examples` -- recall quality against the noise level, and
@@ -410,6 +411,54 @@ def _sig(values, digits: int = 6) -> list:
     return float(f"{float(values):.{digits}g}")
 
 
+def load_images(quick: bool | None = None, root=None, split: str = "train", max_images: int | None = None,
+                verbose: bool = True, dataset: str | None = None):
+    """Images for the Energy MetaFormer, flattened and normalised: ``(X (N, H*W), (H, W), description)``.
+
+    Full mode: MNIST via torchvision (downloaded on first use). Quick mode: no download; the
+    MNIST test images of the offline archive when ``root`` or ``$HOPFIELD_LAB_DATA`` holds
+    ``mnist-test10k-png.tar.gz``, else scikit-learn's bundled 8x8 digits
+    (:func:`hopfield_lab.data.quick_dataset` prints the choice). ``dataset`` names a data set of
+    :data:`hopfield_lab.data.DATASETS` (e.g. ``"digits"``, ``"mnist-test10k"``) and overrides the
+    mode's choice (never downloading in quick mode). ``max_images`` keeps the first
+    ``max_images`` of the split. Prints the data used when ``verbose``.
+    """
+    from .. import data as hl_data
+    from ..runtime import quick as _quick
+
+    quick = _quick() if quick is None else quick
+    if dataset is not None:
+        if str(dataset).lower() not in hl_data.DATASETS:
+            raise ValueError(f"dataset={dataset!r} is not a named data set; use one of "
+                             f"{', '.join(sorted(hl_data.DATASETS))} (or dataset=None for the mode's choice).")
+        name = str(dataset).lower()
+        imgs, _ = hl_data.load_dataset(name, split=split, root=root, download=not quick)
+    elif quick:
+        name = hl_data.quick_dataset("mnist", root=root, verbose=verbose)
+        imgs, _ = hl_data.load_dataset(name, split=split, root=root, download=False)
+    else:
+        name = "mnist"
+        try:
+            imgs, _ = hl_data.load_dataset(name, split=split, root=root, download=True)
+        except Exception as err:
+            raise RuntimeError(
+                "Full mode trains on MNIST, which could not be loaded or downloaded "
+                f"({type(err).__name__}: {err}). Install torchvision and connect to the internet, "
+                f"set {hl_data.DATA_ENV} to a folder with torchvision's MNIST files, or switch to "
+                "quick mode (HOPFIELD_LAB_QUICK=1)."
+            ) from err
+    if imgs.ndim == 4 and imgs.shape[1] != 1:
+        raise ValueError(f"{name!r} has {imgs.shape[1]} colour channels; the Energy MetaFormer's figures "
+                         "expect grey-scale images (one channel): use 'mnist', 'mnist-test10k' or 'digits'.")
+    if max_images is not None:
+        imgs = imgs[:max_images]
+    H, W = imgs.shape[-2:]
+    desc = f"{name} {split} split, {imgs.shape[0]} images of {H}x{W} pixels"
+    if verbose:
+        print(f"data: {desc}")
+    return mf.prepare_images(imgs), (int(H), int(W)), desc
+
+
 def _archive_sha256(dataset: str) -> str | None:
     import hashlib
 
@@ -442,8 +491,8 @@ def full_size_ch05_metaformer(tiny: bool = False) -> tuple[dict, dict]:
     else:
         dataset, n_train, n_test = "mnist-test10k", None, None
         config = mf.DenoisingConfig.paper().replace(epochs=FULL_SIZE_EPOCHS)
-    X, shape, desc = mf.load_images(quick=True, split="train", dataset=dataset, max_images=n_train)
-    X_test, _, desc_test = mf.load_images(quick=True, split="test", dataset=dataset, max_images=n_test)
+    X, shape, desc = load_images(quick=True, split="train", dataset=dataset, max_images=n_train)
+    X_test, _, desc_test = load_images(quick=True, split="test", dataset=dataset, max_images=n_test)
     model = mf.EnergyMetaFormer(X.shape[1], config.n_s, config.n_c, generator=torch.Generator().manual_seed(config.seed))
     wall, cpu = time.perf_counter(), time.process_time()
     history = mf.fit(model, X, config, device="cpu", progress=not tiny)
