@@ -1,5 +1,5 @@
 """``python -m hopfield_lab train | sweep | bench`` (see :mod:`hopfield_lab.cli`)."""
-from .cli import main
+from .training.cli import main
 
 if __name__ == "__main__":
     raise SystemExit(main())

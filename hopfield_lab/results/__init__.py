@@ -30,7 +30,7 @@ Two modules, one home each:
 :mod:`.committed` load on first use, so the trainer, which reads :mod:`.run`, never loads the book's side.
 """
 from ..runtime import git_commit, provenance, versions
-from .run import RESULT_NAME, SCHEMA_VERSION, RunResult, format_lam, load_result, run_name, upgrade
+from ..training.run import RESULT_NAME, SCHEMA_VERSION, RunResult, format_lam, load_result, run_name, upgrade
 
 _COMMITTED = ("HOME", "MissingResultError", "path", "load", "save")
 

@@ -34,7 +34,7 @@ def load(name: str) -> dict:
 def save(name: str, data: dict, *, settings: dict, seconds: float, device=None, root: Path | None = None) -> Path:
     """Write ``{"settings", "seconds", "provenance", "data"}`` as JSON, atomically (the trainer's
     writer: temporary file, fsync, rename), to ``root / name`` (``root``: this package's folder)."""
-    from ..checkpoint import atomic_write_json
+    from ..training.checkpoint import atomic_write_json
 
     record = {"settings": settings, "seconds": round(float(seconds), 1),
               "provenance": provenance(device), "data": data}

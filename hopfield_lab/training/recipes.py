@@ -32,7 +32,7 @@ from dataclasses import asdict, dataclass, field, replace
 import torch
 import torch.nn.functional as F
 
-from .mixer import FAMILIES
+from ..mixer import FAMILIES
 
 __all__ = [
     "Recipe",

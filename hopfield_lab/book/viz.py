@@ -221,7 +221,7 @@ def show_widget(widget, twin: str = "the animation below") -> None:
     """
     from IPython.display import Markdown, display
 
-    from .runtime import static_build
+    from ..runtime import static_build
 
     if static_build():
         display(Markdown(

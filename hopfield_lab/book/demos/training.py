@@ -40,10 +40,10 @@ from typing import Iterable, Optional, Sequence
 import numpy as np
 import torch
 
-from ..mixer import FAMILIES, family_of
-from ..results import HOME as RESULTS_HOME
-from ..results import RunResult, format_lam, load_result
-from ..results import load as load_committed
+from ...mixer import FAMILIES, family_of
+from ...results import HOME as RESULTS_HOME
+from ...results import RunResult, format_lam, load_result
+from ...results import load as load_committed
 
 # ------------------------------------------------------------------------------------------ reading
 def _breaks(result: dict) -> bool:
@@ -668,8 +668,8 @@ def live_config(model: str, lam: Optional[float] = None, n_iter: int = 1, quick:
     :data:`FULL_LIVE_EPOCHS` epochs, bf16 autocast only on GPUs with bf16 tensor cores
     (:func:`hopfield_lab.perf.amp_dtype`). ``fields`` override any :class:`TrainConfig` field.
     """
-    from ..runtime import quick as _quick
-    from ..train import TrainConfig
+    from ...runtime import quick as _quick
+    from ...training.train import TrainConfig
 
     fam = family_of(model).name
     q = _quick() if quick is None else quick
@@ -692,7 +692,7 @@ def live_config(model: str, lam: Optional[float] = None, n_iter: int = 1, quick:
 def quick_run(model: str, lam: Optional[float] = None, n_iter: int = 1, **kw) -> dict:
     """Train one live run with :func:`live_config` and return the result dict, with ``family``,
     ``n_iter``, ``label`` and ``study`` added (as :func:`load_results` adds them)."""
-    from ..train import train
+    from ...training.train import train
 
     return _view(train(live_config(model, lam=lam, n_iter=n_iter, **kw)))
 
@@ -745,8 +745,8 @@ def full_mode_estimate(plan: Sequence[tuple[str, Optional[float]]], study: Seque
 def init_cosines(seed: int = 0) -> dict[str, tuple[float, float]]:
     """cos∠(W2, W1ᵀ) at initialisation, block mean per branch: ``{family: (tokens, channels)}`` of
     the ``*_cifar_small`` models built in family order after ``torch.manual_seed(seed)``."""
-    from ..mixer import create_model
-    from ..symmetry import summarize, symmetry_report
+    from ...mixer import create_model
+    from ...symmetry import summarize, symmetry_report
 
     torch.manual_seed(seed)
     out = {}
@@ -760,7 +760,7 @@ def block_iteration_energies(n_steps: int = 6, seed: int = 0) -> torch.Tensor:
     """Energy of two random states along ``n_steps`` plain iterations ``X <- block.step(X)`` of the
     first block of a ``symmixer_cifar_tiny`` with the Lagrangian LayerNorm, at initialisation, in
     float64: shape (n_steps, 2) (row k: after k iterations)."""
-    from ..mixer import create_model
+    from ...mixer import create_model
 
     torch.manual_seed(seed)
     block = create_model("symmixer_cifar_tiny", norm="lagrangian").double().blocks[0]

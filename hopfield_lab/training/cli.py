@@ -34,8 +34,8 @@ import time
 from pathlib import Path
 
 from .distributed import RendezvousError, is_main_process
-from .results.run import RESULT_NAME, RunResult, load_result, run_name
-from .mixer import FAMILIES, INITS, family_of
+from .run import RESULT_NAME, RunResult, load_result, run_name
+from ..mixer import FAMILIES, INITS, family_of
 from .config import RESUME_FREE, TrainConfig
 
 _SWEEP_OWN = {"model", "lam", "seed", "out_dir", "result_path", "stop_after_epochs"}
@@ -186,7 +186,7 @@ def _require_recipe_tools(cfg: TrainConfig) -> None:
 
 def check_model_names(names: list[str]) -> None:
     """Raise SystemExit with the list of valid presets when a name is unknown."""
-    from .mixer import list_models
+    from ..mixer import list_models
 
     valid = list(list_models())
     bad = [n for n in names if n not in valid]

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 from . import data as hd
 from . import distributed as D
 from . import recipes
-from .mixer import check_lam, unknown_overrides
+from ..mixer import check_lam, unknown_overrides
 
 __all__ = ["TrainConfig", "SCHEDULES", "RECIPES", "RESUME_FREE"]
 

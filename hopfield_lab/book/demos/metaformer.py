@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .. import metaformer as mf
+from ... import metaformer as mf
 from .. import viz
 
 #: the committed full-size result (``hopfield_lab/results/full_size/``)
@@ -423,8 +423,8 @@ def load_images(quick: bool | None = None, root=None, split: str = "train", max_
     mode's choice (never downloading in quick mode). ``max_images`` keeps the first
     ``max_images`` of the split. Prints the data used when ``verbose``.
     """
-    from .. import data as hl_data
-    from ..runtime import quick as _quick
+    from ...training import data as hl_data
+    from ...runtime import quick as _quick
 
     quick = _quick() if quick is None else quick
     if dataset is not None:
@@ -462,7 +462,7 @@ def load_images(quick: bool | None = None, root=None, split: str = "train", max_
 def _archive_sha256(dataset: str) -> str | None:
     import hashlib
 
-    from .. import data as hd
+    from ...training import data as hd
 
     src = hd.find_archive(dataset)
     if src is None or not src.is_file():
@@ -534,7 +534,7 @@ def load_full_size(name: str = FULL_SIZE, path=None) -> dict:
     ``seconds`` and ``provenance``. ``path``: read that JSON file instead of the committed ``name``."""
     import json
 
-    from .. import results
+    from ... import results
 
     if path is not None:
         with open(path) as fh:

@@ -44,7 +44,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .runtime import provenance
+from ..runtime import provenance
 
 __all__ = [
     "MALLOC_ENV", "CPU_BF16_ENV", "COMPILE_MODE_ENV", "COMPILE_BACKEND_ENV", "COMPILE_MODES",

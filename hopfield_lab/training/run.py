@@ -15,7 +15,7 @@ import os
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 
-from ..checkpoint import plain
+from .checkpoint import plain
 
 __all__ = ["RunResult", "SCHEMA_VERSION", "RESULT_NAME", "load_result", "upgrade", "format_lam", "run_name"]
 

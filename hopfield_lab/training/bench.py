@@ -10,7 +10,7 @@ from . import data as hd
 from . import distributed as D
 from . import perf
 from .config import TrainConfig
-from .runtime import get_device, provenance, seed_everything
+from ..runtime import get_device, provenance, seed_everything
 from .train import build_model, make_optimizer, param_groups, train_step
 
 __all__ = ["benchmark"]

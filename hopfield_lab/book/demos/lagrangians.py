@@ -22,7 +22,7 @@ from typing import Callable
 
 import torch
 
-from .. import lagrangians as lg
+from ... import lagrangians as lg
 
 #: short names of the Lagrangians the widget offers, in display order
 NAMES = ("identity", "repu", "softmax", "tanh", "gelu", "layernorm", "spherical")

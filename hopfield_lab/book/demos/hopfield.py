@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from .. import viz
-from ..classical import HopfieldNetwork, capacity_curve, corrupt, hebbian_weights, overlap
+from ...classical import HopfieldNetwork, capacity_curve, corrupt, hebbian_weights, overlap
 from ..exercises import assert_close, check
 
 __all__ = ["DEFAULT_LETTERS", "CAPACITY_LOADS", "ALPHA_C", "glyph_patterns", "pick_uncorrelated",

@@ -28,7 +28,7 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 import torch
 
-from .. import odes
+from ... import odes
 
 #: the paper's set-ups (Sec. 6.2; the official demo notebook of github.com/Toshihiro-Ota/paramixer):
 #: sizes, symmetric radii and the breaking radii at strength 1

@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from .. import viz
-from ..classical import ModernHopfieldNetwork, capacity_curve, corrupt, random_patterns
+from ...classical import ModernHopfieldNetwork, capacity_curve, corrupt, random_patterns
 from ..exercises import assert_close, check
 
 __all__ = ["digit_patterns", "mask_rows", "retrieval_demo", "show_retrieval", "make_widget", "beta_player",

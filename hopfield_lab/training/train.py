@@ -47,10 +47,10 @@ from . import distributed as D
 from . import perf
 from . import recipes
 from .config import RESUME_FREE, TrainConfig
-from .mixer import create_model
-from .results.run import RESULT_NAME, RunResult
-from .runtime import provenance, seed_everything
-from .symmetry import symmetry_report
+from ..mixer import create_model
+from .run import RESULT_NAME, RunResult
+from ..runtime import provenance, seed_everything
+from ..symmetry import symmetry_report
 
 CHECKPOINT_NAME = ck.CHECKPOINT_NAME
 load_checkpoint = ck.load_checkpoint

@@ -25,8 +25,8 @@ from typing import Optional
 
 import torch
 
-from .. import lagrangians as lg
-from ..ham import HAM, METHODS, Dense, Layer, ReducedHAM, Trajectory, count_increases
+from ... import lagrangians as lg
+from ...ham import HAM, METHODS, Dense, Layer, ReducedHAM, Trajectory, count_increases
 
 
 # --- a network in the plane ----------------------------------------------------------------------

@@ -27,9 +27,9 @@ import math
 import torch
 from torch import Tensor
 
-from .. import mixer as mx
-from .. import odes
-from ..ham import DivergenceError
+from ... import mixer as mx
+from ... import odes
+from ...ham import DivergenceError
 
 
 def symmixer_block(S: int = 4, C: int = 8, Ns: int = 20, Nc: int = 160, radii: tuple[float, float] = (1.0, 2.5),
@@ -239,7 +239,7 @@ def norm_jacobian_asymmetry(S: int = 4, C: int = 8, seed: int = 0) -> dict:
     (tokens x channels with a random element-wise gain, as after training). Zero (to rounding)
     means the norm is the gradient of a scalar Lagrangian.
     """
-    from ..lagrangians import LayerNorm
+    from ...lagrangians import LayerNorm
 
     gen = torch.Generator().manual_seed(seed)
     x = torch.randn(S, C, generator=gen, dtype=torch.float64)
