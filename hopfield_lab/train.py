@@ -312,20 +312,33 @@ class ResumeMismatch(ValueError):
         lines = ", ".join(f"{k}: checkpoint {a!r} vs now {b!r}" for k, (a, b) in diff.items())
 
         def text(out, fresh):
-            return (f"The checkpoint in {out_dir} belongs to another configuration ({lines}). Use another "
-                    f"{out}, delete the checkpoint, or pass {fresh} to start afresh.")
+            return (f"The checkpoint in {out_dir} belongs to another configuration or other data ({lines}). "
+                    f"Use another {out}, delete the checkpoint, or pass {fresh} to start afresh.")
 
         super().__init__(text("out_dir", "resume=False"))
         self.diff = diff
         self.cli_message = text("--out-dir", "--no-resume")
 
 
-def _check_resumable(saved: dict, cfg: TrainConfig) -> None:
+def _check_resumable(saved: dict, cfg: TrainConfig, data: dict | None = None) -> None:
+    """Raise :class:`ResumeMismatch` when the checkpoint ``saved`` was written with another
+    configuration (``saved["config"]``) or other data (``saved["data"]``: the data's fingerprint,
+    ``n_train`` and the steps per epoch, compared with ``data``; older checkpoints lack it)."""
     now = cfg.to_dict()
-    diff = {k: (saved.get(k), now[k]) for k in now
-            if k not in RESUME_FREE and k in saved and saved.get(k) != now[k]}
+    conf = saved["config"]
+    diff = {k: (conf.get(k), now[k]) for k in now
+            if k not in RESUME_FREE and k in conf and conf.get(k) != now[k]}
+    before = saved.get("data") or {}
+    diff.update({f"data {k}": (before[k], v) for k, v in (data or {}).items()
+                 if before.get(k) is not None and v is not None and before[k] != v})
     if diff:
         raise ResumeMismatch(cfg.out_dir, diff)
+
+
+def _data_record(meta: dict, steps_per_epoch: int) -> dict:
+    """What a checkpoint records of the data, so that a resume on other data is refused."""
+    return {"fingerprint": (meta.get("data") or {}).get("fingerprint"), "n_train": meta.get("n_train"),
+            "steps_per_epoch": steps_per_epoch}
 
 
 def _prepare_outputs(cfg: TrainConfig) -> None:
@@ -334,6 +347,10 @@ def _prepare_outputs(cfg: TrainConfig) -> None:
     folders = [(Path(cfg.out_dir), "out_dir", "out_dir (--out-dir)")] if cfg.out_dir else []
     if cfg.result_path:
         folders.append((Path(cfg.result_path).parent, "the folder of result_path", "result_path (--result-path)"))
+    target = _result_target(cfg)
+    if target is not None and target.is_dir():
+        raise ValueError(f"the result file {target} is an existing folder: choose another result_path "
+                         "(--result-path), or another out_dir (--out-dir).")
     for folder, option, fix in folders:
         if folder.exists() and not folder.is_dir():
             raise ValueError(f"{option} {folder} is a file, not a folder: choose another {fix}.")
@@ -349,6 +366,26 @@ def _prepare_outputs(cfg: TrainConfig) -> None:
             ck.remove_stale_temp_files(folder / name)
 
 
+def _result_target(cfg: TrainConfig) -> Path | None:
+    """Where the result file goes: ``result_path``, else ``out_dir/result.json``, else None."""
+    return Path(cfg.result_path) if cfg.result_path else Path(cfg.out_dir) / RESULT_NAME if cfg.out_dir else None
+
+
+def _lock(cfg: TrainConfig) -> ck.RunLock | None:
+    """The lock of the run's folder (``out_dir``, else the result file's; None when nothing is
+    written), taken: a second live run there gets :class:`~hopfield_lab.checkpoint.FolderInUse`."""
+    if cfg.out_dir:
+        return ck.RunLock(cfg.out_dir).acquire()
+    if cfg.result_path:
+        p = Path(cfg.result_path)
+        return ck.RunLock(p.parent, f".{p.name}.lock").acquire("result_path (--result-path)")
+    return None
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C (``KeyboardInterrupt``) during :func:`train`; ``str()`` says where the last checkpoint is."""
+
+
 class TrainingDiverged(RuntimeError):
     """Training produced a non-finite loss or weights. ``result`` is the run's :class:`RunResult`
     (``status`` "diverged", ``diverged`` = ``{"epoch", "what"}``), also written to the result file."""
@@ -358,11 +395,29 @@ class TrainingDiverged(RuntimeError):
         self.result = result
 
 
-def _divergence(loss_sum: float, penalty_sum: float, model: nn.Module) -> str | None:
-    """None when the epoch's summed loss and penalty and all weights are finite, else what is not."""
+#: A finite loss that has exploded: the epoch's mean training loss above ``factor * ln(classes)``
+#: (chance level is ``ln(classes)``, where every run starts). The first epoch gets the loose
+#: factor (its first steps may overshoot), later ones the tight one. The committed CIFAR-10 runs
+#: (hopfield_lab/results/cifar10*/) never exceed 0.96 ln(10) in any epoch; lr 3..100 reaches 20..2e8.
+EXPLODED_FACTOR = {"first epoch": 10.0, "later epochs": 3.0}
+
+
+def loss_limit(num_classes: int | None, epoch: int) -> float:
+    """The largest healthy mean training loss of ``epoch`` (1-based) for ``num_classes`` classes
+    (see :data:`EXPLODED_FACTOR`; at least 2 classes' ln 2 counts as chance)."""
+    factor = EXPLODED_FACTOR["first epoch" if epoch <= 1 else "later epochs"]
+    return factor * math.log(max(int(num_classes or 2), 2))
+
+
+def _divergence(loss_sum: float, penalty_sum: float, model: nn.Module, *, mean_loss: float | None = None,
+                limit: float | None = None) -> str | None:
+    """None when the epoch's summed loss and penalty and all weights are finite and the mean loss is
+    at most ``limit`` (:func:`loss_limit`), else what is wrong."""
     for name, v in (("loss", loss_sum), ("penalty", penalty_sum)):
         if not math.isfinite(v):
             return f"{name} {'NaN' if math.isnan(v) else 'inf'}"
+    if mean_loss is not None and limit is not None and mean_loss > limit:
+        return f"loss exploded: mean training loss {mean_loss:.3g} > {limit:.3g}, far above chance"
     params = [p.detach() for p in model.parameters()]
     if params and not bool(torch.stack([torch.isfinite(p).all() for p in params]).all()):
         return "weights NaN or inf"
@@ -394,25 +449,52 @@ def train(config: TrainConfig | dict, *, model: nn.Module | None = None,
     result is returned but not written as the result file. A run whose loss or weights stop being
     finite ends at that epoch: the checkpoint of the last good epoch stays, the result file is
     written with ``status`` "diverged", and :class:`TrainingDiverged` is raised (carrying the result).
+    A loss is diverged when it is NaN or inf, or when it has exploded far above chance
+    (:func:`loss_limit`). While it runs, the run owns its folder (:class:`~hopfield_lab.checkpoint.RunLock`:
+    a second run there is refused with :class:`~hopfield_lab.checkpoint.FolderInUse`); Ctrl-C
+    raises :class:`TrainingInterrupted`, whose message says where the last checkpoint is.
     """
     cfg = TrainConfig.from_dict(config) if isinstance(config, dict) else config
     cfg.validate()
     before = (torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.benchmark)
-    if cfg.deterministic:
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        torch.use_deterministic_algorithms(True)
-        torch.backends.cudnn.benchmark = False
+    lock, done = None, {"epoch": None, "saved": None, "finished": False}
     try:
-        return _train(cfg, model, loaders)
+        if D.is_main_process():  # before the process group: a failure here ends every rank's wait
+            _prepare_outputs(cfg)
+            lock = _lock(cfg)
+        if cfg.deterministic:
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+            torch.use_deterministic_algorithms(True)
+            torch.backends.cudnn.benchmark = False
+        return _train(cfg, model, loaders, done)
+    except KeyboardInterrupt:
+        raise TrainingInterrupted(_interrupted(cfg, done)) from None
     finally:  # a deterministic run does not change the process for later runs
         torch.use_deterministic_algorithms(before[0])
         torch.backends.cudnn.benchmark = before[1]
+        if lock is not None:
+            lock.release()
+            if done["finished"] and cfg.out_dir and not cfg.keep_checkpoint:
+                try:
+                    Path(cfg.out_dir).rmdir()  # only if nothing else is in it
+                except OSError:
+                    pass
 
 
-def _train(cfg: TrainConfig, model: nn.Module | None, loaders) -> RunResult:
+def _interrupted(cfg: TrainConfig, done: dict) -> str:
+    """The one line of a run stopped by Ctrl-C: where, and where its last checkpoint is."""
+    where = f"{cfg.model} interrupted" + (f" in epoch {done['epoch']}" if done["epoch"] else "")
+    if not cfg.out_dir:
+        return f"{where}; nothing was saved (no out_dir, --out-dir), so a rerun starts afresh."
+    ckpt = Path(cfg.out_dir) / CHECKPOINT_NAME
+    if done["saved"] or (done["saved"] is None and ckpt.is_file()):
+        at = f" (epoch {done['saved']})" if done["saved"] else ""
+        return f"{where}; the last checkpoint{at} is {ckpt}: rerun the same command to resume from it."
+    return f"{where} before its first checkpoint ({ckpt}); a rerun starts afresh."
+
+
+def _train(cfg: TrainConfig, model: nn.Module | None, loaders, done: dict) -> RunResult:
     t_start = time.perf_counter()
-    if D.is_main_process():  # before the process group: a failure here ends every rank's wait
-        _prepare_outputs(cfg)
     info = D.init_distributed(cfg.device)
     device = info.device
     if device.type == "cpu":  # keep activations' memory in the process between steps
@@ -431,6 +513,10 @@ def _train(cfg: TrainConfig, model: nn.Module | None, loaders) -> RunResult:
     steps_per_epoch = len(train_loader)
     if steps_per_epoch < 1:
         raise ValueError("The training loader yields no batch per epoch: lower batch_size or use more data.")
+    if meta.get("n_test") == 0 or (hasattr(test_loader, "__len__") and len(test_loader) == 0):
+        raise ValueError("The test loader yields no batch, so the run could not be evaluated (its accuracy "
+                         "would read 0): give the test split images.")
+    data_record = _data_record(meta, steps_per_epoch)
 
     base = model if model is not None else build_model(cfg, meta["num_classes"], meta["in_chans"], meta["img_size"])
     outputs = getattr(base, "num_classes", None)
@@ -451,7 +537,7 @@ def _train(cfg: TrainConfig, model: nn.Module | None, loaders) -> RunResult:
     ckpt_path = Path(cfg.out_dir) / CHECKPOINT_NAME if cfg.out_dir else None
     if ckpt_path is not None and cfg.resume and ckpt_path.is_file():
         saved = ck.load_checkpoint(ckpt_path, map_location=device)
-        _check_resumable(saved["config"], cfg)
+        _check_resumable(saved, cfg, data_record)
         base.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
         scheduler.load_state_dict(saved["scheduler"])
@@ -483,7 +569,9 @@ def _train(cfg: TrainConfig, model: nn.Module | None, loaders) -> RunResult:
     t_run = time.perf_counter()
     diverged = None
     saved_epoch = start_epoch if ckpt_path is not None and ckpt_path.is_file() else None
+    done["saved"] = saved_epoch
     for epoch in range(start_epoch, last):
+        done["epoch"] = epoch + 1
         train_loader.set_epoch(epoch)
         seed_rank(cfg.seed, info, epoch)  # ranks > 0: their own drop-path / mixup streams
         loss_acc = torch.zeros((), dtype=torch.float64, device=device)  # sum of loss * B
@@ -512,7 +600,8 @@ def _train(cfg: TrainConfig, model: nn.Module | None, loaders) -> RunResult:
         row = {"epoch": epoch + 1, "train_loss": loss_sum / n_seen, "train_acc": correct / n_seen,
                "penalty": pen_sum / (steps_per_epoch * info.world_size),
                "lr": optimizer.param_groups[0]["lr"], "epoch_time_s": dt, "img_per_s": n_seen / dt}
-        broken = _divergence(loss_sum, pen_sum, base)
+        broken = _divergence(loss_sum, pen_sum, base, mean_loss=row["train_loss"],
+                             limit=loss_limit(meta.get("num_classes"), epoch + 1))
         if broken is not None:  # stop before anything (eval, metrics, checkpoint) reads bad weights
             row["time_s"] = wall_prev + time.perf_counter() - t_run
             history.append(row)
@@ -538,10 +627,10 @@ def _train(cfg: TrainConfig, model: nn.Module | None, loaders) -> RunResult:
                     "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                     "loader": train_loader.state_dict() if hasattr(train_loader, "state_dict") else None,
                     "rng": ck.rng_state(), "history": history, "symmetry_history": sym_history,
-                    "config": cfg.to_dict(), "train_time_s": train_time,
+                    "config": cfg.to_dict(), "data": data_record, "train_time_s": train_time,
                     "wall_time_s": wall_prev + time.perf_counter() - t_run,
                 }, ckpt_path)
-            saved_epoch = epoch + 1
+            saved_epoch = done["saved"] = epoch + 1
             D.barrier(info)
     bar.close()
 
@@ -561,7 +650,7 @@ def _train(cfg: TrainConfig, model: nn.Module | None, loaders) -> RunResult:
         train_acc=final.get("train_acc"), train_loss=final.get("train_loss"),
         best_test_acc=max(evals) if evals else None,
         params=n_params, num_classes=meta.get("num_classes"), n_train=meta.get("n_train"),
-        n_test=meta.get("n_test"), img_size=meta.get("img_size"),
+        n_test=meta.get("n_test"), img_size=meta.get("img_size"), data=meta.get("data"),
         history=history, symmetry=sym_history[-1]["report"] if sym_history else None, symmetry_history=sym_history,
         wall_time_s=wall_prev + time.perf_counter() - t_run, process_time_s=time.perf_counter() - t_start,
         train_time_s=train_time, img_per_s=img_s,
@@ -582,11 +671,8 @@ def _train(cfg: TrainConfig, model: nn.Module | None, loaders) -> RunResult:
             + f". Lower the learning rate (lr={cfg.lr:g})" + (f" or lam={cfg.lam:g}" if cfg.lam else "")
             + ", or clip gradients (grad_clip), and start afresh.", result)
     if info.is_main and result.finished:
+        done["finished"] = True  # train() removes out_dir once its lock is released, if nothing is left
         if ckpt_path is not None and not cfg.keep_checkpoint and ckpt_path.exists():
             ckpt_path.unlink()
-            try:
-                ckpt_path.parent.rmdir()  # only if nothing else is in it
-            except OSError:
-                pass
     D.barrier(info)
     return result
