@@ -137,6 +137,26 @@ def _positive(value, what: str, hint: str = "") -> float:
     return v
 
 
+MAX_STEPS = 1_000_000
+"""The most fixed steps :func:`steps_for` allows (a run of ``t_end / dt`` steps above it is refused)."""
+
+
+def steps_for(t_end, dt, *, max_steps: int = MAX_STEPS, what: str = "t_end") -> int:
+    """The number of fixed steps ``round(t_end / dt)`` (at least 1) of a run of duration ``t_end``.
+
+    Raises a one-line ValueError that says what to do when ``dt`` or ``t_end`` is not a positive,
+    finite number (``dt=0`` and ``dt=nan`` included), or when the run would take more than
+    ``max_steps`` steps (a tiny ``dt``: minutes or hours of work for a demo).
+    """
+    dt = _positive(dt, "the step dt", " Use a small positive step, e.g. dt=0.01.")
+    t_end = _positive(t_end, f"the duration {what}")
+    n = t_end / dt
+    if n > max_steps:
+        raise ValueError(f"{what}={t_end:g} with dt={dt:g} needs {n:.3g} steps, more than the cap of {max_steps:,}: "
+                         f"use dt >= {t_end / max_steps:.3g} (or a shorter {what}).")
+    return max(1, int(round(n)))
+
+
 # ----------------------------------------------------------------------------------------------
 # layers
 # ----------------------------------------------------------------------------------------------

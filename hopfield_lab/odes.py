@@ -50,7 +50,7 @@ from typing import Callable, Optional, Sequence
 
 import torch
 
-from .ham import INTEGRATORS, HAM, ChannelMixing, Dense, Layer, TokenMixing, count_increases
+from .ham import INTEGRATORS, HAM, ChannelMixing, Dense, Layer, TokenMixing, count_increases, steps_for
 from .ham import integrate as _integrate
 from .lagrangians import GELU, LayerNorm
 from .lagrangians import phi_gelu  # the GELU Lagrangian, Phi' = GELU (re-exported here)
@@ -325,13 +325,11 @@ def integrate(f: Callable[[torch.Tensor], torch.Tensor], x0: torch.Tensor, t_end
     and at the end (``T = ceil(n / save_every) + 1``, the initial state included). Follows the
     caller's grad mode; NaN or inf states raise :class:`hopfield_lab.ham.DivergenceError`.
     """
-    if not (dt > 0 and t_end > 0):
-        raise ValueError(f"dt and t_end must be positive, got dt={dt!r}, t_end={t_end!r}")
+    n = steps_for(t_end, dt)  # a one-line error for dt=0, NaN, inf or a tiny dt (> 10^6 steps)
     if save_every < 1:
         raise ValueError(f"save_every must be >= 1, got {save_every!r}")
     if method not in INTEGRATORS:
         raise ValueError(f"method must be one of {INTEGRATORS}, got {method!r}")
-    n = int(round(t_end / dt))
     kw = dict(record_states=True, record_every=save_every, max_abs=None)
     if isinstance(f, MixerODE):
         traj = f.reduced.run({"x": x0}, n, dt, method=method, grad=True, **kw)

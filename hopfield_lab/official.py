@@ -31,7 +31,7 @@ _CKPT_KEYS = ("state_dict", "model", "state_dict_ema", "model_ema")
 def extract_state_dict(obj: Any, use_ema: bool = False) -> tuple[dict[str, torch.Tensor], str | None]:
     """The parameter dict inside ``obj`` (a state_dict, a checkpoint dict, or a file path), and its ``arch``."""
     if isinstance(obj, (str, os.PathLike)):
-        obj = torch.load(obj, map_location="cpu", weights_only=False)
+        obj = _load_file(obj)
     if not isinstance(obj, Mapping):
         raise TypeError(f"expected a state_dict, a checkpoint dict or a path, got {type(obj).__name__}")
     arch = obj.get("arch") if isinstance(obj.get("arch"), str) else None
@@ -48,6 +48,28 @@ def extract_state_dict(obj: Any, use_ema: bool = False) -> tuple[dict[str, torch
     if not sd:
         raise ValueError("no tensors found in the given state_dict/checkpoint")
     return sd, arch
+
+
+def _load_file(path: str | os.PathLike) -> Any:
+    """``torch.load`` of a checkpoint file; a missing, empty, truncated or foreign file is a
+    one-line error naming the file and what to do."""
+    path = os.fspath(path)
+    again = "download or copy the checkpoint again (or pass the state_dict itself)"
+    try:
+        if os.path.getsize(path) == 0:
+            raise ValueError(f"{path} is empty (0 bytes): {again}.")
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"no checkpoint file {path}: check the path.") from None
+    except ValueError as exc:
+        if str(exc).startswith(path):
+            raise
+        cause = exc
+    except Exception as exc:  # RuntimeError (zip reader), EOFError, UnpicklingError, ...
+        cause = exc
+    text = " ".join(str(cause).split())[:160] or type(cause).__name__
+    raise ValueError(f"{path} is not a readable PyTorch checkpoint (damaged, truncated or another format; "
+                     f"{type(cause).__name__}: {text}): {again}.") from None
 
 
 @functools.lru_cache(maxsize=None)

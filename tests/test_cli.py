@@ -312,7 +312,7 @@ def test_bad_input_from_the_shell_has_no_traceback_unless_debug(tmp_path):
 
 
 def test_diverging_runs_are_one_line_and_a_sweep_records_them_and_goes_on(tmp_path, capsys):
-    with pytest.raises(SystemExit, match=r"^error: training diverged at epoch \d \(loss NaN\)"):
+    with pytest.raises(SystemExit, match=r"^error: training diverged at epoch \d \(loss (NaN|exploded)"):
         cli.main(["train", "--model", "paramixer_cifar_tiny", "--lr", "1e3", "--epochs", "3",
                   "--out-dir", str(tmp_path / "one"), *TINY[:-3], "--no-progress"])
     assert json.loads((tmp_path / "one" / "result.json").read_text())["status"] == "diverged"
@@ -326,3 +326,86 @@ def test_diverging_runs_are_one_line_and_a_sweep_records_them_and_goes_on(tmp_pa
     with pytest.raises(SystemExit, match="2 of 2 runs diverged"):
         cli.main(argv)  # rerun: the diverged runs are known, not retrained
     assert capsys.readouterr().out.count("done before (diverged at epoch") == 2
+
+
+# ---------------------------------------------------------------------------------------------
+# issue 20: Ctrl-C, two sweeps over one folder, --lams without λ
+# ---------------------------------------------------------------------------------------------
+def test_ctrl_c_is_one_line_exit_130_naming_the_checkpoint(tmp_path):
+    import signal
+    import time
+
+    out = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "hopfield_lab", "train", "--model", "paramixer_cifar_tiny",
+                             *TINY[:-3], "--epochs", "500", "--no-progress", "--device", "cpu", "--out-dir", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not (out / "checkpoint.pt").is_file() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    lines = err.strip().splitlines()
+    assert proc.returncode == 130 and len(lines) == 1, err
+    assert re.fullmatch(r"interrupted: paramixer_cifar_tiny interrupted in epoch \d+; the last checkpoint "
+                        rf"\(epoch \d+\) is {re.escape(str(out / 'checkpoint.pt'))}: rerun the same command to "
+                        r"resume from it\.", lines[0]), lines[0]
+    assert not (out / ".lock").exists()  # released on the way out
+
+
+def test_ctrl_c_in_a_sweep_is_one_line_too(tmp_path, monkeypatch, capsys):
+    from hopfield_lab import train as ht
+
+    def interrupted(cfg, **kw):
+        raise ht.TrainingInterrupted(f"{cfg.model} interrupted in epoch 3; the last checkpoint (epoch 2) is x: "
+                                     "rerun the same command to resume from it.")
+
+    monkeypatch.setattr(ht, "train", interrupted)
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["sweep", "--models", "paramixer_cifar_tiny", "--out-dir", str(tmp_path), *TINY])
+    assert exc.value.code == 130
+    assert capsys.readouterr().err.splitlines() == [
+        "interrupted: paramixer_cifar_tiny interrupted in epoch 3; the last checkpoint (epoch 2) is x: rerun the "
+        "same command to resume from it."]
+
+
+def test_two_sweeps_over_one_folder_split_the_work(tmp_path, capsys):
+    import signal
+
+    from tests.test_train import _holder
+
+    argv = ["sweep", "--models", "paramixer_cifar_tiny", "--seeds", "0", "1", "2", "--out-dir", str(tmp_path), *TINY]
+    other = _holder(tmp_path / "checkpoints" / "paramixer_cifar_tiny_seed1")  # another sweep is training seed 1
+    try:
+        assert cli.main(argv) == 0
+    finally:
+        other.send_signal(signal.SIGKILL)
+        other.wait()
+    out = capsys.readouterr().out
+    assert f"[2/3] paramixer_cifar_tiny_seed1: being trained by another process (PID {other.pid}), left to it" in out
+    assert "1 run(s) are still being trained by another process (paramixer_cifar_tiny_seed1)" in out
+    assert sorted(p.name for p in tmp_path.glob("*.json")) == ["paramixer_cifar_tiny_seed0.json",
+                                                               "paramixer_cifar_tiny_seed2.json"]
+    assert cli.main(argv) == 0  # the other process died: its run is picked up, the others are not redone
+    out = capsys.readouterr().out
+    assert out.count("done before") == 2 and "[2/3] paramixer_cifar_tiny_seed1\n" in out
+    assert not (tmp_path / "checkpoints").exists()
+
+
+def test_sweep_lams_are_refused_or_noted_for_models_without_lambda(tmp_path, capsys):
+    with pytest.raises(SystemExit, match=r"error: --lams 0.1 would be ignored: none of the models "
+                                         r"\(paramixer_cifar_tiny\) has a symmetry-breaking penalty"):
+        cli.main(["sweep", "--models", "paramixer_cifar_tiny", "--lams", "0.1", "--out-dir", str(tmp_path),
+                  "--dry-run", *TINY])
+    assert cli.main(["sweep", "--models", "paramixer_cifar_tiny", "asymmixer_cifar_tiny", "--lams", "0.1",
+                     "--out-dir", str(tmp_path), "--dry-run", *TINY]) == 0
+    assert capsys.readouterr().out.count("note: --lams applies to the models with λ only; paramixer_cifar_tiny") == 1
+
+
+def test_sweep_out_dir_expands_the_home_folder(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["sweep", "--models", "paramixer_cifar_tiny", "--out-dir", "~/sw", *TINY]) == 0
+    assert (tmp_path / "sw" / "paramixer_cifar_tiny_seed0.json").is_file() and not (tmp_path / "~").exists()

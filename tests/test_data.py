@@ -281,7 +281,8 @@ def test_cache_notices_every_edit_inside_the_class_folders(tmp_path, edit):
         assert len(x2) == 8
     else:
         assert classes2 == ["ant", "cat", "dog", "eel"] and len(x2) == 10 and int(y2.max()) == 3
-    assert len(list((tmp_path / "cache" / "decoded").glob("imgs-*.pt"))) == 2
+    # the edit made a new cache file, and the old version of this folder's cache is gone
+    assert len(list((tmp_path / "cache" / "decoded").glob("imgs-*.pt"))) == 1
 
 
 def test_empty_class_folder_is_an_error_naming_it(tmp_path):
@@ -353,8 +354,9 @@ def test_load_splits_takes_both_splits_and_the_subsets_by_the_one_rule():
     x, y = hd.load_dataset("synthetic", "train", n=100, n_test=30, num_classes=4, size=8)
     keep = hd.subset_indices(100, 40)
     assert torch.equal(s.x_train, x[keep]) and torch.equal(s.y_train, y[keep]) and len(s.y_test) == 30
-    assert s.num_classes == 4 and s.meta() == {"num_classes": 4, "in_chans": 3, "img_size": 8, "n_train": 40,
-                                               "n_test": 30}
+    meta = s.meta()
+    assert s.num_classes == 4 and meta.pop("data")["source"].startswith("synthetic") and meta == {
+        "num_classes": 4, "in_chans": 3, "img_size": 8, "n_train": 40, "n_test": 30}
     assert s.meta(img_size=16)["img_size"] == 16 and (s.mean, s.std) == hd.normalization("synthetic", x[keep])
     digits = hd.load_splits(SimpleNamespace(dataset="digits", data_root=None, download=False, train_subset=None,
                                             test_subset=100, dataset_options={}))
@@ -375,3 +377,127 @@ def test_registry_names_every_data_set_once_and_drives_messages():
         hd.load_dataset("digits", n=10)
     with pytest.raises(ValueError, match=r"\['nn'\] are not understood by the 'synthetic' data set \(its options: n, "):
         hd.load_dataset("synthetic", nn=10)
+
+
+# ---------------------------------------------------------------------------------------------
+# issue 20: image trees that used to give silent wrong results
+# ---------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("packed", [False, True], ids=["folder", "tar.gz"])
+def test_nested_folders_belong_to_the_class_folder_below_the_split(tmp_path, packed):
+    # train/<class>/<sub>/*.png: the class is <class> (torchvision's ImageFolder finds 3 classes
+    # here); the innermost folder "all" used to be taken as the one class, and accuracy read 1.0
+    root = tmp_path / "tree"
+    for split in ("train", "test"):
+        for ci, c in enumerate(("ant", "cat", "dog")):
+            for j, sub in enumerate(("all", "all/deeper")):
+                d = root / split / c / sub
+                d.mkdir(parents=True, exist_ok=True)
+                (d / "0.png").write_bytes(_png(np.full((4, 4, 3), 10 * ci + j, np.uint8)))
+    source = root
+    if packed:
+        source = tmp_path / "tree.tar.gz"
+        with tarfile.open(source, "w:gz") as t:
+            t.add(root, arcname="wrapped")
+    tree = hd.load_image_tree(source, verbose=False)
+    x, y = tree["splits"]["train"]
+    assert tree["classes"] == ["ant", "cat", "dog"] and len(y) == 6
+    assert (x[:, 0, 0, 0] // 10).tolist() == y.tolist()  # every image carries its own class's label
+    assert tree["folders"] == {s: ("wrapped/" if packed else "") + s for s in ("train", "test")}
+
+
+def test_bare_class_tree_with_subfolders_keeps_the_top_folders_as_classes(tmp_path):
+    for ci, c in enumerate(("ant", "cat")):
+        for sub in ("a", "b/c"):
+            d = tmp_path / "bare" / c / sub
+            d.mkdir(parents=True)
+            for i in range(5):
+                (d / f"{i}.png").write_bytes(_png(np.full((4, 4, 3), 10 * ci, np.uint8)))
+    tree = hd.load_image_tree(tmp_path / "bare", verbose=False)
+    x, y = tree["splits"]["train"]
+    assert tree["classes"] == ["ant", "cat"] and (x[:, 0, 0, 0] // 10).tolist() == y.tolist()
+
+
+def test_val_and_test_folders_are_never_merged(tmp_path, capsys):
+    root = tmp_path / "tree"
+    _image_tree(root, splits=("train", "val", "test"))
+    with pytest.raises(hd.DataUnavailableError, match=r"both a validation folder .*val.* and a test folder"):
+        hd.load_image_tree(root, verbose=False)
+    # a val/ folder alone is the held-out split, and the tree says so (printed and recorded)
+    only_val = tmp_path / "only_val"
+    _image_tree(only_val, splits=("train", "val"))
+    tree = hd.load_image_tree(only_val)
+    assert tree["folders"] == {"train": "train", "test": "val"} and len(tree["splits"]["test"][1]) == 9
+    assert "test = val" in capsys.readouterr().out
+    assert hd.data_source(str(only_val))["folders"] == {"train": "train", "test": "val"}
+
+
+def test_images_outside_the_split_folders_are_refused(tmp_path):
+    root = tmp_path / "tree"
+    _image_tree(root)
+    (root / "extra" / "cat").mkdir(parents=True)
+    (root / "extra" / "cat" / "0.png").write_bytes(_png(np.zeros((6, 6, 3), np.uint8)))
+    with pytest.raises(hd.DataUnavailableError, match=r"extra/cat/0.png lies outside the split folders"):
+        hd.load_image_tree(root, verbose=False)
+
+
+def test_16_bit_images_are_scaled_not_clipped(tmp_path):
+    for split in ("train", "test"):
+        for c, v in (("a", 1000), ("b", 60000)):
+            d = tmp_path / "deep" / split / c
+            d.mkdir(parents=True)
+            Image.fromarray(np.full((4, 4), v, np.uint16)).save(d / "0.png")
+    assert Image.open(tmp_path / "deep" / "train" / "a" / "0.png").mode.startswith("I;16")
+    x, y = hd.load_image_tree(tmp_path / "deep", verbose=False)["splits"]["train"]
+    # 1000 and 60000 of 65535: 4 and 233 of 255 (clipping made both 255)
+    assert x.shape == (2, 1, 4, 4) and x[:, 0, 0, 0].tolist() == [4, 233]
+
+
+def test_empty_test_split_and_options_for_a_folder_are_refused(tmp_path):
+    from types import SimpleNamespace
+
+    cfg = SimpleNamespace(dataset="synthetic", data_root=None, download=False, train_subset=None, test_subset=None,
+                          dataset_options={"n": 20, "n_test": 0, "size": 8})
+    with pytest.raises(ValueError, match=r"test split of 'synthetic' has no images.*n_test >= 1"):
+        hd.load_splits(cfg)
+    _image_tree(tmp_path / "tree")
+    with pytest.raises(ValueError, match=r"an image folder or archive .* takes none: drop them"):
+        hd.load_dataset(str(tmp_path / "tree"), "train", n=3)
+
+
+def test_the_data_source_and_fingerprint_say_which_copy_was_read(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    droot = tmp_path / "data"
+    _image_tree(droot / "cifar10", size=32, per_class=2)  # an unpacked copy found by name
+    cfg = SimpleNamespace(dataset="cifar10", data_root=str(droot), download=False, train_subset=None,
+                          test_subset=None, dataset_options={})
+    meta = hd.load_splits(cfg).meta()
+    assert meta["data"]["source"] == str((droot / "cifar10").resolve())
+    assert meta["data"]["folders"] == {"train": "train", "test": "test"}
+    assert len(meta["data"]["fingerprint"]) == 16
+    src = hd.data_source("cifar10", tmp_path / "elsewhere")  # no copy there: torchvision's PNG-exact files
+    assert src["source"].startswith("torchvision CIFAR10")
+    hd._MEMO.clear()
+    (droot / "cifar10" / "train" / "cat" / "000.png").write_bytes(_png(np.full((32, 32, 3), 77, np.uint8)))
+    _touch(droot / "cifar10" / "train" / "cat" / "000.png", 10**18)
+    assert hd.load_splits(cfg).meta()["data"]["fingerprint"] != meta["data"]["fingerprint"]
+
+
+def test_cache_of_killed_writers_and_older_versions_is_cleaned(tmp_path):
+    import subprocess
+    import sys
+
+    root = tmp_path / "imgs"
+    _image_tree(root)
+    hd.load_image_tree(root, verbose=False)
+    decoded = tmp_path / "cache" / "decoded"
+    (old,) = decoded.glob("imgs-*.pt")
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True).stdout.strip()
+    for name in (old.name, old.name.replace(old.stem.rsplit("-", 1)[1], "0" * 16)):
+        (decoded / f".{name}.tmp{dead}").write_bytes(b"half a cache")  # a writer killed mid-write
+    (decoded / f".{old.name}.tmp{os.getppid()}").write_bytes(b"a live writer")  # never removed
+    (root / "train" / "cat" / "100.png").write_bytes(_png(np.full((6, 6, 3), 77, np.uint8)))
+    hd.load_image_tree(root, verbose=False)
+    left = sorted(p.name for p in decoded.iterdir())
+    assert len(left) == 2 and old.name not in left and f".{old.name}.tmp{os.getppid()}" in left

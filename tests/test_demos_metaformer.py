@@ -287,3 +287,17 @@ def test_first_check_cell_energies_are_far_from_rounding():
         _, E = small.descend(x0, steps=40, alpha=0.05, record_energy=True)
     for k in (0, 10, 20, 40):
         assert _far_from_rounding(float(E[k].mean()), 3), float(E[k].mean())
+
+
+@pytest.mark.parametrize("kw, says", [({"sigma": float("nan")}, "sigma .* must be a finite number >= 0, got nan"),
+                                      ({"alpha": float("nan")}, "alpha .* must be a positive, finite number"),
+                                      ({"alpha": 0.0}, "alpha .* must be a positive, finite number"),
+                                      ({"nan_pixel": True}, "the clean images hold 1 NaN/inf values"),
+                                      ({"alpha": 1e30}, r"the descent blew up .* use a smaller alpha")])
+def test_denoise_trajectory_refuses_nan_in_one_line(kw, says):
+    m, X = _mf_model_and_images()
+    if kw.pop("nan_pixel", False):
+        X = X.clone()
+        X[0, 0] = float("nan")
+    with pytest.raises(ValueError, match=says):
+        dm.denoise_trajectory(m, X, steps=3, **kw)

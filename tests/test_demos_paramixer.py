@@ -175,3 +175,11 @@ def test_adiabatic_cost_counts_the_steps_of_adiabatic_comparison(small_block):
     assert cost["seconds_per_step"] > 0 and cost["estimate_s"] == cost["steps"] * cost["seconds_per_step"]
     with pytest.raises(ValueError, match="probe=0"):
         dp.adiabatic_cost(blk, x0, taus, probe=0)
+
+
+def test_adiabatic_comparison_caps_the_steps_of_a_tiny_tau(small_block):
+    blk, x0 = small_block
+    with pytest.raises(ValueError, match=r"T=2 with dt=2.5e-07 needs 8e\+06 steps, more than the cap"):
+        dp.adiabatic_comparison(blk, x0, 1e-6, T=2.0)
+    with pytest.raises(ValueError, match="the step dt must be a positive, finite number, got 0"):
+        dp.adiabatic_comparison(blk, x0, 0.05, T=2.0, dt=0)

@@ -241,3 +241,24 @@ def test_initial_states_one_home():
     assert torch.equal(initial_states(s, batch=3, seed=4), initial_states(blk, batch=3, seed=4))
     with pytest.raises(TypeError, match="MixerODE or a Mixer block"):
         initial_states(torch.zeros(2, 2))
+
+
+# issue 20: a bad or tiny step is one line that says what to do, everywhere a duration / dt is taken
+@pytest.mark.parametrize("dt, says", [(0.0, "must be a positive, finite number, got 0.0. Use a small positive step"),
+                                      (float("nan"), "must be a positive, finite number, got nan"),
+                                      (float("inf"), "must be a positive, finite number, got inf"),
+                                      (1e-9, r"needs 1e\+10 steps, more than the cap of 1,000,000: use dt >= 1e-05")])
+def test_bad_or_tiny_steps_are_one_line_errors(dt, says):
+    from hopfield_lab.demos import ham as dh
+    from hopfield_lab.demos import symmetry_breaking as sb
+
+    calls = [lambda: integrate(lambda x: -x, torch.ones(2), t_end=10.0, dt=dt),
+             lambda: sb.run(dt=dt, t_end=10.0),
+             lambda: sb.ensemble_fraction([0.0], dt=dt, t_end=10.0, n_systems=1, batch=1),
+             lambda: dh.plane_run(dt=dt, T=10.0)]
+    for call in calls:
+        with pytest.raises(ValueError, match=says) as exc:
+            call()
+        assert "\n" not in str(exc.value)
+    with pytest.raises(ValueError, match="the duration t_end must be a positive, finite number, got inf"):
+        integrate(lambda x: -x, torch.ones(2), t_end=float("inf"), dt=0.1)

@@ -128,3 +128,20 @@ def test_official_s16_model_loads_via_registry(official):
     x = torch.randn(1, 3, 224, 224)
     with torch.no_grad():
         assert (off(x) - ours(x)).abs().max().item() <= 1e-5
+
+
+@pytest.mark.parametrize("damage, says", [("empty", "is empty"), ("truncated", "not a readable PyTorch checkpoint"),
+                                          ("garbage", "not a readable PyTorch checkpoint")])
+def test_a_damaged_official_checkpoint_is_one_line(tmp_path, damage, says):
+    model = hl.create_model("paramixer_cifar_tiny", img_size=16)
+    good = tmp_path / "good.pth"
+    torch.save({"state_dict": model.state_dict()}, good)
+    blob = good.read_bytes()
+    bad = tmp_path / "bad.pth"
+    bad.write_bytes({"empty": b"", "truncated": blob[: len(blob) // 2], "garbage": bytes(range(256)) * 8}[damage])
+    with pytest.raises(ValueError, match=says) as exc:
+        load_official_state_dict(model, bad)
+    assert str(bad) in str(exc.value) and "download or copy the checkpoint again" in str(exc.value)
+    assert "\n" not in str(exc.value)
+    with pytest.raises(FileNotFoundError, match="no checkpoint file .*missing.pth: check the path"):
+        load_official_state_dict(model, tmp_path / "missing.pth")

@@ -235,8 +235,10 @@ def test_train_step_takes_soft_targets_from_mixup_cutmix():
     assert int(out.correct) == int((logits.argmax(-1) == t.argmax(-1)).sum())
 
 
-def test_diverging_run_stops_keeps_the_last_good_checkpoint_and_says_so(tmp_path):
+def test_diverging_run_stops_keeps_the_last_good_checkpoint_and_says_so(tmp_path, monkeypatch):
     out = tmp_path / "run"
+    monkeypatch.setitem(ht.EXPLODED_FACTOR, "first epoch", math.inf)  # let it run on to NaN
+    monkeypatch.setitem(ht.EXPLODED_FACTOR, "later epochs", math.inf)
     with pytest.raises(ht.TrainingDiverged, match=r"training diverged at epoch 2 \(loss NaN\); the last good "
                                                   r"checkpoint \(epoch 1\) is kept") as exc:
         train(tiny(lr=1e3, out_dir=str(out)))          # symmetry metrics on: never computed on NaN weights
@@ -305,3 +307,152 @@ def test_resume_mismatch_names_the_cli_flag_on_the_command_line(tmp_path):
     with pytest.raises(ValueError, match="resume=False"):  # in Python, the keyword
         train(TrainConfig(**{**tiny(epochs=2, out_dir=str(tmp_path)).to_dict(), "model": "paramixer_cifar_tiny",
                              "lam": None, "lr": 0.01}))
+
+
+@pytest.mark.parametrize("lr, epoch", [(0.3, 2), (1e3, 1)])
+def test_a_finite_blow_up_is_divergence_not_success(tmp_path, lr, epoch):
+    # lr 0.3: epoch 1's mean loss is 0.99 ln(10), epoch 2's 5.1 ln(10) (then it "recovers" to a
+    # chance-level model that used to end "finished"); lr 1e3: 8e7 in epoch 1
+    out = tmp_path / "run"
+    with pytest.raises(ht.TrainingDiverged, match=rf"diverged at epoch {epoch} \(loss exploded: mean training loss "):
+        train(tiny(lr=lr, epochs=4, out_dir=str(out)))
+    on_disk = json.loads((out / "result.json").read_text())
+    assert on_disk["status"] == "diverged" and on_disk["diverged"]["epoch"] == epoch
+    assert on_disk["history"][-1]["train_loss"] > ht.loss_limit(10, epoch)
+    if epoch > 1:  # the last good checkpoint stays
+        assert ht.load_checkpoint(out / ht.CHECKPOINT_NAME)["epoch"] == epoch - 1
+
+
+def test_committed_runs_never_trip_the_explosion_limit():
+    from hopfield_lab import results
+
+    runs = []
+    for p in sorted(results.HOME.glob("cifar10*/*.json")):
+        try:
+            runs.append(results.load_result(p))
+        except ValueError:  # not a run's result (e.g. the official code's reference numbers)
+            pass
+    # the limit is 3x (10x in epoch 1) chance; the committed runs stay below a third of it
+    histories = [(r, row) for r in runs for row in r.history if row.get("train_loss") is not None]
+    assert len(runs) >= 5 and histories
+    for r, row in histories:
+        assert row["train_loss"] <= ht.loss_limit(r.num_classes, row["epoch"]) / 3, (r.key, row["epoch"])
+
+
+# ---------------------------------------------------------------------------------------------
+# issue 20: resumes on other data, shared folders, damaged files, paths
+# ---------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("n", [192, 320], ids=["fewer images", "more images"])
+def test_resume_on_changed_data_is_refused_naming_no_resume(tmp_path, n):
+    from hopfield_lab import cli
+
+    train(tiny(epochs=3, out_dir=str(tmp_path), stop_after_epochs=1))
+    assert ht.load_checkpoint(tmp_path / ht.CHECKPOINT_NAME)["data"]["steps_per_epoch"] == 4
+    changed = tiny(epochs=3, out_dir=str(tmp_path), dataset_options={"n": n, "n_test": 128, "size": 16})
+    with pytest.raises(ht.ResumeMismatch, match=r"data fingerprint: checkpoint '[0-9a-f]{16}' vs now") as exc:
+        train(changed)
+    assert f"data steps_per_epoch: checkpoint 4 vs now {n // 64}" in str(exc.value)
+    assert "--no-resume" in exc.value.cli_message
+    res = train(changed.__class__(**{**changed.to_dict(), "resume": False}))  # the named way out works
+    assert res.finished and res.n_train == n
+
+
+def test_result_records_the_data_source_and_fingerprint(tmp_path):
+    res = train(tiny(epochs=1, out_dir=str(tmp_path)))
+    on_disk = json.loads((tmp_path / "result.json").read_text())
+    assert on_disk["data"] == res.data and res.data["source"].startswith("synthetic")
+    assert res.data["fingerprint"] == ht.load_checkpoint(tmp_path / ht.CHECKPOINT_NAME)["data"]["fingerprint"]
+
+
+def test_tilde_is_the_home_folder_and_a_result_path_that_is_a_folder_fails_first(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    cfg = tiny(epochs=1, out_dir="~/runs/a", result_path="~/res/a.json")
+    assert cfg.out_dir == str(tmp_path / "runs" / "a") and cfg.result_path == str(tmp_path / "res" / "a.json")
+    train(cfg)
+    assert (tmp_path / "res" / "a.json").is_file() and not (tmp_path / "~").exists()
+    calls = []
+    monkeypatch.setattr(ht, "make_loaders", lambda *a: calls.append(a))
+    (tmp_path / "res" / "dir.json").mkdir()
+    with pytest.raises(ValueError, match=r"the result file .*dir.json is an existing folder: choose another "
+                                         r"result_path"):
+        train(tiny(result_path=str(tmp_path / "res" / "dir.json")))
+    (tmp_path / "b" / "result.json").mkdir(parents=True)
+    with pytest.raises(ValueError, match=r"result.json is an existing folder"):
+        train(tiny(out_dir=str(tmp_path / "b")))
+    assert calls == []
+
+
+def test_an_empty_test_loader_is_refused_before_training(tmp_path):
+    data = hd.load_splits(tiny())
+    tr = hd.DeviceLoader(data.x_train, data.y_train, 64, train=True)
+    te = hd.DeviceLoader(data.x_test[:0], data.y_test[:0], 64)
+    with pytest.raises(ValueError, match="test loader yields no batch, so the run could not be evaluated"):
+        train(tiny(), loaders=(tr, te, {**data.meta(), "n_test": None}))
+    with pytest.raises(ValueError, match="test split of 'synthetic' has no images"):
+        train(tiny(dataset_options={"n": 128, "n_test": 0, "size": 16}))
+
+
+def _holder(folder):
+    """A live process holding the lock of ``folder`` (it prints 'locked' once it holds it)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, time; from hopfield_lab.checkpoint import RunLock; RunLock(sys.argv[1]).acquire(); "
+            "print('locked', flush=True); time.sleep(120)")
+    proc = subprocess.Popen([sys.executable, "-c", code, str(folder)], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "locked"
+    return proc
+
+
+def test_a_live_run_owns_its_folder_and_a_killed_one_leaves_no_stuck_lock(tmp_path):
+    import signal
+
+    out = tmp_path / "run"
+    holder = _holder(out)
+    try:
+        with pytest.raises(ck.FolderInUse, match=rf"run is in use by a live run \(PID {holder.pid} on .*\): wait "
+                                                 r"for it to end, or choose another out_dir"):
+            train(tiny(epochs=1, out_dir=str(out)))
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    assert (out / ck.LOCK_NAME).is_file()  # left behind by the killed holder, yet not stuck:
+    assert train(tiny(epochs=1, out_dir=str(out))).finished
+    assert not (out / ck.LOCK_NAME).exists()
+    with ck.RunLock(out) as lock, ck.RunLock(out):  # this process may take its own lock again
+        assert lock.owner()["pid"] == os.getpid()
+
+
+@pytest.mark.parametrize("damage", ["empty", "truncated", "garbage", "keys missing", "not a dict"])
+def test_a_damaged_checkpoint_is_one_line_naming_the_file(tmp_path, damage):
+    from hopfield_lab import cli
+
+    train(tiny(epochs=2, out_dir=str(tmp_path), stop_after_epochs=1))
+    path = tmp_path / ht.CHECKPOINT_NAME
+    blob = path.read_bytes()
+    if damage == "keys missing":
+        saved = ht.load_checkpoint(path)
+        del saved["optimizer"], saved["rng"]
+        torch.save(saved, path)
+    elif damage == "not a dict":
+        torch.save([1, 2], path)
+    else:
+        path.write_bytes({"empty": b"", "truncated": blob[: len(blob) // 2], "garbage": bytes(range(256)) * 4}[damage])
+    with pytest.raises(ck.CheckpointError) as exc:
+        train(tiny(epochs=2, out_dir=str(tmp_path)))
+    text = str(exc.value)
+    assert "\n" not in text and str(path) in text and "--no-resume" in text and len(text) < 400
+    assert {"empty": "is empty", "truncated": "damaged", "garbage": "damaged", "keys missing": "lacks optimizer, rng",
+            "not a dict": "holds a list"}[damage] in text
+    assert train(tiny(epochs=2, out_dir=str(tmp_path), resume=False)).finished  # the way out it names
+
+
+def test_a_full_disk_names_the_file_and_the_cause(tmp_path, monkeypatch):
+    def full(obj, fh, *a, **k):
+        fh.write(b"partial")
+        raise RuntimeError("[enforce fail at inline_container.cc:626] . unexpected pos 4480 vs 4376")
+
+    monkeypatch.setattr(torch, "save", full)
+    with pytest.raises(OSError, match=r"could not write .*checkpoint.pt: the disk is full .* free space") as exc:
+        train(tiny(epochs=1, out_dir=str(tmp_path)))
+    assert "\n" not in str(exc.value) and not list(tmp_path.glob(".checkpoint.pt.tmp*"))

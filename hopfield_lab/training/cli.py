@@ -246,12 +246,29 @@ def _same_run(saved: dict, cfg: TrainConfig) -> list[str]:
             and k in saved and saved[k] != now[k]]
 
 
+def _lams_note(models: list[str], lams: list[float] | None) -> str | None:
+    """What a sweep says about ``--lams`` (None: nothing to say); raises ValueError when no model has λ."""
+    if not lams:
+        return None
+    without = [m for m in models if not family_of(m).has_breaking]
+    if len(without) == len(models):
+        raise ValueError(f"--lams {' '.join(f'{v:g}' for v in lams)} would be ignored: none of the models "
+                         f"({', '.join(models)}) has a symmetry-breaking penalty λ. Add an asymmixer_* model, "
+                         "or drop --lams.")
+    if without:
+        return (f"note: --lams applies to the models with λ only; {', '.join(without)} "
+                f"run{'s' if len(without) == 1 else ''} once per seed without it")
+    return None
+
+
 def cmd_sweep(args) -> int:
+    from .checkpoint import FolderInUse, RunLock
     from .train import TrainingDiverged, train
 
     if getattr(args, "recipe", "none") != "paper":
         check_model_names(args.models)
-    out = Path(args.out_dir)
+    out = Path(args.out_dir).expanduser()
+    note = _lams_note(args.models, args.lams)
     plan = sweep_plan(args.models, args.lams, args.seeds, args.n_iters, args.inits)
     configs = []
     for p in plan:  # every run's configuration is checked before the first one starts
@@ -267,24 +284,47 @@ def cmd_sweep(args) -> int:
     main = _is_main()
     if main:
         print(f"sweep: {len(plan)} runs -> {out}", flush=True)
+        if note:
+            print(note, flush=True)
     if args.dry_run:
         for p, cfg in zip(plan, configs):
             print(f"  {p['name']}: {cfg.model}, recipe {cfg.recipe}, {cfg.epochs} epochs, "
                   f"batch {cfg.batch_size}, lr {cfg.lr:g}")
         return 0
     _require_recipe_tools(configs[0])
-    rows = []
+    rows: list[RunResult | None] = []
+    elsewhere = []  # runs another process is training (it holds their lock)
     t0 = time.perf_counter()
+
+    def done_before(path: Path, cfg: TrainConfig) -> RunResult | None:
+        if not path.is_file():
+            return None
+        saved = load_result(path)
+        diff = _same_run(saved.config, cfg)
+        if diff:
+            raise SystemExit(
+                f"error: {path} exists but was made with other settings ({', '.join(diff)}). "
+                "Use another --out-dir, or delete that file to rerun it.")
+        return saved
+
     for i, (p, cfg) in enumerate(zip(plan, configs)):
         tag = f"[{i + 1}/{len(plan)}] {p['name']}"
         path = Path(cfg.result_path)
-        if path.is_file():
-            saved = load_result(path)
-            diff = _same_run(saved.config, cfg)
-            if diff:
-                raise SystemExit(
-                    f"error: {path} exists but was made with other settings ({', '.join(diff)}). "
-                    "Use another --out-dir, or delete that file to rerun it.")
+        saved = done_before(path, cfg)
+        lock = None
+        if saved is None and main:  # a run's folder is locked while it trains: two sweeps share the work
+            try:
+                lock = RunLock(cfg.out_dir).acquire()
+            except FolderInUse as exc:
+                print(f"{tag}: being trained by another process (PID {exc.owner.get('pid', '?')}), "
+                      "left to it", flush=True)
+                rows.append(None)
+                elsewhere.append((i, p, cfg))
+                continue
+            saved = done_before(path, cfg)  # it may have finished while we waited for the lock
+        if saved is not None:
+            if lock is not None:
+                lock.release()
             if main:
                 print(f"{tag}: done before ({_outcome(saved)}), skipped", flush=True)
             rows.append(saved)
@@ -295,14 +335,27 @@ def cmd_sweep(args) -> int:
             res = train(cfg)
         except TrainingDiverged as exc:  # recorded in its result file; the other runs go on
             res = exc.result
+        finally:
+            if lock is not None:
+                lock.release()
+        if res.finished and not cfg.keep_checkpoint:
+            try:
+                Path(cfg.out_dir).rmdir()  # empty once its checkpoint is deleted
+            except OSError:
+                pass
         rows.append(res)
         if main:
             print(f"{tag}: {_outcome(res)} {res.img_per_s or 0:.0f} img/s {res.wall_time_s:.1f} s", flush=True)
+    for at, p, cfg in elsewhere:  # collect what the other process has finished meanwhile
+        rows[at] = done_before(Path(cfg.result_path), cfg)
+    elsewhere = [p["name"] for at, p, _ in elsewhere if rows[at] is None]
+    ran = [(p, r) for p, r in zip(plan, rows) if r is not None]
+    rows = [r for _, r in ran]
     try:
         (out / "checkpoints").rmdir()  # empty once every run has finished
     except OSError:
         pass
-    diverged = [p["name"] for p, r in zip(plan, rows) if r.status == "diverged"]
+    diverged = [p["name"] for p, r in ran if r.status == "diverged"]
     if main:
         print(f"\nsweep finished in {time.perf_counter() - t0:.1f} s; results in {out}")
         width = max(len(r.key) for r in rows) if rows else 3
@@ -313,6 +366,9 @@ def cmd_sweep(args) -> int:
             acc = "diverged" if r.status == "diverged" else f"{r.test_acc:.4f}"
             print(f"{r.key:{width}s} {lam:>8s} {r.n_iter:>6d} {r.init:>6s} {r.seed:>4d} {acc:>8s} "
                   f"{r.img_per_s or 0:>8.0f} {r.wall_time_s or 0:>7.1f}")
+        if elsewhere:
+            print(f"{len(elsewhere)} run(s) are still being trained by another process ({', '.join(elsewhere)}); "
+                  "rerun this command once it has finished to collect them.")
     if diverged:
         raise _exit(f"error: {len(diverged)} of {len(plan)} runs diverged ({', '.join(diverged)}); their result "
                     "files say at which epoch. Lower --lr (or λ) for them in another --out-dir.")
@@ -430,6 +486,15 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
+    except KeyboardInterrupt as exc:  # Ctrl-C: one line, exit status 130 (128 + SIGINT), as shells do
+        if getattr(args, "debug", False):
+            raise
+        if _is_main():
+            import sys
+
+            text = " ".join(str(exc).split()) or f"{args.command} interrupted before training started; rerun to start."
+            print(f"interrupted: {text}", file=sys.stderr, flush=True)
+        raise SystemExit(130) from None
     except Exception as exc:
         if getattr(args, "debug", False):
             raise

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 from dataclasses import asdict, dataclass, field
 
 from . import data as hd
@@ -90,6 +91,12 @@ class TrainConfig:
     model_overrides: dict = _f({}, "extra keyword arguments for create_model (e.g. num_blocks=4 n_iter=2)")
     dataset_options: dict = _f({}, "options of a data set that takes them (" + "; ".join(
         f"{d.name}: {', '.join(d.options)}" for d in hd.DATASETS.values() if d.options) + ")")
+
+    def __post_init__(self):
+        for name in ("out_dir", "result_path", "data_root"):  # "~/runs" means the home folder's runs
+            v = getattr(self, name)
+            if isinstance(v, str) and v.startswith("~"):
+                setattr(self, name, os.path.expanduser(v))
 
     def validate(self) -> "TrainConfig":
         """Raise a ValueError that says what to change when a field is out of range."""

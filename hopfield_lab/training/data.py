@@ -35,7 +35,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .checkpoint import atomic_save
+from .checkpoint import atomic_save, remove_stale_temp_files
 
 DATA_ENV = "HOPFIELD_LAB_DATA"
 """Environment variable naming the data root (downloads and offline archives)."""
@@ -100,7 +100,7 @@ def cache_dir(path: str | os.PathLike | None = None) -> Path:
 
 
 #: Bump when the decoded-cache content or its key changes, so that old caches are never reused.
-_CACHE_FORMAT = 2
+_CACHE_FORMAT = 3
 
 
 def _fingerprint(source: Path) -> str:
@@ -125,9 +125,35 @@ def _fingerprint(source: Path) -> str:
     return h.hexdigest()[:16]
 
 
+def _cache_prefix(source: Path) -> str:
+    """The part of a cache file's name that names ``source`` (its name and a hash of its path):
+    every version of one source's cache starts with it."""
+    where = hashlib.sha1(str(source.resolve()).encode()).hexdigest()[:8]
+    return f"{source.name.split('.')[0]}-{where}-"
+
+
 def _cache_file(source: Path, cache_dir: Path) -> Path:
-    stem = source.name.split(".")[0]
-    return cache_dir / "decoded" / f"{stem}-{_fingerprint(source)}.pt"
+    return cache_dir / "decoded" / f"{_cache_prefix(source)}{_fingerprint(source)}.pt"
+
+
+def _clean_cache(cache: Path, source: Path) -> list[Path]:
+    """Remove what earlier decodes of ``source`` left in the cache folder: temp files of writers
+    that were killed mid-write (any version; :func:`~hopfield_lab.checkpoint.remove_stale_temp_files`
+    keeps those of live processes) and the cache files of older versions of the same source (the
+    folder or archive has been edited since), except ``cache`` itself. Returns what was removed."""
+    removed = []
+    prefix = _cache_prefix(source)
+    for old in cache.parent.glob(f"{prefix}*.pt"):
+        if old.name != cache.name:
+            removed += remove_stale_temp_files(old)
+            try:
+                old.unlink()
+                removed.append(old)
+            except OSError:
+                pass
+    for tmp in cache.parent.glob(f".{prefix}*.pt.tmp*"):
+        removed += remove_stale_temp_files(tmp.parent / tmp.name[1:tmp.name.rindex(".tmp")])
+    return removed
 
 
 # ---------------------------------------------------------------------------------------------
@@ -153,8 +179,23 @@ def _decode(items: list[tuple[str, bytes]]) -> torch.Tensor:
                 "remove it from the image folder (or replace it by a valid image).") from exc
         return img
 
+    def pixels(name, img, mode):  # (h, w, c) uint8; 16-bit grey scaled to 8 bits, never clipped
+        if img.mode.startswith("I"):  # "I;16*" (16-bit PNG/TIFF) or "I" (32-bit integers)
+            a = np.asarray(img, dtype=np.int64)
+            if a.size and (a.min() < 0 or a.max() > 65535):
+                raise DataUnavailableError(
+                    f"{name} holds {img.mode!r} pixels outside 0..65535 (from {a.min()} to {a.max()}), which "
+                    "cannot be read as 16-bit grey: convert the images to 8 or 16 bits per channel first.")
+            a = np.rint(a * (255.0 / 65535.0)).astype(np.uint8)
+            return a.reshape(h, w, 1) if mode == "L" else np.repeat(a.reshape(h, w, 1), 3, axis=2)
+        if img.mode == "F":
+            raise DataUnavailableError(
+                f"{name} holds floating-point pixels (mode 'F'), whose range is unknown: convert the images "
+                "to 8 or 16 bits per channel first.")
+        return np.asarray(img.convert(mode)).reshape(h, w, c)
+
     first_name, first = items[0][0], open_image(*items[0])
-    mode = "L" if first.mode in ("L", "1", "I", "I;16", "LA") else "RGB"
+    mode = "L" if first.mode in ("L", "1", "LA", "F") or first.mode.startswith("I") else "RGB"
     w, h = first.size
     c = 1 if mode == "L" else 3
     out = np.empty((len(items), h, w, c), dtype=np.uint8)
@@ -165,17 +206,20 @@ def _decode(items: list[tuple[str, bytes]]) -> torch.Tensor:
                 f"Images differ in size: {name} is {img.size[0]}x{img.size[1]}, {first_name} is {w}x{h}; "
                 "this loader keeps whole splits in one tensor, so resize the images to a common size first."
             )
-        out[i] = np.asarray(img.convert(mode)).reshape(h, w, c)
+        out[i] = pixels(name, img, mode)
     return torch.from_numpy(out).permute(0, 3, 1, 2).contiguous()
 
 
-def _split_of(parts: tuple[str, ...]) -> str | None:
-    for p in parts:
-        q = p.lower()
-        if q in ("train", "training"):
-            return "train"
-        if q in ("test", "testing", "val", "valid", "validation"):
-            return "test"
+def _split_of(name: str) -> str | None:
+    """The split a folder name stands for (``train``/``training``; ``test``/``testing``;
+    ``val``/``valid``/``validation``), or None."""
+    q = name.lower()
+    if q in ("train", "training"):
+        return "train"
+    if q in ("test", "testing"):
+        return "test"
+    if q in ("val", "valid", "validation"):
+        return "val"
     return None
 
 
@@ -183,30 +227,85 @@ def _where(source: Path, parts: tuple[str, ...]) -> str:
     return str(source.joinpath(*parts)) if source.is_dir() else f"{'/'.join(parts)} in {source}"
 
 
+def _class_of(parts: tuple[str, ...], root: tuple[str, ...]) -> str:
+    """The class of the image at ``parts``: the first folder below ``root`` (deeper folders belong to it)."""
+    return parts[len(root)]
+
+
+def _layout(entries: list[tuple[tuple[str, ...], bytes]], source: Path) -> dict:
+    """Where the splits of an ImageFolder tree are: ``{split: folder parts}`` (split: ``train``,
+    ``test``, ``val``), or ``{None: class root}`` for a tree without split folders.
+
+    A split folder is the first folder on an image's path named after a split; its class is the
+    folder right below it (so ``train/<class>/<sub>/<image>`` belongs to ``<class>``, as in
+    torchvision's ImageFolder). Without split folders the class root is the folder the images
+    share (an archive's top folder), or the tree itself.
+    """
+    roots: dict[str | None, set] = {}
+    outside = []
+    for parts, _ in entries:
+        dirs = parts[:-1]
+        at = next((i for i, p in enumerate(dirs[:-1]) if _split_of(p)), None)
+        if at is None:
+            outside.append(parts)
+        else:
+            roots.setdefault(_split_of(dirs[at]), set()).add(dirs[:at + 1])
+    if not roots:
+        common = entries[0][0][:-1]
+        for parts, _ in entries:
+            n = 0
+            while n < min(len(common), len(parts) - 1) and common[n] == parts[n]:
+                n += 1
+            common = common[:n]
+        depth = min(len(p) for p, _ in entries) - 2  # the class folder stays below the root
+        root = () if source.is_dir() else common[:max(0, min(len(common), depth))]
+        return {None: root}
+    if outside:
+        raise DataUnavailableError(
+            f"{_where(source, outside[0])} lies outside the split folders ({', '.join(sorted(roots))}) of "
+            f"{source}" + (f", and so do {len(outside) - 1} more images" if len(outside) > 1 else "")
+            + ": move them into a split folder's class folder (<split>/<class>/...) or remove them.")
+    for split, found in roots.items():
+        if len(found) > 1:
+            a, b = sorted(found)[:2]
+            raise DataUnavailableError(
+                f"{source} has two {split} folders ({_where(source, a)} and {_where(source, b)}): "
+                "keep one tree with one folder per split.")
+    if "val" in roots and "test" in roots:
+        raise DataUnavailableError(
+            f"{source} has both a validation folder ({_where(source, next(iter(roots['val'])))}) and a test "
+            f"folder ({_where(source, next(iter(roots['test'])))}); hopfield_lab has one held-out split and "
+            "never merges two silently: move the validation images into the training folder (or elsewhere), "
+            "or rename the folder to use as the test split 'test' and move the other out of the tree.")
+    return {("test" if s == "val" else s): next(iter(found)) for s, found in roots.items()}
+
+
 def _group(entries: list[tuple[tuple[str, ...], bytes]], dirs: set[tuple[str, ...]], source: Path) -> dict:
     """Turn (path parts, bytes) of an ImageFolder tree into {split: (images, labels)} + classes.
 
-    Layout ``.../<split>/<class>/<file>`` gives the splits; a bare ``<class>/<file>`` tree (no
-    split directories) is split 85/15 with a fixed seed. ``dirs`` are the tree's folders: a class
-    folder without images is an error (dropping it would shift every later label), and so is a
-    class with images in one split but none in the other.
+    Layout ``.../<split>/<class>/.../<file>`` gives the splits (:func:`_layout`: ``train``, and
+    ``test`` or ``val`` as the held-out split, never both); a bare ``<class>/.../<file>`` tree
+    (no split folders) is split 85/15 with a fixed seed. Files in subfolders of a class folder
+    belong to that class. ``dirs`` are the tree's folders: a class folder without images is an
+    error (dropping it would shift every later label), and so is a class with images in one
+    split but none in the other. ``folders`` of the result says which folder formed each split.
     """
     entries = [e for e in entries if len(e[0]) >= 2]
     if not entries:
         raise DataUnavailableError(f"No images in a <class>/<image> layout were found in {source}.")
+    roots = _layout(entries, source)
+    by_split: dict[str | None, list[tuple[str, tuple[str, ...], bytes]]] = {}
+    for parts, blob in entries:
+        split = next((s for s, r in roots.items() if parts[:len(r)] == r), None)
+        by_split.setdefault(split, []).append((_class_of(parts, roots[split]), parts, blob))
     image_dirs = {parts[:-1] for parts, _ in entries}
-    class_roots = {d[:-1] for d in image_dirs}
-    empty = sorted(d for d in dirs - image_dirs
-                   if d[:-1] in class_roots and not d[-1].startswith(".") and not any(
-                       e[:len(d)] == d for e in image_dirs))
+    empty = sorted(d for d in dirs if any(len(d) == len(r) + 1 and d[:len(r)] == r for r in roots.values())
+                   and not d[-1].startswith(".") and not any(e[:len(d)] == d for e in image_dirs))
     if empty:
         raise DataUnavailableError(
             f"Class folder {_where(source, empty[0])} has no images"
             + (f" (and {len(empty) - 1} more empty: {', '.join('/'.join(d) for d in empty[1:4])})" if len(empty) > 1 else "")
             + ": add images or remove the folder (an empty class would shift the labels of every later class).")
-    by_split: dict[str | None, list[tuple[str, tuple[str, ...], bytes]]] = {}
-    for parts, blob in entries:
-        by_split.setdefault(_split_of(parts[:-2]), []).append((parts[-2], parts, blob))
     classes = sorted({cls for items in by_split.values() for cls, _, _ in items})
     index = {c: i for i, c in enumerate(classes)}
 
@@ -215,9 +314,8 @@ def _group(entries: list[tuple[tuple[str, ...], bytes]], dirs: set[tuple[str, ..
                 torch.tensor([index[c] for c, _, _ in items], dtype=torch.int64))
 
     result = {}
-    if "train" in by_split or "test" in by_split:
+    if None not in roots:
         present = {s: {c for c, _, _ in by_split.get(s, [])} for s in SPLITS}
-        roots = {s: next(p[:-2] for _, p, _ in by_split[s]) for s in SPLITS if s in by_split}
         for split, other in (("test", "train"), ("train", "test")):
             missing = sorted(present[other] - present[split]) if split in roots else []
             if missing:
@@ -229,13 +327,16 @@ def _group(entries: list[tuple[tuple[str, ...], bytes]], dirs: set[tuple[str, ..
         for split in SPLITS:
             if by_split.get(split):
                 result[split] = tensors(by_split[split])
+        folders = {s: "/".join(r) for s, r in roots.items()}
     else:
         images, labels = tensors(by_split[None])
         perm = torch.randperm(len(labels), generator=torch.Generator().manual_seed(0))
         n_test = max(1, int(round(0.15 * len(labels))))
         result["test"] = (images[perm[:n_test]], labels[perm[:n_test]])
         result["train"] = (images[perm[n_test:]], labels[perm[n_test:]])
-    return {"splits": result, "classes": classes}
+        where = "/".join(roots[None]) or "."
+        folders = {s: f"{where} (fixed 85/15 split, seed 0)" for s in SPLITS}
+    return {"splits": result, "classes": classes, "folders": folders}
 
 
 def _is_resource_fork(name: str) -> bool:
@@ -320,18 +421,29 @@ def load_image_tree(source: str | os.PathLike, cache: str | os.PathLike | None =
     cache = _cache_file(source, cache_dir(cache))
     if cache.is_file():
         try:
-            return torch.load(cache, weights_only=True)
+            tree = torch.load(cache, weights_only=True)
+            _FOLDERS[source.resolve()] = tree.get("folders")
+            return tree
         except Exception:  # a damaged cache is rebuilt
             pass
     if verbose:
         print(f"hopfield_lab.data: decoding {source} once (cached at {cache})", flush=True)
     tree = _read_tree(source)
     try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        _clean_cache(cache, source)
         atomic_save(tree, cache)
     except OSError as exc:  # read-only cache: still usable, just slower next time
         if verbose:
             print(f"hopfield_lab.data: could not write the cache {cache}: {exc}")
+    _FOLDERS[source.resolve()] = tree.get("folders")
+    if verbose and tree.get("folders"):
+        print("hopfield_lab.data: splits of " + str(source) + ": "
+              + ", ".join(f"{s} = {f}" for s, f in tree["folders"].items()), flush=True)
     return tree
+
+
+_FOLDERS: dict[Path, dict | None] = {}  # source -> which folder formed each split (load_image_tree)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -527,6 +639,9 @@ def load_dataset(name: str, split: str = "train", root: str | os.PathLike | None
         raise ValueError(f"split must be 'train' or 'test', not {split!r}.")
     spec = DATASETS.get(str(name).lower())
     if spec is None:
+        if options:
+            raise ValueError(f"dataset_options {sorted(options)} are for named data sets; an image folder or "
+                             f"archive ({name}) takes none: drop them (--dataset-options).")
         return _load_path(str(name), split)
     unknown = sorted(set(options) - set(spec.options))
     if unknown:
@@ -638,12 +753,23 @@ class Splits:
     num_classes: int
     mean: tuple[float, ...]
     std: tuple[float, ...]
+    source: dict | None = None
 
     def meta(self, img_size: int | None = None) -> dict:
-        """What the trainer needs to build a model: ``num_classes, in_chans, img_size, n_train, n_test``."""
+        """What the trainer needs to build a model and record the data: ``num_classes, in_chans,
+        img_size, n_train, n_test`` and ``data`` (:attr:`source` with the :meth:`fingerprint`)."""
         return {"num_classes": self.num_classes, "in_chans": int(self.x_train.shape[1]),
                 "img_size": int(img_size or self.x_train.shape[-1]), "n_train": len(self.y_train),
-                "n_test": len(self.y_test)}
+                "n_test": len(self.y_test), "data": {**(self.source or {}), "fingerprint": self.fingerprint()}}
+
+    def fingerprint(self) -> str:
+        """A hash of both splits' images and labels (16 hex digits; ~0.5 s for CIFAR-10): another
+        copy of a data set, an edited folder or another subset gives another fingerprint."""
+        h = hashlib.sha1()
+        for t in (self.x_train, self.y_train, self.x_test, self.y_test):
+            h.update(f"{t.dtype}{tuple(t.shape)}".encode())
+            h.update(t.contiguous().numpy().data)
+        return h.hexdigest()[:16]
 
 
 def load_splits(cfg) -> Splits:
@@ -651,11 +777,16 @@ def load_splits(cfg) -> Splits:
     anything with its fields ``dataset, data_root, download, dataset_options, train_subset,
     test_subset``), subsets taken by :func:`subset_indices`.
 
-    Raises a ValueError when a label lies outside the data set's classes.
+    Raises a ValueError when a label lies outside the data set's classes or a split is empty.
     """
     opts = dict(cfg.dataset_options or {})
     x_tr, y_tr = load_dataset(cfg.dataset, "train", root=cfg.data_root, download=cfg.download, **opts)
     x_te, y_te = load_dataset(cfg.dataset, "test", root=cfg.data_root, download=cfg.download, **opts)
+    for split, y in (("training", y_tr), ("test", y_te)):
+        if len(y) == 0:
+            raise ValueError(f"the {split} split of {cfg.dataset!r} has no images, so the run could not "
+                             + ("learn anything" if split == "training" else "be evaluated (its accuracy would read 0)")
+                             + ": give it images" + (" (dataset_options n / n_test >= 1)" if opts else "") + ".")
     keep_tr, keep_te = subset_indices(len(y_tr), cfg.train_subset), subset_indices(len(y_te), cfg.test_subset)
     x_tr, y_tr, x_te, y_te = x_tr[keep_tr], y_tr[keep_tr], x_te[keep_te], y_te[keep_te]
     labels = torch.cat([y_tr, y_te])
@@ -664,7 +795,24 @@ def load_splits(cfg) -> Splits:
         raise ValueError(f"{cfg.dataset!r} has labels outside 0..{n_cls - 1} "
                          f"(from {int(labels.min())} to {int(labels.max())}).")
     mean, std = normalization(cfg.dataset, x_tr)
-    return Splits(x_tr, y_tr, x_te, y_te, n_cls, mean, std)
+    return Splits(x_tr, y_tr, x_te, y_te, n_cls, mean, std, data_source(cfg.dataset, cfg.data_root, **opts))
+
+
+def data_source(name: str, root: str | os.PathLike | None = None, **options) -> dict:
+    """Where :func:`load_dataset` takes data set ``name`` from: ``{"source": str, "folders": ...}``.
+
+    ``source`` is the archive or folder read (e.g. ``/data/cifar10-jpeg.tar.gz``: the JPEG copy of
+    CIFAR-10), ``"torchvision CIFAR10 (<root>)"`` for torchvision's PNG-exact files, or the
+    generator and its options; ``folders`` (image trees) says which folder formed each split.
+    """
+    spec = DATASETS.get(str(name).lower())
+    path = Path(str(name)).expanduser() if spec is None else find_archive(spec.name, root)
+    if spec is not None and spec.offline:
+        return {"source": f"{spec.name}: {spec.about}" + (f", options {options}" if options else "")}
+    if path is None:
+        return {"source": f"torchvision {spec.torchvision} ({data_root(root) / 'torchvision'})"}
+    path = path.resolve()
+    return {"source": str(path), "folders": _FOLDERS.get(path)}
 
 
 # ---------------------------------------------------------------------------------------------

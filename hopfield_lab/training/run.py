@@ -109,6 +109,7 @@ class RunResult:
     n_train: int | None = None
     n_test: int | None = None
     img_size: int | None = None
+    data: dict | None = None              # where the images came from: {"source", "fingerprint", "folders"}
     symmetry: list[dict] | None = None
     symmetry_history: list[dict] = field(default_factory=list)
     wall_time_s: float | None = None

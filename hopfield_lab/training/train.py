@@ -9,7 +9,9 @@ The parts live by job: :mod:`hopfield_lab.config` (:class:`TrainConfig`, what de
 :mod:`hopfield_lab.checkpoint` (atomic files, checkpoints, random states),
 :mod:`hopfield_lab.results` (the typed :class:`~hopfield_lab.results.RunResult`),
 :mod:`hopfield_lab.bench` (throughput); this module holds the step, the optimiser and schedule,
-the loaders and the loop. What a run does:
+the loaders and the loop, in phases (:func:`_train`: :func:`_setup`, :func:`_resume`, then per
+epoch :func:`_fit_epoch` and :func:`_end_epoch`, then :func:`_result` and :func:`_finish`). What a
+run does:
 
 * data: :func:`hopfield_lab.data.load_splits` + :class:`~hopfield_lab.data.DeviceLoader` (whole
   split on the device, augmentation there), a recipe's streaming loaders, or any loaders you pass
@@ -20,9 +22,13 @@ the loaders and the loop. What a run does:
   ``lam * sum ||V||^2``) is added to the loss;
 * every epoch: evaluation, history (plain numbers), symmetry metrics of the weights
   (:func:`hopfield_lab.symmetry.symmetry_report`), an atomic checkpoint (temp file + ``os.replace``);
-  a non-finite loss or weight stops the run (:class:`TrainingDiverged`);
+  a non-finite loss or weight, or a loss exploded far above chance (:func:`loss_limit`), stops
+  the run (:class:`TrainingDiverged`);
 * exact resume from the checkpoint in ``out_dir`` (model, optimizer, scheduler, RNG states, the
   loader's epoch, history); on CPU a resumed run ends with the same numbers as an uninterrupted one;
+  the checkpoint records the data (fingerprint, steps per epoch): a resume on other data is refused;
+* a live run owns its ``out_dir`` (:class:`hopfield_lab.checkpoint.RunLock`); Ctrl-C raises
+  :class:`TrainingInterrupted`, which says where the last checkpoint is;
 * under ``torchrun`` (see :mod:`hopfield_lab.distributed`): each rank trains on its shard of
   every epoch with its own random streams (drop-path masks, mixup; :func:`seed_rank`), metrics
   are summed across ranks, only rank 0 writes files;
@@ -292,20 +298,33 @@ class ResumeMismatch(ValueError):
         lines = ", ".join(f"{k}: checkpoint {a!r} vs now {b!r}" for k, (a, b) in diff.items())
 
         def text(out, fresh):
-            return (f"The checkpoint in {out_dir} belongs to another configuration ({lines}). Use another "
-                    f"{out}, delete the checkpoint, or pass {fresh} to start afresh.")
+            return (f"The checkpoint in {out_dir} belongs to another configuration or other data ({lines}). "
+                    f"Use another {out}, delete the checkpoint, or pass {fresh} to start afresh.")
 
         super().__init__(text("out_dir", "resume=False"))
         self.diff = diff
         self.cli_message = text("--out-dir", "--no-resume")
 
 
-def _check_resumable(saved: dict, cfg: TrainConfig) -> None:
+def _check_resumable(saved: dict, cfg: TrainConfig, data: dict | None = None) -> None:
+    """Raise :class:`ResumeMismatch` when the checkpoint ``saved`` was written with another
+    configuration (``saved["config"]``) or other data (``saved["data"]``: the data's fingerprint,
+    ``n_train`` and the steps per epoch, compared with ``data``; older checkpoints lack it)."""
     now = cfg.to_dict()
-    diff = {k: (saved.get(k), now[k]) for k in now
-            if k not in RESUME_FREE and k in saved and saved.get(k) != now[k]}
+    conf = saved["config"]
+    diff = {k: (conf.get(k), now[k]) for k in now
+            if k not in RESUME_FREE and k in conf and conf.get(k) != now[k]}
+    before = saved.get("data") or {}
+    diff.update({f"data {k}": (before[k], v) for k, v in (data or {}).items()
+                 if before.get(k) is not None and v is not None and before[k] != v})
     if diff:
         raise ResumeMismatch(cfg.out_dir, diff)
+
+
+def _data_record(meta: dict, steps_per_epoch: int) -> dict:
+    """What a checkpoint records of the data, so that a resume on other data is refused."""
+    return {"fingerprint": (meta.get("data") or {}).get("fingerprint"), "n_train": meta.get("n_train"),
+            "steps_per_epoch": steps_per_epoch}
 
 
 def _prepare_outputs(cfg: TrainConfig) -> None:
@@ -314,6 +333,10 @@ def _prepare_outputs(cfg: TrainConfig) -> None:
     folders = [(Path(cfg.out_dir), "out_dir", "out_dir (--out-dir)")] if cfg.out_dir else []
     if cfg.result_path:
         folders.append((Path(cfg.result_path).parent, "the folder of result_path", "result_path (--result-path)"))
+    target = _result_target(cfg)
+    if target is not None and target.is_dir():
+        raise ValueError(f"the result file {target} is an existing folder: choose another result_path "
+                         "(--result-path), or another out_dir (--out-dir).")
     for folder, option, fix in folders:
         if folder.exists() and not folder.is_dir():
             raise ValueError(f"{option} {folder} is a file, not a folder: choose another {fix}.")
@@ -329,6 +352,26 @@ def _prepare_outputs(cfg: TrainConfig) -> None:
             ck.remove_stale_temp_files(folder / name)
 
 
+def _result_target(cfg: TrainConfig) -> Path | None:
+    """Where the result file goes: ``result_path``, else ``out_dir/result.json``, else None."""
+    return Path(cfg.result_path) if cfg.result_path else Path(cfg.out_dir) / RESULT_NAME if cfg.out_dir else None
+
+
+def _lock(cfg: TrainConfig) -> ck.RunLock | None:
+    """The lock of the run's folder (``out_dir``, else the result file's; None when nothing is
+    written), taken: a second live run there gets :class:`~hopfield_lab.checkpoint.FolderInUse`."""
+    if cfg.out_dir:
+        return ck.RunLock(cfg.out_dir).acquire()
+    if cfg.result_path:
+        p = Path(cfg.result_path)
+        return ck.RunLock(p.parent, f".{p.name}.lock").acquire("result_path (--result-path)")
+    return None
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C (``KeyboardInterrupt``) during :func:`train`; ``str()`` says where the last checkpoint is."""
+
+
 class TrainingDiverged(RuntimeError):
     """Training produced a non-finite loss or weights. ``result`` is the run's :class:`RunResult`
     (``status`` "diverged", ``diverged`` = ``{"epoch", "what"}``), also written to the result file."""
@@ -338,11 +381,29 @@ class TrainingDiverged(RuntimeError):
         self.result = result
 
 
-def _divergence(loss_sum: float, penalty_sum: float, model: nn.Module) -> str | None:
-    """None when the epoch's summed loss and penalty and all weights are finite, else what is not."""
+#: A finite loss that has exploded: the epoch's mean training loss above ``factor * ln(classes)``
+#: (chance level is ``ln(classes)``, where every run starts). The first epoch gets the loose
+#: factor (its first steps may overshoot), later ones the tight one. The committed CIFAR-10 runs
+#: (hopfield_lab/results/cifar10*/) never exceed 0.96 ln(10) in any epoch; lr 3..100 reaches 20..2e8.
+EXPLODED_FACTOR = {"first epoch": 10.0, "later epochs": 3.0}
+
+
+def loss_limit(num_classes: int | None, epoch: int) -> float:
+    """The largest healthy mean training loss of ``epoch`` (1-based) for ``num_classes`` classes
+    (see :data:`EXPLODED_FACTOR`; at least 2 classes' ln 2 counts as chance)."""
+    factor = EXPLODED_FACTOR["first epoch" if epoch <= 1 else "later epochs"]
+    return factor * math.log(max(int(num_classes or 2), 2))
+
+
+def _divergence(loss_sum: float, penalty_sum: float, model: nn.Module, *, mean_loss: float | None = None,
+                limit: float | None = None) -> str | None:
+    """None when the epoch's summed loss and penalty and all weights are finite and the mean loss is
+    at most ``limit`` (:func:`loss_limit`), else what is wrong."""
     for name, v in (("loss", loss_sum), ("penalty", penalty_sum)):
         if not math.isfinite(v):
             return f"{name} {'NaN' if math.isnan(v) else 'inf'}"
+    if mean_loss is not None and limit is not None and mean_loss > limit:
+        return f"loss exploded: mean training loss {mean_loss:.3g} > {limit:.3g}, far above chance"
     params = [p.detach() for p in model.parameters()]
     if params and not bool(torch.stack([torch.isfinite(p).all() for p in params]).all()):
         return "weights NaN or inf"
@@ -374,32 +435,129 @@ def train(config: TrainConfig | dict, *, model: nn.Module | None = None,
     result is returned but not written as the result file. A run whose loss or weights stop being
     finite ends at that epoch: the checkpoint of the last good epoch stays, the result file is
     written with ``status`` "diverged", and :class:`TrainingDiverged` is raised (carrying the result).
+    A loss is diverged when it is NaN or inf, or when it has exploded far above chance
+    (:func:`loss_limit`). While it runs, the run owns its folder (:class:`~hopfield_lab.checkpoint.RunLock`:
+    a second run there is refused with :class:`~hopfield_lab.checkpoint.FolderInUse`); Ctrl-C
+    raises :class:`TrainingInterrupted`, whose message says where the last checkpoint is.
     """
     cfg = TrainConfig.from_dict(config) if isinstance(config, dict) else config
     cfg.validate()
     before = (torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.benchmark)
-    if cfg.deterministic:
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        torch.use_deterministic_algorithms(True)
-        torch.backends.cudnn.benchmark = False
+    lock, done = None, {"epoch": None, "saved": None, "finished": False}
     try:
-        return _train(cfg, model, loaders)
+        if D.is_main_process():  # before the process group: a failure here ends every rank's wait
+            _prepare_outputs(cfg)
+            lock = _lock(cfg)
+        if cfg.deterministic:
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+            torch.use_deterministic_algorithms(True)
+            torch.backends.cudnn.benchmark = False
+        return _train(cfg, model, loaders, done)
+    except KeyboardInterrupt:
+        raise TrainingInterrupted(_interrupted(cfg, done)) from None
     finally:  # a deterministic run does not change the process for later runs
         torch.use_deterministic_algorithms(before[0])
         torch.backends.cudnn.benchmark = before[1]
+        if lock is not None:
+            lock.release()
+            if done["finished"] and cfg.out_dir and not cfg.keep_checkpoint:
+                try:
+                    Path(cfg.out_dir).rmdir()  # only if nothing else is in it
+                except OSError:
+                    pass
 
 
-def _train(cfg: TrainConfig, model: nn.Module | None, loaders) -> RunResult:
+def _interrupted(cfg: TrainConfig, done: dict) -> str:
+    """The one line of a run stopped by Ctrl-C: where, and where its last checkpoint is."""
+    where = f"{cfg.model} interrupted" + (f" in epoch {done['epoch']}" if done["epoch"] else "")
+    if not cfg.out_dir:
+        return f"{where}; nothing was saved (no out_dir, --out-dir), so a rerun starts afresh."
+    ckpt = Path(cfg.out_dir) / CHECKPOINT_NAME
+    if done["saved"] or (done["saved"] is None and ckpt.is_file()):
+        at = f" (epoch {done['saved']})" if done["saved"] else ""
+        return f"{where}; the last checkpoint{at} is {ckpt}: rerun the same command to resume from it."
+    return f"{where} before its first checkpoint ({ckpt}); a rerun starts afresh."
+
+
+@dataclasses.dataclass
+class _Run:
+    """What the phases of one run share (:func:`_train`): data, model, optimiser, progress."""
+
+    cfg: TrainConfig
+    info: D.DistInfo
+    train_loader: object
+    test_loader: object
+    meta: dict                      # num_classes, in_chans, img_size, n_train, n_test, data
+    data: dict                      # what the checkpoint records of the data (_data_record)
+    base: nn.Module                 # the plain model (train_model / eval_model wrap it)
+    optimizer: torch.optim.Optimizer
+    scheduler: object
+    amp_dtype: torch.dtype | None
+    ckpt_path: Path | None
+    n_params: int
+    train_model: nn.Module | None = None
+    eval_model: nn.Module | None = None
+    history: list = dataclasses.field(default_factory=list)
+    sym_history: list = dataclasses.field(default_factory=list)
+    start_epoch: int = 0
+    train_time: float = 0.0         # seconds in training epochs, earlier processes included
+    wall_prev: float = 0.0          # wall time of earlier processes (a resumed run)
+    t_run: float = 0.0              # perf_counter when this process's epochs began
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return self.data["steps_per_epoch"]
+
+    def wall(self) -> float:
+        """Wall time of the run so far, earlier processes included."""
+        return self.wall_prev + time.perf_counter() - self.t_run
+
+
+def _train(cfg: TrainConfig, model: nn.Module | None, loaders, done: dict) -> RunResult:
+    """The run, phase by phase (as d2l's ``fit``): set up, resume, then :func:`_fit_epoch` and
+    :func:`_end_epoch` per epoch, then :func:`_result` and :func:`_finish`. ``done`` tells
+    :func:`train` the epoch in progress, the last saved epoch and whether the run finished."""
     t_start = time.perf_counter()
-    if D.is_main_process():  # before the process group: a failure here ends every rank's wait
-        _prepare_outputs(cfg)
     info = D.init_distributed(cfg.device)
-    device = info.device
-    if device.type == "cpu":  # keep activations' memory in the process between steps
+    if info.device.type == "cpu":  # keep activations' memory in the process between steps
         perf.tune_cpu_allocator()
-    cfg = dataclasses.replace(cfg, compile=perf.should_compile(cfg.compile, device))  # None: CUDA only
+    cfg = dataclasses.replace(cfg, compile=perf.should_compile(cfg.compile, info.device))  # None: CUDA only
     seed_everything(cfg.seed)
+    run = _setup(cfg, model, loaders, info)
+    _resume(run)
+    run.train_model, run.eval_model = D.wrap_model(run.base, info), run.base
+    if cfg.compile:
+        _raise_recompile_limit()
+        run.train_model, run.eval_model = perf.compile_module(run.train_model), perf.compile_module(run.base)
 
+    from tqdm.auto import tqdm
+
+    last = cfg.epochs if cfg.stop_after_epochs is None else min(cfg.epochs, cfg.stop_after_epochs)
+    bar = tqdm(total=(last - run.start_epoch) * run.steps_per_epoch, disable=not (cfg.progress and info.is_main),
+               desc=f"{cfg.model}" + (f" lam={cfg.lam:g}" if cfg.lam is not None else ""),
+               unit="batch", dynamic_ncols=True)
+    run.t_run = time.perf_counter()
+    diverged = None
+    done["saved"] = run.start_epoch if run.ckpt_path is not None and run.ckpt_path.is_file() else None
+    for epoch in range(run.start_epoch, last):
+        done["epoch"] = epoch + 1
+        row, broken = _fit_epoch(run, epoch, bar)
+        if broken is not None:  # stop before anything (eval, metrics, checkpoint) reads bad weights
+            row["time_s"] = run.wall()
+            run.history.append(row)
+            diverged = {"epoch": epoch + 1, "what": broken}
+            break
+        if _end_epoch(run, row, epoch, last, bar):
+            done["saved"] = epoch + 1
+    bar.close()
+    status = "diverged" if diverged else "finished" if last == cfg.epochs else "stopped"
+    result = _result(run, status, diverged, t_start)
+    return _finish(run, result, diverged, done)
+
+
+def _setup(cfg: TrainConfig, model: nn.Module | None, loaders, info: D.DistInfo) -> _Run:
+    """Loaders (see :func:`train`), model, optimiser and schedule of a run, checked before any epoch."""
+    device = info.device
     if loaders is None and cfg.recipe != "none":
         train_loader, test_loader, meta = recipe_loaders(cfg)(cfg, info)
     elif loaders is None:
@@ -411,6 +569,9 @@ def _train(cfg: TrainConfig, model: nn.Module | None, loaders) -> RunResult:
     steps_per_epoch = len(train_loader)
     if steps_per_epoch < 1:
         raise ValueError("The training loader yields no batch per epoch: lower batch_size or use more data.")
+    if meta.get("n_test") == 0 or (hasattr(test_loader, "__len__") and len(test_loader) == 0):
+        raise ValueError("The test loader yields no batch, so the run could not be evaluated (its accuracy "
+                         "would read 0): give the test split images.")
 
     base = model if model is not None else build_model(cfg, meta["num_classes"], meta["in_chans"], meta["img_size"])
     outputs = getattr(base, "num_classes", None)
@@ -420,118 +581,119 @@ def _train(cfg: TrainConfig, model: nn.Module | None, loaders) -> RunResult:
             f"{meta['num_classes'] - 1}): drop model_overrides num_classes={outputs} (the model then takes the "
             "data's count) or set it to at least the number of classes.")
     base = base.to(device)
-    n_params = sum(p.numel() for p in base.parameters())
     optimizer = make_optimizer(base, cfg, device)
-    scheduler = make_scheduler(optimizer, cfg, steps_per_epoch)
-    amp_dtype = perf.amp_dtype(device, cfg.amp)
+    return _Run(cfg=cfg, info=info, train_loader=train_loader, test_loader=test_loader, meta=meta,
+                data=_data_record(meta, steps_per_epoch), base=base, optimizer=optimizer,
+                scheduler=make_scheduler(optimizer, cfg, steps_per_epoch), amp_dtype=perf.amp_dtype(device, cfg.amp),
+                ckpt_path=Path(cfg.out_dir) / CHECKPOINT_NAME if cfg.out_dir else None,
+                n_params=sum(p.numel() for p in base.parameters()))
 
-    history: list[dict] = []
-    sym_history: list[dict] = []
-    start_epoch, train_time_prev, wall_prev = 0, 0.0, 0.0
-    ckpt_path = Path(cfg.out_dir) / CHECKPOINT_NAME if cfg.out_dir else None
-    if ckpt_path is not None and cfg.resume and ckpt_path.is_file():
-        saved = ck.load_checkpoint(ckpt_path, map_location=device)
-        _check_resumable(saved["config"], cfg)
-        base.load_state_dict(saved["model"])
-        optimizer.load_state_dict(saved["optimizer"])
-        scheduler.load_state_dict(saved["scheduler"])
-        history, sym_history = saved["history"], saved.get("symmetry_history", [])
-        start_epoch, train_time_prev, wall_prev = saved["epoch"], saved["train_time_s"], saved["wall_time_s"]
-        if hasattr(train_loader, "load_state_dict") and "loader" in saved:
-            train_loader.load_state_dict(saved["loader"])
-        ck.set_rng_state(saved["rng"])
-        if info.is_main:
-            print(f"hopfield_lab.train: resumed {cfg.model} from {ckpt_path} after epoch {start_epoch}.", flush=True)
 
-    train_model = D.wrap_model(base, info)
-    eval_model = base
-    if cfg.compile:
-        _raise_recompile_limit()
-        train_model, eval_model = perf.compile_module(train_model), perf.compile_module(base)
+def _resume(run: _Run) -> None:
+    """Continue from the checkpoint in ``out_dir`` when there is one (and ``resume``): model,
+    optimiser, schedule, history, loader epoch and random streams; refused on another
+    configuration or other data (:func:`_check_resumable`)."""
+    cfg, ckpt_path = run.cfg, run.ckpt_path
+    if ckpt_path is None or not cfg.resume or not ckpt_path.is_file():
+        return
+    saved = ck.load_checkpoint(ckpt_path, map_location=run.info.device)
+    _check_resumable(saved, cfg, run.data)
+    run.base.load_state_dict(saved["model"])
+    run.optimizer.load_state_dict(saved["optimizer"])
+    run.scheduler.load_state_dict(saved["scheduler"])
+    run.history, run.sym_history = saved["history"], saved.get("symmetry_history", [])
+    run.start_epoch, run.train_time, run.wall_prev = saved["epoch"], saved["train_time_s"], saved["wall_time_s"]
+    if hasattr(run.train_loader, "load_state_dict") and "loader" in saved:
+        run.train_loader.load_state_dict(saved["loader"])
+    ck.set_rng_state(saved["rng"])
+    if run.info.is_main:
+        print(f"hopfield_lab.train: resumed {cfg.model} from {ckpt_path} after epoch {run.start_epoch}.", flush=True)
 
-    def sync():
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
 
-    from tqdm.auto import tqdm
+def _fit_epoch(run: _Run, epoch: int, bar) -> tuple[dict, str | None]:
+    """Train one epoch (0-based ``epoch``); returns its history row and None, or what diverged
+    (:func:`_divergence`). Sums stay on the device (no host sync inside the loop)."""
+    cfg, info, device = run.cfg, run.info, run.info.device
+    run.train_loader.set_epoch(epoch)
+    seed_rank(cfg.seed, info, epoch)  # ranks > 0: their own drop-path / mixup streams
+    loss_acc = torch.zeros((), dtype=torch.float64, device=device)  # sum of loss * B
+    pen_acc = torch.zeros((), dtype=torch.float64, device=device)
+    correct_acc = torch.zeros((), dtype=torch.float64, device=device)
+    n_local = 0
+    _sync(device)
+    t0 = time.perf_counter()
+    for images, labels in run.train_loader:
+        out = train_step(run.train_model, images, labels, run.optimizer, scheduler=run.scheduler,
+                         label_smoothing=cfg.label_smoothing, amp_dtype=run.amp_dtype,
+                         grad_clip=cfg.grad_clip)
+        B = labels.shape[0]
+        loss_acc += out.loss * B
+        pen_acc += out.penalty
+        correct_acc += out.correct
+        n_local += B
+        bar.update(1)
+    _sync(device)
+    dt = time.perf_counter() - t0
+    run.train_time += dt
+    sums = torch.stack([loss_acc, pen_acc, correct_acc,
+                        torch.tensor(float(n_local), dtype=torch.float64, device=device)])
+    D.all_reduce_(sums, info)
+    loss_sum, pen_sum, correct, n_seen = sums.tolist()
+    row = {"epoch": epoch + 1, "train_loss": loss_sum / n_seen, "train_acc": correct / n_seen,
+           "penalty": pen_sum / (run.steps_per_epoch * info.world_size),
+           "lr": run.optimizer.param_groups[0]["lr"], "epoch_time_s": dt, "img_per_s": n_seen / dt}
+    broken = _divergence(loss_sum, pen_sum, run.base, mean_loss=row["train_loss"],
+                         limit=loss_limit(run.meta.get("num_classes"), epoch + 1))
+    return row, broken
 
-    last = cfg.epochs if cfg.stop_after_epochs is None else min(cfg.epochs, cfg.stop_after_epochs)
-    bar = tqdm(total=(last - start_epoch) * steps_per_epoch, disable=not (cfg.progress and info.is_main),
-               desc=f"{cfg.model}" + (f" lam={cfg.lam:g}" if cfg.lam is not None else ""),
-               unit="batch", dynamic_ncols=True)
-    train_time = train_time_prev
-    t_run = time.perf_counter()
-    diverged = None
-    saved_epoch = start_epoch if ckpt_path is not None and ckpt_path.is_file() else None
-    for epoch in range(start_epoch, last):
-        train_loader.set_epoch(epoch)
-        seed_rank(cfg.seed, info, epoch)  # ranks > 0: their own drop-path / mixup streams
-        loss_acc = torch.zeros((), dtype=torch.float64, device=device)  # sum of loss * B
-        pen_acc = torch.zeros((), dtype=torch.float64, device=device)
-        correct_acc = torch.zeros((), dtype=torch.float64, device=device)
-        n_local = 0
-        sync()
-        t0 = time.perf_counter()
-        for images, labels in train_loader:  # no host sync inside the loop
-            out = train_step(train_model, images, labels, optimizer, scheduler=scheduler,
-                             label_smoothing=cfg.label_smoothing, amp_dtype=amp_dtype,
-                             grad_clip=cfg.grad_clip)
-            B = labels.shape[0]
-            loss_acc += out.loss * B
-            pen_acc += out.penalty
-            correct_acc += out.correct
-            n_local += B
-            bar.update(1)
-        sync()
-        dt = time.perf_counter() - t0
-        train_time += dt
-        sums = torch.stack([loss_acc, pen_acc, correct_acc,
-                            torch.tensor(float(n_local), dtype=torch.float64, device=device)])
-        D.all_reduce_(sums, info)
-        loss_sum, pen_sum, correct, n_seen = sums.tolist()
-        row = {"epoch": epoch + 1, "train_loss": loss_sum / n_seen, "train_acc": correct / n_seen,
-               "penalty": pen_sum / (steps_per_epoch * info.world_size),
-               "lr": optimizer.param_groups[0]["lr"], "epoch_time_s": dt, "img_per_s": n_seen / dt}
-        broken = _divergence(loss_sum, pen_sum, base)
-        if broken is not None:  # stop before anything (eval, metrics, checkpoint) reads bad weights
-            row["time_s"] = wall_prev + time.perf_counter() - t_run
-            history.append(row)
-            diverged = {"epoch": epoch + 1, "what": broken}
-            break
-        is_last = epoch + 1 == cfg.epochs
-        if (epoch + 1) % cfg.eval_every == 0 or is_last:
-            ev = evaluate(eval_model, test_loader, amp_dtype=amp_dtype, info=info)
-            row.update(test_loss=ev["loss"], test_acc=ev["acc"])
-        row["time_s"] = wall_prev + time.perf_counter() - t_run
-        history.append(row)
-        if cfg.symmetry_metrics and info.is_main and (
-                is_last or (cfg.symmetry_every and (epoch + 1) % cfg.symmetry_every == 0)):
-            rep = _symmetry(base)
-            if rep is not None:
-                sym_history.append({"epoch": epoch + 1, "report": rep})
-        bar.set_postfix({k: round(v, 4) for k, v in row.items()
-                         if k in ("train_loss", "train_acc", "test_acc")})
-        if ckpt_path is not None and ((epoch + 1) % cfg.checkpoint_every == 0 or epoch + 1 == last):
-            if info.is_main:
-                ck.atomic_save({
-                    "format": 1, "epoch": epoch + 1, "model": base.state_dict(),
-                    "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                    "loader": train_loader.state_dict() if hasattr(train_loader, "state_dict") else None,
-                    "rng": ck.rng_state(), "history": history, "symmetry_history": sym_history,
-                    "config": cfg.to_dict(), "train_time_s": train_time,
-                    "wall_time_s": wall_prev + time.perf_counter() - t_run,
-                }, ckpt_path)
-            saved_epoch = epoch + 1
-            D.barrier(info)
-    bar.close()
 
-    status = "diverged" if diverged else "finished" if last == cfg.epochs else "stopped"
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _end_epoch(run: _Run, row: dict, epoch: int, last: int, bar) -> bool:
+    """After a good epoch: evaluation (every ``eval_every`` epochs and after the last), the history
+    row, symmetry metrics, the checkpoint. Returns True when a checkpoint was written."""
+    cfg, info = run.cfg, run.info
+    is_last = epoch + 1 == cfg.epochs
+    if (epoch + 1) % cfg.eval_every == 0 or is_last:
+        ev = evaluate(run.eval_model, run.test_loader, amp_dtype=run.amp_dtype, info=info)
+        row.update(test_loss=ev["loss"], test_acc=ev["acc"])
+    row["time_s"] = run.wall()
+    run.history.append(row)
+    if cfg.symmetry_metrics and info.is_main and (
+            is_last or (cfg.symmetry_every and (epoch + 1) % cfg.symmetry_every == 0)):
+        rep = _symmetry(run.base)
+        if rep is not None:
+            run.sym_history.append({"epoch": epoch + 1, "report": rep})
+    bar.set_postfix({k: round(v, 4) for k, v in row.items()
+                     if k in ("train_loss", "train_acc", "test_acc")})
+    if run.ckpt_path is None or not ((epoch + 1) % cfg.checkpoint_every == 0 or epoch + 1 == last):
+        return False
+    if info.is_main:
+        ck.atomic_save({
+            "format": 1, "epoch": epoch + 1, "model": run.base.state_dict(),
+            "optimizer": run.optimizer.state_dict(), "scheduler": run.scheduler.state_dict(),
+            "loader": run.train_loader.state_dict() if hasattr(run.train_loader, "state_dict") else None,
+            "rng": ck.rng_state(), "history": run.history, "symmetry_history": run.sym_history,
+            "config": cfg.to_dict(), "data": run.data, "train_time_s": run.train_time,
+            "wall_time_s": run.wall(),
+        }, run.ckpt_path)
+    D.barrier(info)
+    return True
+
+
+def _result(run: _Run, status: str, diverged: dict | None, t_start: float) -> RunResult:
+    """The run's :class:`~hopfield_lab.results.RunResult` (``t_start``: when this process began)."""
+    cfg, base, meta, history, sym_history = run.cfg, run.base, run.meta, run.history, run.sym_history
+    device, info, amp_dtype = run.info.device, run.info, run.amp_dtype
     final = history[-1] if history else {}
     timed = history[1:] if len(history) > 1 else history  # epoch 1 holds compilation / warm-up
     img_s = (sum(r["img_per_s"] * r["epoch_time_s"] for r in timed) / sum(r["epoch_time_s"] for r in timed)
              if timed else None)
     evals = [r["test_acc"] for r in history if "test_acc" in r]
-    result = RunResult(**ck.plain(dict(
+    return RunResult(**ck.plain(dict(
         model=cfg.model, family=base.family.name if getattr(base, "family", None) else None,
         n_iter=base.blocks[0].n_iter if len(getattr(base, "blocks", ())) else 1,
         init=getattr(base, "init", "random"), dataset=cfg.dataset, epochs=cfg.epochs, epochs_done=len(history), seed=cfg.seed,
@@ -540,19 +702,26 @@ def _train(cfg: TrainConfig, model: nn.Module | None, loaders) -> RunResult:
         test_acc=final.get("test_acc"), test_loss=final.get("test_loss"),
         train_acc=final.get("train_acc"), train_loss=final.get("train_loss"),
         best_test_acc=max(evals) if evals else None,
-        params=n_params, num_classes=meta.get("num_classes"), n_train=meta.get("n_train"),
-        n_test=meta.get("n_test"), img_size=meta.get("img_size"),
+        params=run.n_params, num_classes=meta.get("num_classes"), n_train=meta.get("n_train"),
+        n_test=meta.get("n_test"), img_size=meta.get("img_size"), data=meta.get("data"),
         history=history, symmetry=sym_history[-1]["report"] if sym_history else None, symmetry_history=sym_history,
-        wall_time_s=wall_prev + time.perf_counter() - t_run, process_time_s=time.perf_counter() - t_start,
-        train_time_s=train_time, img_per_s=img_s,
+        wall_time_s=run.wall(), process_time_s=time.perf_counter() - t_start,
+        train_time_s=run.train_time, img_per_s=img_s,
         world_size=info.world_size, amp="bf16" if amp_dtype is not None else None,
-        compiled=perf.compile_status(train_model), config=cfg.to_dict(),
+        compiled=perf.compile_status(run.train_model), config=cfg.to_dict(),
         **provenance(device))))  # device and CPU names, threads, versions, commit, finished_at
-    target = cfg.result_path or (Path(cfg.out_dir) / RESULT_NAME if cfg.out_dir else None)
-    if info.is_main and status != "stopped" and target is not None:
+
+
+def _finish(run: _Run, result: RunResult, diverged: dict | None, done: dict) -> RunResult:
+    """Write the result file (not for a stopped run), raise :class:`TrainingDiverged` for a
+    diverged one, delete the checkpoint of a finished run unless ``keep_checkpoint``."""
+    cfg, info, ckpt_path = run.cfg, run.info, run.ckpt_path
+    target = _result_target(cfg)
+    if info.is_main and result.status != "stopped" and target is not None:
         ck.atomic_write_json(result.to_dict(), target)
     if diverged:
         D.barrier(info)
+        saved_epoch = done["saved"]
         kept = (f"the last good checkpoint (epoch {saved_epoch}) is kept in {ckpt_path}" if saved_epoch
                 else "no checkpoint was written before it")
         raise TrainingDiverged(
@@ -561,11 +730,8 @@ def _train(cfg: TrainConfig, model: nn.Module | None, loaders) -> RunResult:
             + f". Lower the learning rate (lr={cfg.lr:g})" + (f" or lam={cfg.lam:g}" if cfg.lam else "")
             + ", or clip gradients (grad_clip), and start afresh.", result)
     if info.is_main and result.finished:
+        done["finished"] = True  # train() removes out_dir once its lock is released, if nothing is left
         if ckpt_path is not None and not cfg.keep_checkpoint and ckpt_path.exists():
             ckpt_path.unlink()
-            try:
-                ckpt_path.parent.rmdir()  # only if nothing else is in it
-            except OSError:
-                pass
     D.barrier(info)
     return result

@@ -26,7 +26,7 @@ from typing import Optional
 import torch
 
 from ... import lagrangians as lg
-from ...ham import HAM, METHODS, Dense, Layer, ReducedHAM, Trajectory, count_increases
+from ...ham import HAM, MAX_STEPS, METHODS, Dense, Layer, ReducedHAM, Trajectory, count_increases, steps_for
 
 
 # --- a network in the plane ----------------------------------------------------------------------
@@ -136,7 +136,7 @@ def plane_run(method: str = "euler", dt: float = 0.05, tau_h: float = 0.2, break
     ``max_steps``) and return ``(ham, trajectory, number of energy increases)``."""
     ham = plane_network(beta=beta, tau_h=tau_h)
     xs = plane_initial_states(ham)
-    steps = min(max_steps, max(1, int(round(T / dt))))
+    steps = min(max_steps, steps_for(T, dt, what="T", max_steps=max(max_steps, MAX_STEPS)))
     br = rotation_breaking(ham, breaking) if breaking > 0 else None
     traj = simulate(ham, xs, steps, dt, method, br)
     return ham, traj, energy_increases(traj.energy)

@@ -22,6 +22,7 @@ The model itself lives in :mod:`hopfield_lab.metaformer`; this module only runs 
 from __future__ import annotations
 
 import base64
+import math
 import time
 import zlib
 
@@ -71,8 +72,17 @@ def denoise_trajectory(model: mf.EnergyMetaFormer, clean: Tensor, sigma: float =
     Returns a dict: ``noisy`` ``(B, n_v)``, ``frames`` ``(steps + 1, B, n_v)`` (visible activation
     ``g_v`` before the first and after every step), ``energy`` ``(steps + 1, B)``,
     ``corr_noisy`` and ``corr_out`` ``(B,)`` (:func:`correlation` of the noisy cue and of the
-    final ``g_v`` with the clean image).
+    final ``g_v`` with the clean image). Raises a one-line ValueError for a NaN/inf or negative
+    ``sigma``, a step ``alpha`` that is not positive and finite, images with NaN/inf, or a descent
+    that blows up.
     """
+    if not (math.isfinite(float(sigma)) and sigma >= 0):
+        raise ValueError(f"sigma (the noise level) must be a finite number >= 0, got {sigma!r}.")
+    if not (math.isfinite(float(alpha)) and alpha > 0):
+        raise ValueError(f"alpha (the descent step) must be a positive, finite number, got {alpha!r}; e.g. alpha=0.1.")
+    if not bool(torch.isfinite(clean).all()):
+        raise ValueError(f"the clean images hold {int((~torch.isfinite(clean)).sum())} NaN/inf values: "
+                         "pass finite pixel values (e.g. images scaled to [0, 1]).")
     dev = model.xi_s.device
     clean = clean.to(dev, model.xi_s.dtype)
     gen = torch.Generator().manual_seed(seed)
@@ -84,6 +94,9 @@ def denoise_trajectory(model: mf.EnergyMetaFormer, clean: Tensor, sigma: float =
         frames.append(model.L_v.activation(x.v))
         energies.append(model.energy(x))
     frames = torch.stack(frames)
+    if not bool(torch.isfinite(frames[-1]).all()):
+        raise ValueError(f"the descent blew up (NaN/inf states after {steps} steps of alpha={alpha:g}): "
+                         "use a smaller alpha.")
     return {
         "noisy": noisy.cpu(),
         "frames": frames.cpu(),

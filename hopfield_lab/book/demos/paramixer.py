@@ -29,7 +29,7 @@ from torch import Tensor
 
 from ... import mixer as mx
 from ... import odes
-from ...ham import DivergenceError
+from ...ham import DivergenceError, steps_for
 
 
 def symmixer_block(S: int = 4, C: int = 8, Ns: int = 20, Nc: int = 160, radii: tuple[float, float] = (1.0, 2.5),
@@ -74,7 +74,7 @@ def adiabatic_comparison(block: mx.ParallelMixerBlock, x0: Tensor, tau: float, T
     if tau <= 0 or T <= 0:
         raise ValueError(f"tau={tau} and T={T} must be positive.")
     dt = min(0.01, tau / 4) if dt is None else float(dt)
-    steps = max(1, int(round(T / dt)))
+    steps = steps_for(T, dt, what="T")  # one line for dt=0, NaN or a tiny dt (step cap)
     every = max(1, steps // n_records)
     ham = block.to_ham(tau=1.0, tau_tokens=tau, tau_channels=tau)
     red = ham.eliminate("hs", "hc")

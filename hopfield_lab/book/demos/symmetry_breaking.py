@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from ... import odes
+from ...ham import steps_for
 
 #: the paper's set-ups (Sec. 6.2; the official demo notebook of github.com/Toshihiro-Ota/paramixer):
 #: sizes, symmetric radii and the breaking radii at strength 1
@@ -326,7 +327,7 @@ def _ensemble_traces(strengths: Sequence[float], size: str, n_systems: int, batc
                      seed: int, pseudo: bool = True):
     """Yield ``(strength, trace (T, n_systems, batch), final speed (n_systems, batch))`` per strength."""
     mean, std = SYSTEMS[size]["x0"]
-    steps = int(round(t_end / dt))
+    steps = steps_for(t_end, dt)  # one line for dt=0, NaN or a tiny dt (step cap)
     for s in strengths:
         system = make_system(size, s, seed, n_systems=n_systems)
         x0 = odes.initial_states(system, batch=batch, mean=mean, std=std, seed=seed + 1)
