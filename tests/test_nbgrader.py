@@ -197,3 +197,22 @@ def test_feedback_names_the_typical_mistake(course):
         assert verdicts["reference"] and all(v.startswith("✔") and v.endswith(": correct.")
                                              for v in verdicts["reference"]), (name, verdicts)
         assert any("not implemented yet" in v for v in verdicts["blank"]), (name, verdicts)
+
+
+def test_guide_lists_the_assignments_with_their_points():
+    guide = (ROOT / "book" / "instructors.md").read_text()
+    assert nx.guide_table() in guide, (
+        "book/instructors.md: the table of nbgrader assignments is stale: paste the output of "
+        "`python tools/nbgrader_export.py --guide-table` over it")
+
+
+def test_export_says_what_is_wrong_with_a_chapter_it_cannot_read(monkeypatch):
+    book = nx.cx.load_book()
+    page, number = nx.cx.chapters(book)[1]
+    src = nx.cx.read_page(page)
+    check = next(c for c in src.cells if c.cell_type == "code" and c.source.startswith("demo.check_"))
+    check.source = "print('no check here')"
+    orig = nx.cx.read_page
+    monkeypatch.setattr(nx.cx, "read_page", lambda p: src if p == page else orig(p))
+    with pytest.raises(nx.cx.ExportError, match="precede its check cell"):
+        nx.chapter_assignment(book, page, number, {})

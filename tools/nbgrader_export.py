@@ -2,6 +2,7 @@
 
     python tools/nbgrader_export.py COURSE          # COURSE/source/<assignment>/<assignment>.ipynb + nbgrader_config.py
     python tools/nbgrader_export.py COURSE --list   # ... and print every assignment with its points
+    python tools/nbgrader_export.py --guide-table   # the table of assignments in book/instructors.md
 
 The third flavour of the chapters, next to the instructor and student Colab notebooks
 (``tools/colab_export.py``, whose Markdown conversion it reuses): the *source* notebooks of an
@@ -349,8 +350,28 @@ def write_course(course: Path) -> list[Assignment]:
     return made
 
 
+def guide_table(made: list[Assignment] | None = None, book: cx.Book | None = None) -> str:
+    """The Markdown table of the assignments and their points, as the instructor's guide shows it."""
+    book = book or cx.load_book()
+    made = made if made is not None else assignments(book)
+    chapter_label = {lab.page: name for name, lab in book.labels.items() if lab.kind == "chapter"}
+    titles = {f"ps{n}": f"problem set {n}: {t}" for n, t, _ in problem_sets(book)}
+    lines = ["| assignment | made from | autograded points | manually graded points |", "|---|---|---|---|"]
+    for a in made:
+        page = next((p for p, n in cx.chapters(book) if n and a.name.startswith(f"ch{n:02d}_")), None)
+        source = f"{{numref}}`{{number}}. {{name}} <{chapter_label[page]}>`" if page else titles[a.name]
+        auto, manual = a.points()
+        lines.append(f"| `{a.name}` | {source} | {auto} | {manual} |")
+    total = [sum(a.points()[k] for a in made) for k in (0, 1)]
+    lines.append(f"| all {len(made)} | | {total[0]} | {total[1]} |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    if "--guide-table" in argv:
+        print(guide_table())
+        return 0
     ap.add_argument("course", help="the course folder (nbgrader's root): source/ and nbgrader_config.py go there")
     ap.add_argument("--list", action="store_true", help="print each assignment with its points")
     args = ap.parse_args(argv)
