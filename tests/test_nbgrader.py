@@ -115,6 +115,13 @@ def course(tmp_path_factory, gradebook):
     for a in made:
         for student in STUDENTS:
             submit(course, student, a.name)
+    # the reference solution of chapter 1 from an editor that dropped the cells' metadata
+    lost = course / "submitted" / "nometa" / "ch01_hopfield"
+    lost.mkdir(parents=True)
+    nb = nbformat.read(course / "submitted" / "reference" / "ch01_hopfield" / "ch01_hopfield.ipynb", as_version=4)
+    for cell in nb.cells:
+        cell.metadata = {}
+    nbformat.write(nb, lost / "ch01_hopfield.ipynb")
     nbgrader(course, "autograde", "*")
     # the instructor grades the written answers (formgrader does this through the same gradebook)
     with gradebook(course) as gb:
@@ -162,7 +169,8 @@ def test_released_notebooks_hold_no_solution_and_run_on_colab(course):
 def test_grades_reference_full_marks_mistake_loses_the_check_blank_zero(course):
     _, made, rows = course
     table = {(r["assignment"], r["student_id"]): (float(r["score"]), float(r["max_score"])) for r in rows}
-    assert len(table) == len(made) * len(STUDENTS)
+    assert len(table) == len(made) * (len(STUDENTS) + 1)          # + nometa, zero where it sent nothing
+    assert table[("ch01_hopfield", "nometa")] == (0.0, sum(made[0].points()))   # lost metadata: no points
     for a in made:
         auto, manual = a.points()
         assert table[(a.name, "reference")] == (auto + manual, auto + manual)
