@@ -51,3 +51,24 @@ def test_name_mistake_names_the_matching_variant_only_for_wrong_answers():
         name_mistake(2 * want, want, variants, "v")
     with pytest.raises(AssertionError, match="sign is flipped"):
         name_mistake((-want).double(), want, variants, "v")          # dtype does not matter
+
+
+def test_graded_prints_the_verdict_and_raises_only_on_a_wrong_answer(capsys):
+    from hopfield_lab.exercises import ExerciseFailed, graded
+
+    def check_double(fn):
+        return check("double", _test, fn)
+
+    assert graded(check_double, lambda x: 2 * x) is None
+    assert capsys.readouterr().out.strip() == f"{CORRECT} double: correct."
+    for fn, says in [(lambda x: 3 * x, "5 of 6 entries differ"), (_stub, "not implemented yet"),
+                     ("not a function", "expected a function")]:
+        with pytest.raises(ExerciseFailed, match=says) as err:
+            graded(check_double, fn)
+        line = capsys.readouterr().out.strip()
+        assert str(err.value) == line and line.startswith(f"{WRONG} double:")   # the feedback names it
+        assert isinstance(err.value, AssertionError)                            # what nbgrader deducts on
+    check_double(lambda x: 3 * x)                          # outside graded(): the book's print-only mode
+    assert capsys.readouterr().out.startswith(WRONG)
+    with pytest.raises(RuntimeError, match="gave no verdict"):
+        graded(lambda fn: None, lambda x: 2 * x)

@@ -16,17 +16,30 @@ from the two helpers here::
 :func:`check` prints ``✔ <title>: correct.`` or ``✘ <title>: <what is wrong>`` and returns
 None, so that the check cell shows that one line and nothing else (a returned bool would be
 displayed as ``True`` under it). Tests read the printed line.
+
+An autograder (nbgrader, see ``tools/nbgrader_export.py``) needs a test that *raises* on a wrong
+answer: :func:`graded` runs a chapter's check so that, after printing the same line, a wrong
+verdict raises :class:`ExerciseFailed` with that line as its message (so the feedback names the
+mistake). The book's check cells keep the print-only protocol.
 """
 from __future__ import annotations
 
+import contextvars
 from typing import Callable
 
 import torch
 
-__all__ = ["check", "assert_close", "name_mistake", "CORRECT", "WRONG"]
+__all__ = ["check", "graded", "ExerciseFailed", "assert_close", "name_mistake", "CORRECT", "WRONG"]
 
 CORRECT = "✔"
 WRONG = "✘"
+
+# set by graded(): a list that check() appends its verdicts to (None: the book's print-only mode)
+_GRADED: contextvars.ContextVar[list | None] = contextvars.ContextVar("hopfield_lab_graded", default=None)
+
+
+class ExerciseFailed(AssertionError):
+    """A graded check's verdict was not "correct"; the message is the verdict line."""
 
 
 def check(title: str, test: Callable[[Callable], None], fn: Callable) -> None:
@@ -37,21 +50,49 @@ def check(title: str, test: Callable[[Callable], None], fn: Callable) -> None:
     reader's code is what failed, and the line says where to look).
     """
     if not callable(fn):
-        print(f"{WRONG} {title}: expected a function, got {type(fn).__name__}; define it in the cell above.")
-        return
+        return _verdict(False, f"{WRONG} {title}: expected a function, got {type(fn).__name__}; "
+                               "define it in the cell above.")
     try:
         test(fn)
     except NotImplementedError:
-        print(f"{WRONG} {title}: not implemented yet. Fill in the code cell above (replace the "
-              "`raise NotImplementedError` line), run it, then run this cell again.")
-        return
+        line = (f"{WRONG} {title}: not implemented yet. Fill in the code cell above (replace the "
+                "`raise NotImplementedError` line), run it, then run this cell again.")
     except AssertionError as err:
-        print(f"{WRONG} {title}: not yet. {err}")
-        return
+        line = f"{WRONG} {title}: not yet. {err}"
     except Exception as err:  # the reader's function crashed
-        print(f"{WRONG} {title}: your function raised {type(err).__name__}: {err}")
-        return
-    print(f"{CORRECT} {title}: correct.")
+        line = f"{WRONG} {title}: your function raised {type(err).__name__}: {err}"
+    else:
+        line = f"{CORRECT} {title}: correct."
+    return _verdict(line.startswith(CORRECT), line)
+
+
+def _verdict(ok: bool, line: str) -> None:
+    """Print the verdict line; under :func:`graded`, record it and raise when it is not correct."""
+    print(line)
+    record = _GRADED.get()
+    if record is not None:
+        record.append(line)
+        if not ok:
+            raise ExerciseFailed(line)
+
+
+def graded(check_fn: Callable[[Callable], None], fn: Callable) -> None:
+    """Run a chapter's check, ``check_fn(fn)`` (e.g. ``demo.check_hebbian``), as an autograder test.
+
+    Prints the check's verdict line as the book's check cell does, then raises
+    :class:`ExerciseFailed` (an :class:`AssertionError`, whose message is that line: "✘ title:
+    not yet. <the typical mistake>") unless the verdict is "correct". Raises :class:`RuntimeError`
+    if ``check_fn`` gave no verdict, i.e. is not built on :func:`check`.
+    """
+    record: list[str] = []
+    token = _GRADED.set(record)
+    try:
+        check_fn(fn)
+    finally:
+        _GRADED.reset(token)
+    if not record:
+        raise RuntimeError(f"{getattr(check_fn, '__name__', check_fn)!r} gave no verdict: graded() needs a "
+                           "check built on hopfield_lab.exercises.check.")
 
 
 def assert_close(got, want: torch.Tensor, what: str, *, atol: float = 1e-6, rtol: float = 1e-5) -> None:
