@@ -473,10 +473,10 @@ def _train(cfg: TrainConfig, model: nn.Module | None, loaders) -> RunResult:
         if device.type == "cuda":
             torch.cuda.synchronize(device)
 
-    from tqdm.auto import tqdm
+    from .runtime import progress_bar
 
     last = cfg.epochs if cfg.stop_after_epochs is None else min(cfg.epochs, cfg.stop_after_epochs)
-    bar = tqdm(total=(last - start_epoch) * steps_per_epoch, disable=not (cfg.progress and info.is_main),
+    bar = progress_bar(total=(last - start_epoch) * steps_per_epoch, enabled=cfg.progress and info.is_main,
                desc=f"{cfg.model}" + (f" lam={cfg.lam:g}" if cfg.lam is not None else ""),
                unit="batch", dynamic_ncols=True)
     train_time = train_time_prev
