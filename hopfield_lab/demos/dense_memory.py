@@ -181,9 +181,8 @@ def beta_player(betas=None, n_patterns: int = 30, mask: float = 0.5, seed: int =
                        alt=f"Player over {len(outs)} values of the inverse temperature β, from "
                            f"{betas[0]:.3g} to {betas[-1]:.3g}: a half-masked digit, its retrieval after one "
                            "update, the stored digit, and a bar chart of the softmax weights over the "
-                           f"{n_patterns} stored digits. At small β the weights are spread over all digits "
-                           "and the retrieval is their blur; as β grows they concentrate on the cued "
-                           "digit and the retrieval becomes that digit.")
+                           f"{n_patterns} stored digits, coloured by whether they are the cued digit or "
+                           "of its class; the title gives the effective number of patterns at each β.")
 
 
 def beta_sweep(betas, n_patterns: int = 30, mask: float = 0.5, seed: int = 0) -> dict:

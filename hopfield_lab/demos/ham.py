@@ -213,10 +213,8 @@ def plane_animation(dts, method: str = "euler", tau_h: float = 0.2, breaking: fl
     alt = (f"Player looping over {len(dts)} step sizes from {float(dts[0]):.3g} to {float(dts[-1]):.3g} "
            f"({method}, hidden time constant {tau_h:g}). Left: trajectories of the two visible neurons "
            "over a grey contour map of the adiabatic energy, each starting at a dot, with the three "
-           "stored patterns as gold stars; right: the full network's energy against time. With small "
-           "steps every trajectory slides into a star and every energy falls; with large steps the "
-           "trajectories overshoot and oscillate and the energies rise at some steps (the count is in "
-           "the title).")
+           "stored patterns as gold stars; right: the full network's energy against time. The title "
+           "counts the steps at which an energy rose, frame by frame.")
     return viz.animate(update, len(runs), fig, alt=alt, interval=700, dpi=dpi, default_mode="loop")
 
 

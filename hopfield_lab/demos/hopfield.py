@@ -195,8 +195,8 @@ def recall_player(noise: float = 0.25, n_patterns: int = 4, seed: int = 0, *, re
                        alt=f"Player of one asynchronous recall with {n_patterns} letters stored: the "
                            f"state, a 16 by 16 letter image that starts as the letter with {noise:.0%} of its "
                            f"pixels flipped, next to its energy trace, one frame every {record_every} "
-                           "single-neuron updates. The noisy pixels flip back one by one while the energy "
-                           "falls step by step to the stored letter's energy and stays there.")
+                           "single-neuron updates. The energy never rises; the title gives the overlap m of "
+                           "the state with the stored letter.")
 
 
 def plot_letters(patterns: torch.Tensor, letters: str, size: int = 16):

@@ -324,9 +324,8 @@ def descent_player(model: mf.EnergyMetaFormer, clean: Tensor, shape: tuple[int, 
     per_image = [f"clean {j + 1}" for j in range(n_show)] + [f"$g_v$ {j + 1}" for j in range(n_show)]
     alt = (f"Player over {steps} steps of energy descent from noisy cues (noise σ = {sigma:g}): the top row "
            f"shows {n_show} clean images, the bottom row the visible activation of the network, which starts "
-           "as the noisy cue and turns step by step into a cleaner image close to the one above it; the "
-           "title gives the mean energy, which falls, and the mean correlation with the clean images, which "
-           "rises.")
+           "as the noisy cue; the title gives, at each step, the mean energy and the mean correlation with "
+           "the clean images.")
     html = viz.animate_images(frames, shape=shape, titles=per_image, frame_titles=titles, ncols=n_show,
                               interval=interval, vmin=None, vmax=None, alt=alt)
     return html, traj

@@ -357,8 +357,7 @@ def tau_player(block: mx.ParallelMixerBlock, x0: Tensor, taus=(1.0, 0.3, 0.1, 0.
     alt = (f"Player over the hidden layers' time constant τ = {taus_shown}. Top left: trajectories of four "
            "visible neurons, solid for the three-layer HAM and dashed for the SymMixer flow; top right: "
            "their largest relative deviation against time on a log scale; bottom: the energies of both "
-           "against time. As τ shrinks the solid and dashed lines merge and the deviation falls by "
-           "orders of magnitude: fast hidden layers turn the HAM into the SymMixer flow.")
+           "against time, for one τ per frame.")
     return viz.animate(frame, len(results), fig, alt=alt, interval=interval, dpi=dpi), results
 
 

@@ -261,9 +261,8 @@ def strength_player(strengths: Sequence[float] = (0.0, 0.25, 0.5, 1.0, 1.5, 2.0)
     update(0)
     alt = (f"Player over the symmetry-breaking strength s = {', '.join(f'{s:g}' for s in strengths)} of the "
            f"{size} system. Top left: the state of one trajectory against time; top right: the "
-           "pseudo-energy of every trajectory against time; bottom: their speeds on a log scale. At s = 0 "
-           "every pseudo-energy falls and the speeds decay to zero; as s grows more pseudo-energies "
-           "rise somewhere along the way (the count is in the titles) and the states stop settling.")
+           "pseudo-energy of every trajectory against time; bottom: their speeds on a log scale. The "
+           "titles count the trajectories and the steps whose pseudo-energy rises, frame by frame.")
     return viz.animate(update, len(runs), fig, alt=alt, interval=interval, default_mode="once", dpi=dpi), runs
 
 

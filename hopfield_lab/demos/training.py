@@ -501,7 +501,12 @@ def _line_style(g: dict, groups: list[dict], highlight: Optional[str]):
     ``groups``; ``highlight`` (a label) drawn thick; n_iter > 1 dashed."""
     lab = g["label"]
     lw = 2.5 if lab == highlight else (1.0 if highlight else 1.5)
-    return _color(g, groups), lab, lw, "--" if g["n_iter"] > 1 else "-"
+    return _color(g, groups), _legend_text(lab), lw, "--" if g["n_iter"] > 1 else "-"
+
+
+def _legend_text(lab: str) -> str:
+    """A run label in figure text: ``n_iter`` as mathtext."""
+    return lab.replace("n_iter", r"$n_\mathrm{iter}$")
 
 
 def _mean_band(ax, x, per_seed: np.ndarray, color, lw, ls, lab, **kw):
@@ -912,8 +917,7 @@ def lambda_player(results: Sequence[dict], metric: str = "cosine", interval: int
     alt = (f"Player over {len(groups)} AsymMixer configurations ({', '.join(labels)}). Top: test accuracy "
            "per epoch of every model, the shown configuration drawn thick; bottom: the weight "
            f"symmetry ({METRIC_LABELS.get(metric, metric)}) per block of the token MLPs (left) and of the "
-           "channel MLPs (right), one line per configuration. As the penalty λ grows, the shown "
-           "configuration's symmetry lines move towards the SymMixer's (fully tied) ones.")
+           "channel MLPs (right), one line per configuration, the shown one thick.")
     return viz.animate(update, len(groups), fig, alt=alt, interval=interval, dpi=dpi), labels
 
 
