@@ -667,9 +667,9 @@ def capacity_curve(
     g = torch.Generator().manual_seed(seed)
     iterator: Sequence[int] | object = ps
     if progress:
-        from tqdm.auto import tqdm
+        from .runtime import progress_bar
 
-        iterator = tqdm(ps, desc=f"capacity ({model}, N={n_neurons})")
+        iterator = progress_bar(ps, desc=f"capacity ({model}, N={n_neurons})")
     means, stds, perf, berr, per_trial = [], [], [], [], []
     for p in iterator:
         c = p if cues_per_trial is None else min(p, cues_per_trial)

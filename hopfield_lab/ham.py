@@ -685,8 +685,8 @@ def integrate(velocity: Callable[[States], States], xs: States, steps: int, dt: 
         record(0)
     it = range(1, steps + 1)
     if progress:
-        from tqdm.auto import tqdm
-        it = tqdm(it, desc=f"{label} dt={dt:g}")
+        from .runtime import progress_bar
+        it = progress_bar(it, desc=f"{label} dt={dt:g}")
     last_ok = 0
     for k in it:
         xs = _scheme_step(velocity, xs, dt, method)

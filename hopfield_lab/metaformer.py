@@ -346,9 +346,9 @@ def fit(
     N = data.shape[0]
     n_batches = math.ceil(N / config.batch_size)
     history: dict = {"loss": [], "step_loss": [], "config": config.as_dict()}
-    from tqdm.auto import tqdm
+    from .runtime import progress_bar
 
-    bar = tqdm(range(config.epochs), desc="denoising training", disable=not progress)
+    bar = progress_bar(range(config.epochs), enabled=progress, desc="denoising training")
     for _epoch in bar:
         perm = torch.randperm(N, generator=gen, device=device)
         total = torch.zeros((), device=device)

@@ -9,6 +9,7 @@ Everything that decides *how big* or *where* a computation runs lives here, in o
   shows the device and the mode (an admonition in a notebook, a line in a terminal).
 * :func:`static_build` -- True while the book's pages are being built (``HOPFIELD_LAB_STATIC``,
   set by ``tools/build_book.sh``): live widgets are then replaced by a pointer to their static twin.
+* :func:`progress_bar` -- a tqdm bar that stays off on the static pages and under ``TQDM_DISABLE``.
 * :func:`provenance` -- where and with what a result was computed (device and CPU names, threads,
   versions, commit, time): the one function every result record, committed file and benchmark
   takes them from (:func:`device_name`, :func:`cpu_name`, :func:`versions`, :func:`git_commit`).
@@ -142,6 +143,21 @@ def static_build() -> bool:
     """True while the book's static pages are built (``HOPFIELD_LAB_STATIC=1``, set by
     ``tools/build_book.sh``): nobody can move a slider there, so chapters show a note instead."""
     return os.environ.get(STATIC_ENV, "").strip().lower() in _TRUE
+
+
+def progress_bar(iterable=None, *, enabled: bool = True, **kwargs):
+    """A ``tqdm.auto`` progress bar, off when ``enabled`` is false, while the static pages are
+    built (:func:`static_build`) or under ``TQDM_DISABLE=1``.
+
+    tqdm reads ``TQDM_DISABLE`` only as the default of ``disable``: a caller that passes
+    ``disable=not progress`` overrides it and leaves a stale widget on the built page. Every bar
+    of the library is made here so that the switches above always win. ``kwargs`` go to tqdm.
+    """
+    from tqdm.auto import tqdm
+
+    off = (not enabled or static_build()
+           or os.environ.get("TQDM_DISABLE", "").strip().lower() in _TRUE)
+    return tqdm(iterable, disable=off, **kwargs)
 
 
 def _in_notebook() -> bool:

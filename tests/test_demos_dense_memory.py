@@ -100,7 +100,7 @@ def test_scaling_study_slopes_and_plot():
     assert expo["slope"] == pytest.approx(np.polyfit([6, 8, 10], np.log(expo["kmax"]), 1)[0])
     assert poly["kmax"] == sorted(poly["kmax"]) and expo["kmax"] == sorted(expo["kmax"])
     a0, a1 = dm.plot_scaling(st, title=" (test)")
-    assert [ln.get_label() for ln in a0.get_lines()][0].startswith("F = z^3: slope")
+    assert [ln.get_label() for ln in a0.get_lines()][0].startswith("$F = z^3$: slope")
     assert a1.get_lines()[0].get_label().startswith("modern, one update")
 
 

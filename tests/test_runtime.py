@@ -1,4 +1,6 @@
 """The run-time switches: quick mode, device choice, seeding."""
+import sys
+
 import pytest
 import torch
 
@@ -88,3 +90,29 @@ def test_version_is_exposed():
 def test_unknown_top_level_attribute():
     with pytest.raises(AttributeError):
         hl.no_such_thing  # noqa: B018
+
+
+@pytest.mark.parametrize("env, enabled, off", [
+    ({}, True, False),
+    ({}, False, True),
+    ({"TQDM_DISABLE": "1"}, True, True),          # an explicit enabled=True must not override it
+    ({"HOPFIELD_LAB_STATIC": "1"}, True, True),   # no stale widget on the static pages
+])
+def test_progress_bar_obeys_the_build_switches(monkeypatch, env, enabled, off):
+    for name in ("TQDM_DISABLE", "HOPFIELD_LAB_STATIC"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    bar = runtime.progress_bar(range(3), enabled=enabled, file=sys.stderr)
+    assert bar.disable is off   # (tqdm sets disable once the bar has closed: look before)
+    assert list(bar) == [0, 1, 2]
+
+
+def test_library_makes_no_tqdm_bar_of_its_own():
+    """Every bar goes through runtime.progress_bar (a direct tqdm(..., disable=not progress)
+    overrides TQDM_DISABLE and left a widget on chapter 5's page)."""
+    from pathlib import Path
+
+    root = Path(hl.__file__).parent
+    direct = [p.name for p in root.rglob("*.py") if p.name != "runtime.py" and "from tqdm" in p.read_text()]
+    assert direct == []

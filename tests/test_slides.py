@@ -251,3 +251,23 @@ def test_every_chapter_makes_a_deck(page, number):
     assert any(re.match(rf"## {number}\.\d+ Summary", h) for h in heads)
     assert any(re.match(rf"## {number}\.\d+ Exercises", h) for h in heads)
     assert len(heads) >= 5
+
+
+def test_a_slide_too_long_for_the_frame_is_split_at_block_boundaries():
+    items = "\n".join(f"{k}. item number {k}: " + "words " * 30 for k in range(1, 7))
+    text = "## 5.7 Summary\n\n" + "A first paragraph. " * 20 + "\n\n" + items + "\n\n$$\nE = -x\n$$"
+    cell = slides._md(text, "slide")
+    parts = slides.split_long(cell, limit=500)
+    assert len(parts) > 2
+    assert [p.metadata["slideshow"]["slide_type"] for p in parts] == ["slide"] + ["subslide"] * (len(parts) - 1)
+    assert parts[0].source.startswith("## 5.7 Summary\n\n")
+    assert all(p.source.startswith("## 5.7 Summary (continued)\n\n") for p in parts[1:])
+    assert all(slides._slide_chars(p.source) <= 500 + 40 for p in parts)   # + the heading
+    body = [re.sub(r"^## 5.7 Summary( \(continued\))?\n\n", "", p.source) for p in parts]
+    assert "\n\n".join(body).replace("\n\n", "\n") == text.split("\n\n", 1)[1].replace("\n\n", "\n")
+    assert all(line.startswith(("A first", "$$", "E =")) or re.match(r"^\d\. item", line)
+               for b in body for line in b.split("\n") if line)   # list items are never cut
+    short = slides._md("## Short\n\nfits.", "slide")
+    assert slides.split_long(short) == [short]
+    folded = slides._md("## Check\n\nQ?\n\n<details>\n" + "answer " * 400 + "\n</details>", "subslide")
+    assert slides.split_long(folded) == [folded]        # a folded answer takes no room

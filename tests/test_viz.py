@@ -54,7 +54,54 @@ def test_pattern_grid_and_players():
     with pytest.raises(ValueError, match="needs 9"):
         viz.pattern_grid(x, shape=(3, 3))
     n_open = len(plt.get_fignums())
-    html = viz.animate_images(torch.randn(3, 2, 16), shape=(4, 4), frame_titles=["0", "1", "2"])
+    html = viz.animate_images(torch.randn(3, 2, 16), shape=(4, 4), frame_titles=["0", "1", "2"],
+                              alt="three frames of random noise")
     assert "<script" in html.data and html.data.count("data:image/png") >= 3
     assert len(plt.get_fignums()) == n_open  # the player's figure is closed
+    plt.close("all")
+
+
+def test_players_carry_their_text_alternative():
+    plt.close("all")
+    html = viz.animate_images(torch.randn(2, 1, 16), shape=(4, 4), alt='noise "flickers" & <changes>').data
+    assert 'role="figure" aria-label="noise &quot;flickers&quot; &amp; &lt;changes&gt;"' in html
+    assert '<img alt="noise &quot;flickers&quot; &amp; &lt;changes&gt;" id="_anim_img' in html
+    for alt in ("", "   ", None):
+        with pytest.raises(ValueError, match="alt is empty"):
+            viz.animate_images(torch.randn(2, 1, 16), shape=(4, 4), alt=alt)
+    with pytest.raises(TypeError):   # no player without one
+        viz.animate_images(torch.randn(2, 1, 16), shape=(4, 4))
+    assert plt.get_fignums() == []   # refused players leave no figure open
+    with pytest.raises(ValueError, match="not a matplotlib to_jshtml player"):
+        viz.player_html("<div>no frame</div>", alt="x")
+
+
+def test_figure_problems_names_what_does_not_fit_the_column():
+    fig, ax = plt.subplots(figsize=(7.5, 3))
+    ax.plot([0, 1], [0, 1], label=r"$\tau_s = \tau_c$")
+    ax.set(xlabel=r"time t (units of $\tau_v$)", ylabel="energy E (dimensionless)", title="fits")
+    ax.legend(fontsize=8)
+    assert viz.figure_problems(fig) == []
+    ax.set_ylabel("max |X_HAM − X_flow|")
+    ax.text(0.5, 0.5, "z^2", fontsize=6)
+    fig.set_size_inches(14, 4)
+    problems = viz.figure_problems(fig)
+    assert len(problems) == 4, problems
+    assert "14.00 in wide" in problems[0]
+    assert any("'z^2' is 6.0 pt" in p for p in problems)
+    assert sum("raw TeX-style" in p for p in problems) == 2
+    plt.close("all")
+
+
+def test_panels_fit_the_column_two_per_row():
+    fig, axes = viz.panels(3)
+    assert fig.get_size_inches()[0] == viz.MAX_WIDTH_IN and len(axes) == 3
+    (x0, _), (x1, _), (x2, _) = (ax.get_position().p0 for ax in axes)
+    assert x0 < x1 and x2 == pytest.approx(x0, abs=0.02)            # two side by side, one below
+    assert axes[2].get_position().width > 1.8 * axes[0].get_position().width  # it spans the row
+    with pytest.raises(ValueError, match="wider than the page column"):
+        viz.panels(2, width=12)
+    plt.close("all")
+    big = viz.pattern_grid(np.ones((8, 4, 4)), ncols=8, size=2.0)   # 8 × 2 in asked: capped
+    assert big.get_size_inches()[0] <= viz.MAX_WIDTH_IN + 1e-9
     plt.close("all")

@@ -203,6 +203,9 @@ def _render_sources(src: Path) -> None:
     for name in ("_toc.yml", "references.bib"):
         shutil.copy(ROOT / name, src / name)
     shutil.copytree(ROOT / "book", src / "book")
+    # _config.yml's local Sphinx extension and the pages' style sheet
+    shutil.copytree(ROOT / "tools" / "sphinxext", src / "tools" / "sphinxext")
+    shutil.copytree(ROOT / "_static", src / "_static")
     for path in (src / "book").glob("*.ipynb"):
         nb = nbformat.read(path, as_version=4)
         for cell in nb.cells:

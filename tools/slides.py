@@ -50,8 +50,13 @@ CSS = """<style>
 .reveal img { max-height: 58vh; max-width: 100%; }
 .reveal .jp-OutputArea-output img { margin: 0 auto; display: block; }
 .reveal blockquote { width: 95%; text-align: left; }
+.reveal .slides section h1 { font-size: 1.7em; }
 </style>
 """
+#: a text slide longer than this (Markdown characters, folded answers not counted) is split at
+#: block boundaries into parts no longer than it: about what the 960x700 frame holds at the
+#: deck's font size (chapter 5's Summary, 1660 characters, ran 90 px past the frame)
+MAX_SLIDE_CHARS = 1200
 
 
 class SlideError(ValueError):
@@ -322,6 +327,7 @@ def slide_notebook(nb: nbformat.NotebookNode, book: cx.Book, page: str, chapter:
                     cells.append(_output_cell(cell, cell.get("outputs", []), "subslide"))
             elif item[1].kind == "quote" and CHECK_TITLE in item[1].text.split("\n", 1)[0]:
                 cells.append(_md(item[1].text, "subslide"))
+    cells = [part for c in cells for part in split_long(c)]
     # number the figures on their slides as the book does ("Figure 6.2.")
     out = nbformat.v4.new_notebook()
     out.cells = _number_captions(cells, secs, chapter)
@@ -330,6 +336,59 @@ def slide_notebook(nb: nbformat.NotebookNode, book: cx.Book, page: str, chapter:
                     "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
                     "language_info": {"name": "python"}}
     return out
+
+
+def _slide_chars(text: str) -> int:
+    """Characters a slide shows: its Markdown without the folded ``<details>`` answers."""
+    return sum(len(b.text) for b in blocks(text) if b.kind != "details")
+
+
+_ITEM = re.compile(r"^\s{0,3}([-*]|\d+\.)\s")
+
+
+def _list_items(block: Block) -> list[Block]:
+    """A paragraph that is a Markdown list, cut into one block per item (else the block itself)."""
+    starts = [i for i, line in enumerate(block.text.split("\n")) if _ITEM.match(line)]
+    if len(starts) < 2 or starts[0] != 0:
+        return [block]
+    lines = block.text.split("\n")
+    return [Block("para", "\n".join(lines[a:b])) for a, b in zip(starts, starts[1:] + [len(lines)])]
+
+
+def split_long(cell, limit: int = MAX_SLIDE_CHARS) -> list:
+    """A Markdown slide longer than ``limit`` characters (:func:`_slide_chars`) as several: cut
+    at block boundaries (paragraphs, equations, list items), each part at most ``limit`` long
+    where the blocks allow it; the parts after the first are sub-slides headed by the slide's
+    heading with "(continued)". Other cells (figures, captions, short slides) come back as they are."""
+    if cell.cell_type != "markdown" or cell.metadata["slideshow"]["slide_type"] not in ("slide", "subslide") \
+            or _slide_chars(cell.source) <= limit:
+        return [cell]
+    bs = [item for b in blocks(cell.source) for item in (_list_items(b) if b.kind == "para" else [b])]
+    heading = bs[0].text if bs and bs[0].kind == "heading" else ""
+    body = bs[1:] if heading else bs
+    parts, current, size = [], [], 0
+    for b in body:
+        n = 0 if b.kind == "details" else len(b.text)
+        if current and size + n > limit:
+            parts.append(current)
+            current, size = [], 0
+        current.append(b)
+        size += n
+    parts.append(current)
+    if len(parts) == 1:
+        return [cell]
+
+    def join(part):   # the items of one list stay one list; other blocks a blank line apart
+        out = part[0].text
+        for prev, b in zip(part, part[1:]):
+            out += ("\n" if _ITEM.match(prev.text) and _ITEM.match(b.text) else "\n\n") + b.text
+        return out
+
+    title = re.sub(r"\s*$", "", heading)
+    cells = [_md("\n\n".join(x for x in (heading, join(parts[0])) if x), cell.metadata["slideshow"]["slide_type"])]
+    cells += [_md("\n\n".join(x for x in (f"{title} (continued)" if title else "", join(p)) if x), "subslide")
+              for p in parts[1:]]
+    return cells
 
 
 def _number_captions(cells, secs, chapter) -> list:

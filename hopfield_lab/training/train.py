@@ -530,10 +530,10 @@ def _train(cfg: TrainConfig, model: nn.Module | None, loaders, done: dict) -> Ru
         _raise_recompile_limit()
         run.train_model, run.eval_model = perf.compile_module(run.train_model), perf.compile_module(run.base)
 
-    from tqdm.auto import tqdm
+    from ..runtime import progress_bar
 
     last = cfg.epochs if cfg.stop_after_epochs is None else min(cfg.epochs, cfg.stop_after_epochs)
-    bar = tqdm(total=(last - run.start_epoch) * run.steps_per_epoch, disable=not (cfg.progress and info.is_main),
+    bar = progress_bar(total=(last - run.start_epoch) * run.steps_per_epoch, enabled=cfg.progress and info.is_main,
                desc=f"{cfg.model}" + (f" lam={cfg.lam:g}" if cfg.lam is not None else ""),
                unit="batch", dynamic_ncols=True)
     run.t_run = time.perf_counter()

@@ -110,7 +110,7 @@ def retrieval_demo(beta: float = 1.0, n_patterns: int = 30, mask: float = 0.5, s
 def _draw(fig, out: dict, axes=None):
     """Draw query / retrieved / target and the softmax weights into four axes."""
     if axes is None:
-        gs = fig.add_gridspec(1, 4, width_ratios=[1, 1, 1, 2.4])
+        gs = fig.add_gridspec(1, 4, width_ratios=[1, 1, 1, 2.6])
         axes = [fig.add_subplot(gs[0, j]) for j in range(4)]
     imgs = []
     for ax, img, title in zip(axes[:3], (out["query"], out["retrieved"], out["patterns"][0]),
@@ -125,20 +125,20 @@ def _draw(fig, out: dict, axes=None):
               for i in range(len(p))]
     bars = ax.bar(np.arange(len(p)), p, color=colors)
     ax.set_ylim(0, 1.02)
-    ax.set_xlabel("stored pattern μ (red: cued, blue: same digit class)")
-    ax.set_ylabel("softmax weight p_μ")
+    ax.set_xlabel("stored pattern μ\n(red: cued, blue: same class)", fontsize=9)
+    ax.set_ylabel(r"softmax weight $p_\mu$", fontsize=9)
     ttl = ax.set_title("", fontsize=9)
     return axes, imgs, bars, ttl
 
 
 def _title(out: dict) -> str:
-    return f"β = {out['beta']:.3g}: effective number of patterns 1/Σp² = {out['effective_patterns']:.1f}"
+    return f"β = {out['beta']:.3g}: effective patterns 1/Σp² = {out['effective_patterns']:.1f}"
 
 
 def show_retrieval(log10_beta: float = 0.0, n_patterns: int = 30, mask: float = 0.5, seed: int = 0) -> dict:
     """The widget's callback: compute :func:`retrieval_demo` at ``β = 10**log10_beta``, draw, return it."""
     out = retrieval_demo(10.0**log10_beta, n_patterns, mask, seed)
-    fig = plt.figure(figsize=(9.5, 2.6))
+    fig = plt.figure(figsize=(7.5, 2.7))
     *_, ttl = _draw(fig, out)
     ttl.set_text(_title(out))
     fig.tight_layout()
@@ -166,7 +166,7 @@ def beta_player(betas=None, n_patterns: int = 30, mask: float = 0.5, seed: int =
     """Static twin of the widget: a jshtml player sweeping β (default: 21 values from 10⁻³ to 10^1.5)."""
     betas = list(np.logspace(-3, 1.5, 19)) if betas is None else list(betas)
     outs = [retrieval_demo(float(b), n_patterns, mask, seed) for b in betas]
-    fig = plt.figure(figsize=(9.5, 2.6))
+    fig = plt.figure(figsize=(7.5, 2.7))
     axes, imgs, bars, ttl = _draw(fig, outs[0])
     fig.tight_layout()
 
@@ -177,7 +177,12 @@ def beta_player(betas=None, n_patterns: int = 30, mask: float = 0.5, seed: int =
             b.set_height(h)
         ttl.set_text(_title(o))
 
-    return viz.animate(update, len(outs), fig, interval=interval)
+    return viz.animate(update, len(outs), fig, interval=interval,
+                       alt=f"Player over {len(outs)} values of the inverse temperature β, from "
+                           f"{betas[0]:.3g} to {betas[-1]:.3g}: a half-masked digit, its retrieval after one "
+                           "update, the stored digit, and a bar chart of the softmax weights over the "
+                           f"{n_patterns} stored digits, coloured by whether they are the cued digit or "
+                           "of its class; the title gives the effective number of patterns at each β.")
 
 
 def beta_sweep(betas, n_patterns: int = 30, mask: float = 0.5, seed: int = 0) -> dict:
@@ -196,19 +201,19 @@ def plot_beta_sweep(sweep: dict):
     """Two panels against β: the effective number of patterns with the retrieval error, and the
     softmax weight on the cued digit and on its class. Returns the figure."""
     b = sweep["beta"]
-    fig, (ax, bx) = plt.subplots(1, 2, figsize=(10.5, 3.3), layout="constrained")
-    ax.semilogx(b, sweep["effective_patterns"], marker="o", ms=3, label="K_eff = 1 / Σ p²")
+    fig, (ax, bx) = viz.panels(2, row_height=3.3)
+    ax.semilogx(b, sweep["effective_patterns"], marker="o", ms=3, label=r"$K_\mathrm{eff} = 1 / \sum_\mu p_\mu^2$")
     ax.set_xlabel("inverse temperature β (log scale)")
     ax.set_ylabel("effective number of patterns")
     ax2 = ax.twinx()
     ax2.semilogx(b, sweep["error"], color="C1", marker="s", ms=3, label="max |retrieved − cued digit|")
     ax2.set_ylabel("retrieval error (pixel units)", color="C1")
-    ax.set_title(f"one update of a masked digit: {sweep['n_patterns']} stored digits", fontsize=10)
+    ax.set_title(f"one update of a masked digit,\n{sweep['n_patterns']} stored digits", fontsize=10)
     h1, l1 = ax.get_legend_handles_labels()
     h2, l2 = ax2.get_legend_handles_labels()
     ax.legend(h1 + h2, l1 + l2, loc="center left", fontsize=8)
     bx.semilogx(b, sweep["class_weight"], color="C0", marker="o", ms=3,
-                label=f"on the cued digit's class ({sweep['n_class']} digits)")
+                label=f"on the cued digit's class\n({sweep['n_class']} digits)")
     bx.semilogx(b, sweep["target_weight"], color="C3", marker="s", ms=3, label="on the cued digit")
     bx.set_xlabel("inverse temperature β (log scale)")
     bx.set_ylabel("softmax weight")
@@ -222,7 +227,11 @@ def plot_beta_sweep(sweep: dict):
 # figures of the binary models
 # --------------------------------------------------------------------------------------------
 def _label(F: str, n: int) -> str:
-    return "F = exp(z)" if F == "exp" else f"F = {'max(z,0)' if F == 'repu' else 'z'}^{n}"
+    """Legend text (mathtext) of an interaction function: ``$F = z^{3}$``."""
+    if F == "exp":
+        return r"$F = \exp(z)$"
+    base = r"\max(z,0)" if F == "repu" else "z"
+    return f"$F = {base}^{{{n}}}$"
 
 
 def plot_descent(runs: dict):
@@ -236,8 +245,8 @@ def plot_descent(runs: dict):
         ax.plot(run.updates, scaled.mean(1), label=_label(F, n))
     batch = next(iter(runs.values())).energy.shape[1]
     ax.set_xlabel("single-neuron updates")
-    ax.set_ylabel("(E − E_final) / (E_0 − E_final)")
-    ax.set_title(f"asynchronous updates descend every energy (mean of {batch} runs)", fontsize=10)
+    ax.set_ylabel(r"$(E - E_\mathrm{final}) \,/\, (E_0 - E_\mathrm{final})$")
+    ax.set_title(f"asynchronous updates descend every energy\n(mean of {batch} runs)", fontsize=10)
     ax.legend()
     return fig
 
@@ -268,10 +277,14 @@ def plot_landscapes(patterns: torch.Tensor, betas, *, extent: float = 1.6, grid:
     gx, gy = torch.meshgrid(axis, axis, indexing="xy")
     pts = torch.stack([gx.flatten(), gy.flatten()], -1)
     starts = pts[::stride]
-    fig, axes = plt.subplots(1, len(betas), figsize=(3.7 * len(betas), 3.6), layout="constrained",
+    ncols = min(3, len(betas))
+    rows = -(-len(betas) // ncols)
+    fig, axes = plt.subplots(rows, ncols, figsize=(viz.MAX_WIDTH_IN, 2.8 * rows), layout="constrained",
                              squeeze=False)
+    for ax in axes.flat[len(betas):]:
+        ax.axis("off")
     n_minima = {}
-    for ax, beta in zip(axes[0], betas):
+    for ax, beta in zip(axes.flat, betas):
         net = ModernHopfieldNetwork(patterns, beta=beta)
         e = net.energy(pts).reshape(grid, grid)
         cs = ax.contourf(gx, gy, e, levels=30, cmap="viridis")
@@ -280,10 +293,10 @@ def plot_landscapes(patterns: torch.Tensor, betas, *, extent: float = 1.6, grid:
         n_minima[beta] = len(torch.unique(ends.round(decimals=2), dim=0))
         ax.scatter(*patterns.T, marker="x", color="red", s=60, label="stored patterns")
         ax.scatter(*ends.T, color="white", edgecolor="k", s=25, label="fixed points")
-        ax.set_title(f"β = {beta}: {n_minima[beta]} fixed point(s)", fontsize=10)
+        ax.set_title(f"β = {beta}: {n_minima[beta]} fixed point(s)", fontsize=9)
         ax.set_xlabel("ξ₁")
         ax.set_ylabel("ξ₂")
-    axes[0, 0].legend(loc="lower left", fontsize=7)
+    axes[0, 0].legend(loc="lower left", fontsize=8)
     return fig, n_minima
 
 
@@ -432,24 +445,24 @@ def plot_scaling(study: dict, axes=None, *, title: str = ""):
     line of slope ``n − 1`` is ``K ∝ N^(n−1)``) and the exponential ones on semi-log axes (a
     straight line is ``K ∝ e^(rate·N)``), with the fitted slopes in the legends. Returns the axes."""
     if axes is None:
-        _, axes = plt.subplots(1, 2, figsize=(10.5, 3.6), layout="constrained")
+        _, axes = viz.panels(2, ncols=1, row_height=2.9)
     poly = [c for c in study["curves"] if not _is_exponential(c["label"])]
     expo = [c for c in study["curves"] if _is_exponential(c["label"])]
     for c in poly:
-        axes[0].loglog(c["neurons"], c["kmax"], marker="o", label=f"F = {c['label']}: slope {c['slope']:.2f}")
+        axes[0].loglog(c["neurons"], c["kmax"], marker="o", label=f"$F = {c['label']}$: slope {c['slope']:.2f}")
     if poly:
         ns = sorted({n for c in poly for n in c["neurons"]})
         axes[0].loglog(ns, ns, "k:", lw=1, label="K = N")
     axes[0].set_xlabel("number of neurons N (log scale)")
     axes[0].set_ylabel(f"largest K recalled (m ≥ {study['threshold']})")
-    axes[0].set_title(f"F = z^n: K grows like a power of N{title}", fontsize=10)
-    names = {"exp": "dense, F = exp(z)", "modern": "modern, one update (β = 1)"}
+    axes[0].set_title(f"$F = z^n$: K grows like a power of N{title}", fontsize=10)
+    names = {"exp": r"dense, $F = \exp(z)$", "modern": "modern, one update (β = 1)"}
     for c in expo:
         axes[1].semilogy(c["neurons"], c["kmax"], marker="o",
                          label=f"{names[c['label']]}: rate {c['slope']:.2f} per neuron")
     axes[1].set_xlabel("number of neurons N")
     axes[1].set_ylabel(f"largest K recalled (m ≥ {study['threshold']})")
-    axes[1].set_title(f"exponential memories: K grows like e^(rate·N){title}", fontsize=10)
+    axes[1].set_title(r"exponential memories: K grows like $e^{\mathrm{rate}\cdot N}$" + title, fontsize=10)
     for ax in axes:
         ax.legend(fontsize=8)
     return axes

@@ -27,6 +27,7 @@ import torch
 
 from ... import lagrangians as lg
 from ...ham import HAM, MAX_STEPS, METHODS, Dense, Layer, ReducedHAM, Trajectory, count_increases, steps_for
+from .. import viz
 
 
 # --- a network in the plane ----------------------------------------------------------------------
@@ -118,16 +119,17 @@ def _draw_plane(axes, ham: HAM, traj: Trajectory, title: str) -> None:
         ax0.plot(v[0, b, 0], v[0, b, 1], "o", color=f"C{b % 10}", ms=4)
     pats = ham.synapses["xi"].weight.detach().numpy()
     ax0.plot(pats[:, 0], pats[:, 1], "*", color="gold", mec="k", ms=14, label="stored patterns")
-    ax0.set(xlim=(-2.6, 2.6), ylim=(-2.6, 2.6), aspect="equal", xlabel="visible state x₁ (dimensionless)",
-            ylabel="visible state x₂ (dimensionless)", title="trajectories over the adiabatic energy (darker = lower)")
+    ax0.set(xlim=(-2.6, 2.6), ylim=(-2.6, 2.6), aspect="equal", xlabel="visible state $x_1$ (dimensionless)",
+            ylabel="visible state $x_2$ (dimensionless)")
+    ax0.set_title("trajectories over the adiabatic\nenergy (darker = lower)", fontsize=10)
     ax0.legend(loc="lower right", fontsize=8)
     t = traj.t.numpy()
     e = traj.energy.numpy()
     for b in range(e.shape[1]):
         ax1.plot(t, e[:, b], color=f"C{b % 10}", lw=1)
-    ax1.set(xlabel="time t (units of τ_v; descent: step number)", ylabel="network energy E (dimensionless)",
-            title="energy of the full network")
-    axes[0].figure.suptitle(title)
+    ax1.set(xlabel="time t (units of $\\tau_v$; descent: step number)", ylabel="network energy E (dimensionless)")
+    ax1.set_title("energy of the full network", fontsize=10)
+    axes[0].figure.suptitle(title, fontsize=10)
 
 
 def plane_run(method: str = "euler", dt: float = 0.05, tau_h: float = 0.2, breaking: float = 0.0,
@@ -143,7 +145,7 @@ def plane_run(method: str = "euler", dt: float = 0.05, tau_h: float = 0.2, break
 
 
 def _title(method, dt, tau_h, breaking, ups, traj):
-    return (f"{method}, step {dt:.3g}, τ_h = {tau_h:.3g}, asymmetry {breaking:.3g}: "
+    return (f"{method}, step {dt:.3g}, $\\tau_h$ = {tau_h:.3g}, asymmetry {breaking:.3g}:\n"
             f"{ups} of {traj.energy[1:].numel()} steps raised the energy")
 
 
@@ -184,7 +186,7 @@ def make_widget():
             if err is not None:
                 print(f"The dynamics diverged: {err}")
             else:
-                fig, axes = plt.subplots(1, 2, figsize=(11, 4.4), constrained_layout=True)
+                fig, axes = viz.panels(2, row_height=3.6)
                 _draw_plane(axes, ham, traj, _title(p["method"], p["dt"], p["tau_h"], p["breaking"], ups, traj))
                 plt.show()
                 plt.close(fig)
@@ -195,24 +197,25 @@ def make_widget():
     return connect(box, controls, update)
 
 
-def plane_animation(dts, method: str = "euler", tau_h: float = 0.2, breaking: float = 0.0, dpi: int = 72):
+def plane_animation(dts, method: str = "euler", tau_h: float = 0.2, breaking: float = 0.0, dpi: int = 100):
     """Static twin of :func:`make_widget`: one frame per step size in ``dts``.
 
     Returns ``IPython.display.HTML`` (a jshtml player, via :func:`hopfield_lab.viz.animate`).
     """
-    import matplotlib.pyplot as plt
-
-    from ..viz import animate
-
     runs = [plane_run(method, float(dt), tau_h, breaking) for dt in dts]
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.4), constrained_layout=True)
+    fig, axes = viz.panels(2, row_height=3.6)
 
     def update(i):
         ham, traj, ups = runs[i]
         _draw_plane(axes, ham, traj, _title(method, float(dts[i]), tau_h, breaking, ups, traj)
                     + f"   [frame {i + 1}/{len(dts)}]")
 
-    return animate(update, len(runs), fig, interval=700, dpi=dpi, default_mode="loop")
+    alt = (f"Player looping over {len(dts)} step sizes from {float(dts[0]):.3g} to {float(dts[-1]):.3g} "
+           f"({method}, hidden time constant {tau_h:g}). Left: trajectories of the two visible neurons "
+           "over a grey contour map of the adiabatic energy, each starting at a dot, with the three "
+           "stored patterns as gold stars; right: the full network's energy against time. The title "
+           "counts the steps at which an energy rose, frame by frame.")
+    return viz.animate(update, len(runs), fig, alt=alt, interval=700, dpi=dpi, default_mode="loop")
 
 
 # --- two-layer memories: the classical, dense and modern Hopfield networks as HAMs ----------------

@@ -126,7 +126,7 @@ def show_recall(noise: float = 0.2, n_patterns: int = 4, seed: int = 0) -> dict:
     """The widget's callback: compute :func:`recall_demo`, draw it, return its dict."""
     out = recall_demo(noise, n_patterns, seed)
     size = out["size"]
-    fig = plt.figure(figsize=(9, 2.6))
+    fig = plt.figure(figsize=(7.5, 2.7))
     gs = fig.add_gridspec(1, 4, width_ratios=[1, 1, 1, 2.2])
     for j, (img, title) in enumerate([
         (out["patterns"][0], "stored letter"),
@@ -142,7 +142,7 @@ def show_recall(noise: float = 0.2, n_patterns: int = 4, seed: int = 0) -> dict:
     ax.plot(out["updates"], out["energy"], marker=".")
     ax.set_xlabel("single-neuron updates")
     ax.set_ylabel("energy E (dimensionless)")
-    ax.set_title(f"{n_patterns} letters stored: " + ("recalled" if out["success"] else "not recalled"), fontsize=9)
+    ax.set_title(f"{n_patterns} letters stored:\n" + ("recalled" if out["success"] else "not recalled"), fontsize=9)
     fig.tight_layout()
     plt.show()
     return out
@@ -181,7 +181,7 @@ def recall_player(noise: float = 0.25, n_patterns: int = 4, seed: int = 0, *, re
     (line,) = a1.plot(updates[:1], energy[:1], marker=".", color="C0")
     a1.set_xlabel("single-neuron updates")
     a1.set_ylabel("energy E (dimensionless)")
-    a1.set_title(f"asynchronous recall, {n_patterns} letters stored, {noise:.0%} noise", fontsize=9)
+    a1.set_title(f"asynchronous recall, {n_patterns} letters stored,\n{noise:.0%} noise", fontsize=9)
     fig.tight_layout()
     pats = out["patterns"]
 
@@ -191,7 +191,12 @@ def recall_player(noise: float = 0.25, n_patterns: int = 4, seed: int = 0, *, re
         title.set_text(f"{updates[i]} updates, m = {m:.2f}")
         line.set_data(updates[: i + 1], energy[: i + 1])
 
-    return viz.animate(update, len(frames), fig, interval=interval)
+    return viz.animate(update, len(frames), fig, interval=interval,
+                       alt=f"Player of one asynchronous recall with {n_patterns} letters stored: the "
+                           f"state, a 16 by 16 letter image that starts as the letter with {noise:.0%} of its "
+                           f"pixels flipped, next to its energy trace, one frame every {record_every} "
+                           "single-neuron updates. The energy never rises; the title gives the overlap m of "
+                           "the state with the stored letter.")
 
 
 def plot_letters(patterns: torch.Tensor, letters: str, size: int = 16):
@@ -199,17 +204,17 @@ def plot_letters(patterns: torch.Tensor, letters: str, size: int = 16):
     ``m^{μν} = ξ^μ·ξ^ν / N``. Returns the figure."""
     k, n = patterns.shape
     ov = (patterns @ patterns.T / n).cpu()
-    fig = plt.figure(figsize=(10, 3.3), layout="constrained")
-    sub = fig.subfigures(1, 2, width_ratios=[2.2, 1])
+    fig = plt.figure(figsize=(7.5, 3.1), layout="constrained")
+    sub = fig.subfigures(1, 2, width_ratios=[1.8, 1])
     ncols = math.ceil(k / 2)
     viz.pattern_grid(patterns, shape=(size, size), titles=list(letters), ncols=ncols,
                      ax=sub[0].subplots(2, ncols), size=1.0)
-    sub[0].suptitle(f"{k} letters as ±1 patterns, N = {n}")
+    sub[0].suptitle(f"{k} letters as ±1 patterns, N = {n}", fontsize=10)
     ax = sub[1].subplots()
     im = ax.imshow(ov.numpy(), cmap="RdBu_r", vmin=-1, vmax=1)
     ax.set_xticks(range(k), list(letters))
     ax.set_yticks(range(k), list(letters))
-    ax.set_title("overlaps $m^{\\mu\\nu}$")
+    ax.set_title("overlaps $m^{\\mu\\nu}$", fontsize=10)
     sub[1].colorbar(im, ax=ax, shrink=0.8, label="overlap (dimensionless)")
     return fig
 
@@ -219,13 +224,13 @@ def plot_recall_run(run, cue: torch.Tensor, stored: torch.Tensor, stored_energy:
     """One recall: the energy trace of ``run`` (a :class:`~hopfield_lab.classical.RunResult` of one
     state) against the energy of the stored pattern, and the cue, the fixed point and the stored
     pattern ``(size²,)`` as images. Returns the figure."""
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3), gridspec_kw={"width_ratios": [1.4, 1]})
+    fig, axes = plt.subplots(1, 2, figsize=(7.5, 3), gridspec_kw={"width_ratios": [1.4, 1]})
     axes[0].plot(run.updates, run.energy[:, 0].cpu(), marker=".")
     axes[0].set_xlabel("single-neuron updates")
     axes[0].set_ylabel("energy E (dimensionless)")
-    axes[0].set_title(title)
+    axes[0].set_title(title, fontsize=10)
     axes[0].axhline(stored_energy, color="C3", ls="--", label="E of the stored pattern")
-    axes[0].legend()
+    axes[0].legend(fontsize=8)
     axes[1].axis("off")
     for j, (img, t) in enumerate([(cue, "cue"), (run.state[0], "fixed point"), (stored, "stored")]):
         a = axes[1].inset_axes([j / 3 + 0.01, 0.1, 0.31, 0.8])
@@ -243,7 +248,7 @@ def recall_grid(noise_levels=(0.1, 0.2, 0.3, 0.4), numbers=(2, 4, 6, 8), seed: i
 
     Returns ``(figure, overlaps)`` with ``overlaps (len(numbers), len(noise_levels))``, the final
     overlap with "H" of each run."""
-    fig, axes = plt.subplots(len(numbers), len(noise_levels), figsize=(7, 7.4), squeeze=False)
+    fig, axes = plt.subplots(len(numbers), len(noise_levels), figsize=(6.5, 7.4), squeeze=False)
     wins = np.zeros((len(numbers), len(noise_levels)))
     for r, k in enumerate(numbers):
         for c, noise in enumerate(noise_levels):
@@ -259,7 +264,7 @@ def recall_grid(noise_levels=(0.1, 0.2, 0.3, 0.4), numbers=(2, 4, 6, 8), seed: i
                 ax.set_title(f"noise {noise:.0%}", fontsize=9)
             if c == 0:
                 ax.set_ylabel(f"{k} letters", fontsize=9)
-    fig.suptitle("what the network recalls from a noisy 'H' (m: final overlap; green: exact)")
+    fig.suptitle("what the network recalls from a noisy 'H'\n(m: final overlap; green: exact)", fontsize=11)
     fig.tight_layout()
     return fig, wins
 
@@ -318,7 +323,7 @@ def plot_capacity(study: dict, axes=None, *, title: str = ""):
     standard error, and the fraction of patterns recalled without error, versus the load α.
     Returns the two axes."""
     if axes is None:
-        _, axes = plt.subplots(1, 2, figsize=(10, 3.5), layout="constrained")
+        _, axes = viz.panels(2, row_height=3.2)
     for c in study["curves"]:
         load, m, se = (np.asarray(c[k]) for k in ("load", "overlap", "overlap_se"))
         (line,) = axes[0].plot(load, m, marker="o", ms=3, label=f"N = {c['n_neurons']}")
@@ -328,9 +333,9 @@ def plot_capacity(study: dict, axes=None, *, title: str = ""):
         ax.axvline(ALPHA_C, color="k", ls="--", lw=1)
         ax.set_xlabel("load α = K / N")
         ax.legend(fontsize=8)
-    axes[0].text(ALPHA_C + 0.004, 0.02, "α_c ≈ 0.138", fontsize=8, transform=axes[0].get_xaxis_transform())
+    axes[0].text(ALPHA_C + 0.004, 0.02, r"$\alpha_c \approx 0.138$", fontsize=8, transform=axes[0].get_xaxis_transform())
     axes[0].set_ylabel("final overlap m (mean ± s.e.)")
-    axes[0].set_title(f"recall from the stored pattern itself{title}", fontsize=10)
+    axes[0].set_title(f"recall from the stored pattern\nitself{title}", fontsize=10)
     axes[1].set_ylabel("fraction recalled without error")
     axes[1].set_title(f"perfect recall{title}", fontsize=10)
     return axes

@@ -23,6 +23,7 @@ from typing import Callable
 import torch
 
 from ... import lagrangians as lg
+from .. import viz
 
 #: short names of the Lagrangians the widget offers, in display order
 NAMES = ("identity", "repu", "softmax", "tanh", "gelu", "layernorm", "spherical")
@@ -96,16 +97,16 @@ def _draw(axes, curves: dict, title: str) -> None:
     for ax in axes:
         ax.clear()
     axes[0].plot(t, curves["L"].numpy(), color="C0")
-    axes[0].set(title="Lagrangian L(x)", xlabel="t = x₁ (dimensionless)", ylabel="L (dimensionless)")
+    axes[0].set(title="Lagrangian L(x)", xlabel="$t = x_1$ (dimensionless)", ylabel="L (dimensionless)")
     for i in range(3):
-        axes[1].plot(t, curves["g"][:, i].numpy(), color=f"C{i}", label=f"g{i + 1}")
+        axes[1].plot(t, curves["g"][:, i].numpy(), color=f"C{i}", label=f"$g_{i + 1}$")
         axes[1].plot(t[::15], curves["g_autograd"][::15, i].numpy(), "o", ms=3, mfc="none", color=f"C{i}")
     axes[1].legend(loc="best", fontsize=8)
-    axes[1].set(title="activation g = ∇L (dots: autograd)", xlabel="t = x₁ (dimensionless)",
+    axes[1].set(title="activation g = ∇L\n(dots: autograd)", xlabel="$t = x_1$ (dimensionless)",
                 ylabel="g (dimensionless)")
     axes[2].plot(t, curves["E"].numpy(), color="C3")
-    axes[2].set(title="layer energy ⟨x,g⟩ − L", xlabel="t = x₁ (dimensionless)", ylabel="E (dimensionless)")
-    axes[0].figure.suptitle(title)
+    axes[2].set(title="layer energy ⟨x,g⟩ − L", xlabel="$t = x_1$ (dimensionless)", ylabel="E (dimensionless)")
+    axes[0].figure.suptitle(title, fontsize=10)
 
 
 def make_widget(name: str = "softmax"):
@@ -141,10 +142,10 @@ def make_widget(name: str = "softmax"):
             controls[p].disabled = p not in params
         with out:
             out.clear_output(wait=True)
-            fig, axes = plt.subplots(1, 3, figsize=(12, 3.4), constrained_layout=True)
+            fig, axes = viz.panels(3, row_height=2.6)
             curves = slice_curves(nm, s=controls["s"].value, **params)
             _draw(axes, curves, f"{label(nm, **params)} on a 3-neuron layer, x = (t, {controls['s'].value:g}, 0)"
-                  f" | max |g − ∇L| = {curves['grad_err']:.1e}")
+                  f"\nmax |g − ∇L| = {curves['grad_err']:.1e}")
             plt.show()
             plt.close(fig)
         box.last = dict(curves, name=nm, params=params)
@@ -154,17 +155,18 @@ def make_widget(name: str = "softmax"):
     return connect(box, controls, update)
 
 
-def sweep_animation(settings: list[tuple[str, dict]], s: float = 0.5, interval: int = 400, dpi: int = 72):
+def sweep_animation(settings: list[tuple[str, dict]], s: float = 0.5, interval: int = 400, dpi: int = 100):
     """Static twin of :func:`make_widget`: the same three panels, one frame per setting.
 
     ``settings`` is a list of ``(name, params)`` pairs, e.g.
     ``[("softmax", {"beta": b}) for b in (0.25, 1, 4)]``. Returns a
-    ``matplotlib.animation.FuncAnimation``; show it in HTML with ``.to_jshtml()``.
+    ``matplotlib.animation.FuncAnimation``; show it in HTML with its text alternative,
+    ``viz.player(anim, alt=...)``.
     """
     import matplotlib.pyplot as plt
     from matplotlib.animation import FuncAnimation
 
-    fig, axes = plt.subplots(1, 3, figsize=(12, 3.4), dpi=dpi, constrained_layout=True)
+    fig, axes = viz.panels(3, row_height=2.6, dpi=dpi)
     frames = [slice_curves(nm, s=s, **p) for nm, p in settings]
     # y-limits shared by all frames of the same Lagrangian, so that a sweep reads as motion
     lims = {}
@@ -174,7 +176,7 @@ def sweep_animation(settings: list[tuple[str, dict]], s: float = 0.5, interval: 
 
     def draw(i):
         nm, p = settings[i]
-        _draw(axes, frames[i], f"{label(nm, **p)} on a 3-neuron layer, x = (t, {s:g}, 0)   [frame {i + 1}/{len(settings)}]")
+        _draw(axes, frames[i], f"{label(nm, **p)} on a 3-neuron layer, x = (t, {s:g}, 0)\n[frame {i + 1}/{len(settings)}]")
         for ax, (lo, hi) in zip(axes, lims[nm]):
             pad = 0.05 * (hi - lo + 1e-9)
             ax.set_ylim(lo - pad, hi + pad)
@@ -294,21 +296,26 @@ def plot_gallery(names=NAMES, s: float = 0.5, **params):
     """
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(2, len(names), figsize=(2.45 * len(names), 5.2), constrained_layout=True,
-                             squeeze=False)
+    ncols = min(4, len(names))
+    blocks = math.ceil(len(names) / ncols)     # a block: a row of Lagrangians over a row of activations
+    fig = plt.figure(figsize=(viz.MAX_WIDTH_IN, 3.4 * blocks), layout="constrained")
+    gs = fig.add_gridspec(2 * blocks, ncols)
+    top = [fig.add_subplot(gs[2 * (j // ncols), j % ncols]) for j in range(len(names))]
+    bottom = [fig.add_subplot(gs[2 * (j // ncols) + 1, j % ncols], sharex=top[j]) for j in range(len(names))]
     for j, name in enumerate(names):
         c = slice_curves(name, s=s, **params)
         t = c["t"].numpy()
-        axes[0, j].plot(t, c["L"].numpy(), color="C0")
-        axes[0, j].set_title(label(name, **params), fontsize=10)
+        top[j].plot(t, c["L"].numpy(), color="C0")
+        top[j].set_title(label(name, **params), fontsize=9)
         for i in range(3):
-            axes[1, j].plot(t, c["g"][:, i].numpy(), color=f"C{i}", label=f"$g_{i + 1}$")
-        axes[1, j].set_xlabel("$t = x_1$ (dimensionless)")
-    axes[0, 0].set_ylabel("Lagrangian $L(x)$")
-    axes[1, 0].set_ylabel("activation $g_i(x)$")
-    axes[1, 0].legend(fontsize=8)
-    fig.suptitle(f"Lagrangians (top) and their activations g = ∇L (bottom) on a 3-neuron layer, "
-                 f"x = (t, {s:g}, 0)")
+            bottom[j].plot(t, c["g"][:, i].numpy(), color=f"C{i}", label=f"$g_{i + 1}$")
+        bottom[j].set_xlabel("$t = x_1$", fontsize=9)
+        if j % ncols == 0:
+            top[j].set_ylabel("Lagrangian $L(x)$", fontsize=9)
+            bottom[j].set_ylabel("activation $g_i(x)$", fontsize=9)
+    bottom[0].legend(fontsize=8)
+    fig.suptitle(f"Lagrangians (top rows) and their activations g = ∇L (bottom rows)\n"
+                 f"on a 3-neuron layer, x = (t, {s:g}, 0); all quantities dimensionless", fontsize=10)
     return fig
 
 
@@ -323,7 +330,7 @@ def plot_tangents(lag: lg.Lagrangian, x0s, g: torch.Tensor, L_star: torch.Tensor
     """
     import matplotlib.pyplot as plt
 
-    fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(11, 4), constrained_layout=True)
+    fig, (ax0, ax1) = viz.panels(2, ncols=1, row_height=3.3)
     xs = torch.linspace(-xlim, xlim, 301, dtype=torch.float64).unsqueeze(-1)   # (301, 1)
     ax0.plot(xs[:, 0], lag(xs), color="k", lw=2, label="Lagrangian L(x)")
     for k, x0 in enumerate(x0s):
@@ -335,7 +342,7 @@ def plot_tangents(lag: lg.Lagrangian, x0s, g: torch.Tensor, L_star: torch.Tensor
         ax1.plot([g0], [E0], "o", color=f"C{k}", ms=8)
     ax0.set(xlim=(-xlim, xlim), ylim=(-2.5, 3), xlabel="state x (dimensionless)", ylabel="L (dimensionless)",
             title="Tangents of L: the intercept is −L*(slope)")
-    ax0.legend(fontsize=7, loc="upper center")
+    ax0.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.02, 0.5))
     ax1.plot(g, L_star, color="k", lw=2, label="closed form")
     if L_star_sup is not None:
         ax1.plot(g[::4], L_star_sup[::4], "x", color="C3", label="sup over a grid of states x")
@@ -349,14 +356,15 @@ def plot_gain_sweep(sigmas, asym, circ):
     """The two witnesses of :func:`gain_sweep` against the spread of the gains. Returns the figure."""
     import matplotlib.pyplot as plt
 
-    fig, (a0, a1) = plt.subplots(1, 2, figsize=(11, 3.6), constrained_layout=True)
+    fig, (a0, a1) = viz.panels(2, row_height=3.3)
     a0.plot(sigmas, asym, "o-", ms=3)
-    a0.set(xlabel="spread σ of the gains γᵢ = 1 + σ zᵢ (dimensionless)", ylabel="‖J − Jᵀ‖_F / ‖J‖_F",
-           title="Jacobian asymmetry of nn.LayerNorm-style activation")
+    a0.set(xlabel="spread σ of the gains\nγᵢ = 1 + σ zᵢ (dimensionless)",
+           ylabel=r"$\|J - J^\top\|_F \,/\, \|J\|_F$",
+           title="Jacobian asymmetry of\nnn.LayerNorm-style activation")
     a1.plot(sigmas, circ, "o-", ms=3, color="C3")
     a1.axhline(0, color="k", lw=0.5)
     a1.set(xlabel="spread σ of the gains (dimensionless)", ylabel="∮ g·dx (dimensionless)",
-           title="Circulation around a unit circle (0 ⇔ a Lagrangian can exist)")
+           title="Circulation around a unit circle\n(0 ⇔ a Lagrangian can exist)")
     return fig
 
 
@@ -365,7 +373,7 @@ def plot_gelu(xs: torch.Tensor, x_star: float):
     non-convex region x < ``x_star`` shaded. Returns the figure."""
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 3, figsize=(15, 3.8), constrained_layout=True)
+    fig, axes = viz.panels(3, row_height=2.8)
     panels = [
         (lg.phi_gelu(xs), "Φ(x)", "GELU's Lagrangian Φ"),
         (torch.nn.functional.gelu(xs), "GELU(x) = Φ'(x)", "activation GELU = Φ'"),

@@ -172,8 +172,8 @@ def plot_receptive_fields(model, shape: tuple[int, int], layer: str = "s", n: in
     im = ax.imshow(tiles.numpy(), cmap="seismic", vmin=-lim, vmax=lim, interpolation="nearest")
     ax.set_xticks([])
     ax.set_yticks([])
-    name = "ξ_s (x_s–x_v)" if layer == "s" else "ξ_c (x_v–x_c)"
-    ax.set_title(title or f"{len(fields)} strongest receptive fields of {name}")
+    name = r"$\xi_s$ ($x_s$–$x_v$)" if layer == "s" else r"$\xi_c$ ($x_v$–$x_c$)"
+    ax.set_title(title or f"{len(fields)} strongest receptive fields\nof {name}", fontsize=10)
     return im
 
 
@@ -183,11 +183,11 @@ def plot_fields(fields_s: Tensor, fields_c: Tensor, shape: tuple[int, int], titl
     returns them). Returns the figure."""
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(11, 5.6), constrained_layout=True)
+    fig, axes = plt.subplots(1, 2, figsize=(7.5, 4.3), constrained_layout=True)
     for ax, layer, f in zip(axes, ("s", "c"), (fields_s, fields_c)):
         im = plot_receptive_fields(f, shape, layer=layer, n=n, ax=ax)
     fig.colorbar(im, ax=axes, shrink=0.7, label="weight (row centred, unit L2 norm)")
-    fig.suptitle(title)
+    fig.suptitle(title, fontsize=11)
     return fig
 
 
@@ -210,7 +210,7 @@ def plot_energy_descent(E, ax, title: str, alpha: float) -> None:
     E = np.asarray(E.numpy() if hasattr(E, "numpy") else E)
     ax.plot(E, color="C0", alpha=0.5, lw=1)
     ax.plot(E.mean(1), color="k", lw=2, label=f"mean of {E.shape[1]} random states")
-    ax.set_xlabel(f"number of updates k (x ← x − α ∂E/∂g, α = {alpha:g})")
+    ax.set_xlabel(f"number of updates k\n(x ← x − α ∂E/∂g, α = {alpha:g})")
     ax.set_ylabel("energy E (dimensionless)")
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=8)
@@ -221,11 +221,11 @@ def plot_sigma_sweep(sweep: dict, r_mean: float, ax, title: str, sigma_train: fl
     """Mean correlation with the clean image of the cue and of the recall against the noise level
     (``sweep`` from :func:`sigma_sweep`), with the average training image's as a line."""
     ax.plot(sweep["sigmas"], sweep["r_cue"], "o-", label="noisy cue")
-    ax.plot(sweep["sigmas"], sweep["r_recall"], "s-", label=f"g_v after {steps} descent steps")
+    ax.plot(sweep["sigmas"], sweep["r_recall"], "s-", label=f"$g_v$ after {steps} descent steps")
     ax.axhline(r_mean, color="gray", ls="--", label="average training image")
     ax.axvline(sigma_train, color="k", lw=0.8, ls=":")
     ax.set_ylim(0, 1.02)
-    ax.set_xlabel("noise level σ of the cue (per pixel, images of unit L2 norm)")
+    ax.set_xlabel("noise level σ of the cue\n(per pixel, images of unit L2 norm)")
     ax.set_ylabel("mean correlation r with the clean image")
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=8)
@@ -241,8 +241,9 @@ def plot_denoising_examples(ex: dict, shape: tuple[int, int], title: str):
     for s, noisy, rec, rc, rr in zip(ex["sigmas"], ex["noisy"], ex["recall"], ex["r_cue"], ex["r_recall"]):
         rows += [(f"cue σ = {s:g}", noisy, rc), (f"recall σ = {s:g}", rec, rr)]
     n = rows[0][1].shape[0]
-    fig, axes = plt.subplots(len(rows), n, figsize=(1.25 * n + 0.6, 1.3 * len(rows)), constrained_layout=True,
-                             squeeze=False)
+    side = min(1.25, (viz.MAX_WIDTH_IN - 0.6) / n)
+    fig, axes = plt.subplots(len(rows), n, figsize=(side * n + 0.6, (side + 0.05) * len(rows) + 0.3),
+                             constrained_layout=True, squeeze=False)
     for r, (name, imgs, score) in enumerate(rows):
         for j in range(n):
             ax = axes[r, j]
@@ -250,7 +251,7 @@ def plot_denoising_examples(ex: dict, shape: tuple[int, int], title: str):
             ax.set_xticks([])
             ax.set_yticks([])
             if score is not None:
-                ax.set_title(f"r = {float(score[j]):.2f}", fontsize=7, pad=2)
+                ax.set_title(f"r = {float(score[j]):.2f}", fontsize=8, pad=2)
         axes[r, 0].set_ylabel(name, fontsize=8)
     fig.suptitle(title, fontsize=10)
     return fig
@@ -258,7 +259,7 @@ def plot_denoising_examples(ex: dict, shape: tuple[int, int], title: str):
 
 def _draw(fig, axes, clean, traj, shape, sigma, steps, alpha):
     n = clean.shape[0]
-    rows = (("clean", clean), ("noisy cue", traj["noisy"]), (f"g_v after {steps} steps", traj["frames"][-1]))
+    rows = (("clean", clean), ("noisy cue", traj["noisy"]), (f"$g_v$ after\n{steps} steps", traj["frames"][-1]))
     for r, (name, imgs) in enumerate(rows):
         for j in range(n):
             ax = axes[r, j]
@@ -281,8 +282,8 @@ def _draw(fig, axes, clean, traj, shape, sigma, steps, alpha):
     axE.set_title("energy along the descent", fontsize=9)
     for r in (1, 2):
         axes[r, n].axis("off")
-    fig.suptitle(f"Denoising by energy descent: σ = {sigma:g}, {steps} steps of α = {alpha:g} "
-                 f"(r: correlation with the clean image)")
+    fig.suptitle(f"Denoising by energy descent: σ = {sigma:g}, {steps} steps of α = {alpha:g}\n"
+                 f"(r: correlation with the clean image)", fontsize=10)
 
 
 def make_widget(model: mf.EnergyMetaFormer, clean: Tensor, shape: tuple[int, int], n_show: int = 6, seed: int = 0):
@@ -312,7 +313,7 @@ def make_widget(model: mf.EnergyMetaFormer, clean: Tensor, shape: tuple[int, int
         traj = denoise_trajectory(model, clean, sigma, steps, alpha, seed=seed)
         with out:
             out.clear_output(wait=True)
-            fig, axes = plt.subplots(3, n_show + 1, figsize=(1.5 * n_show + 3.5, 5.2),
+            fig, axes = plt.subplots(3, n_show + 1, figsize=(viz.MAX_WIDTH_IN, 4.6),
                                      gridspec_kw={"width_ratios": [1] * n_show + [2.4]}, constrained_layout=True)
             _draw(fig, axes, clean, traj, shape, sigma, steps, alpha)
             plt.show()
@@ -333,10 +334,14 @@ def descent_player(model: mf.EnergyMetaFormer, clean: Tensor, shape: tuple[int, 
     frames = torch.cat([clean[None].expand(steps + 1, -1, -1), traj["frames"]], dim=1)  # (T, 2n, n_v)
     corr = torch.stack([correlation(f, clean).mean() for f in traj["frames"]])
     titles = [f"step {k}/{steps}: mean E = {float(traj['energy'][k].mean()):.2f}, "
-              f"mean r = {float(corr[k]):.2f}  (top: clean, bottom: g_v)" for k in range(steps + 1)]
-    per_image = [f"clean {j + 1}" for j in range(n_show)] + [f"g_v {j + 1}" for j in range(n_show)]
+              f"mean r = {float(corr[k]):.2f}\n(top: clean, bottom: $g_v$)" for k in range(steps + 1)]
+    per_image = [f"clean {j + 1}" for j in range(n_show)] + [f"$g_v$ {j + 1}" for j in range(n_show)]
+    alt = (f"Player over {steps} steps of energy descent from noisy cues (noise σ = {sigma:g}): the top row "
+           f"shows {n_show} clean images, the bottom row the visible activation of the network, which starts "
+           "as the noisy cue; the title gives, at each step, the mean energy and the mean correlation with "
+           "the clean images.")
     html = viz.animate_images(frames, shape=shape, titles=per_image, frame_titles=titles, ncols=n_show,
-                              interval=interval, vmin=None, vmax=None)
+                              interval=interval, vmin=None, vmax=None, alt=alt)
     return html, traj
 
 

@@ -30,6 +30,7 @@ from torch import Tensor
 from ... import mixer as mx
 from ... import odes
 from ...ham import DivergenceError, steps_for
+from .. import viz
 
 
 def symmixer_block(S: int = 4, C: int = 8, Ns: int = 20, Nc: int = 160, radii: tuple[float, float] = (1.0, 2.5),
@@ -272,7 +273,7 @@ def _draw(axes, res, n_lines=4, title_extra=""):
     ax0.plot([], [], "k-", label="three-layer HAM")
     ax0.plot([], [], "k--", label="SymMixer flow")
     ax0.legend(fontsize=8)
-    ax0.set_xlabel("time t (units of τ_v)")
+    ax0.set_xlabel(r"time t (units of $\tau_v$)")
     ax0.set_ylabel("visible state X[s, c]")
     ax0.set_title("trajectories of 4 visible neurons", fontsize=10)
     if res["diverged"]:
@@ -280,18 +281,20 @@ def _draw(axes, res, n_lines=4, title_extra=""):
                  ha="center", va="center", transform=ax1.transAxes, color="C3")
     else:
         ax1.semilogy(t[1:], res["deviation"].numpy()[1:].clip(1e-16), color="C3")
-    ax1.set_xlabel("time t (units of τ_v)")
-    ax1.set_ylabel("max relative deviation |X_HAM − X_flow| / |X_flow|")
+    ax1.set_xlabel(r"time t (units of $\tau_v$)")
+    ax1.set_ylabel("max relative deviation\n"
+                   r"$|X_\mathrm{HAM} - X_\mathrm{flow}| \,/\, |X_\mathrm{flow}|$")
     ax1.set_title("HAM vs SymMixer flow", fontsize=10)
     ax2.plot(t, res["energy_flow"].mean(1).numpy(), "--", color="k", label="SymMixer energy (flow)")
     if not res["diverged"]:
         ax2.plot(t, res["energy_full"].mean(1).numpy(), "-", color="C0", label="HAM energy")
-    ax2.set_xlabel("time t (units of τ_v)")
-    ax2.set_ylabel("energy E (dimensionless), batch mean")
+    ax2.set_xlabel(r"time t (units of $\tau_v$)")
+    ax2.set_ylabel("energy E, batch mean\n(dimensionless)")
     ax2.set_title("energies", fontsize=10)
     ax2.legend(fontsize=8)
     fig = ax0.figure
-    fig.suptitle(f"Fast hidden layers, τ_s = τ_c = {res['tau']:g}, step dt = {res['dt']:g}{title_extra}")
+    fig.suptitle(f"Fast hidden layers, $\\tau_s = \\tau_c$ = {res['tau']:g}, step dt = {res['dt']:g}{title_extra}",
+                 fontsize=10)
 
 
 def make_widget(block: mx.ParallelMixerBlock | None = None, x0: Tensor | None = None, T: float = 5.0):
@@ -321,7 +324,7 @@ def make_widget(block: mx.ParallelMixerBlock | None = None, x0: Tensor | None = 
         res = adiabatic_comparison(block, x0, tau, T=T, dt=dt, method="euler")
         with out:
             out.clear_output(wait=True)
-            fig, axes = plt.subplots(1, 3, figsize=(14, 3.8), constrained_layout=True)
+            fig, axes = viz.panels(3, row_height=2.8)
             _draw(axes, res)
             plt.show()
             plt.close(fig)
@@ -333,20 +336,16 @@ def make_widget(block: mx.ParallelMixerBlock | None = None, x0: Tensor | None = 
 
 
 def tau_player(block: mx.ParallelMixerBlock, x0: Tensor, taus=(1.0, 0.3, 0.1, 0.03, 0.01), T: float = 5.0,
-               interval: int = 700, dpi: int = 72, results: list | None = None):
+               interval: int = 700, dpi: int = 100, results: list | None = None):
     """Static twin of :func:`make_widget`: one frame per ``tau`` (RK4, ``dt = min(0.01, tau/4)``).
 
     ``results``: :func:`adiabatic_comparison` dicts computed already (then ``block``, ``x0``,
     ``taus`` and ``T`` are not used). Returns ``(IPython.display.HTML player, the dicts)``."""
-    import matplotlib.pyplot as plt
-
-    from .. import viz
-
     if results is None:
         results = [adiabatic_comparison(block, x0, tau, T=T) for tau in taus]
     if not results:
         raise ValueError("tau_player needs at least one tau (or one precomputed result).")
-    fig, axes = plt.subplots(1, 3, figsize=(14, 3.8), constrained_layout=True)
+    fig, axes = viz.panels(3, row_height=2.8)
     lo = min(float(r["deviation"][1:].min()) for r in results)
     hi = max(float(r["deviation"].max()) for r in results)
 
@@ -355,7 +354,12 @@ def tau_player(block: mx.ParallelMixerBlock, x0: Tensor, taus=(1.0, 0.3, 0.1, 0.
         axes[1].set_ylim(max(lo, 1e-6) / 2, hi * 2)
 
     frame(0)
-    return viz.animate(frame, len(results), fig, interval=interval, dpi=dpi), results
+    taus_shown = ", ".join(f"{r['tau']:g}" for r in results)
+    alt = (f"Player over the hidden layers' time constant τ = {taus_shown}. Top left: trajectories of four "
+           "visible neurons, solid for the three-layer HAM and dashed for the SymMixer flow; top right: "
+           "their largest relative deviation against time on a log scale; bottom: the energies of both "
+           "against time, for one τ per frame.")
+    return viz.animate(frame, len(results), fig, alt=alt, interval=interval, dpi=dpi), results
 
 
 # ------------------------------------------------------------------------------ coding exercise

@@ -30,6 +30,7 @@ import torch
 
 from ... import odes
 from ...ham import steps_for
+from .. import viz
 
 #: the paper's set-ups (Sec. 6.2; the official demo notebook of github.com/Toshihiro-Ota/paramixer):
 #: sizes, symmetric radii and the breaking radii at strength 1
@@ -129,29 +130,29 @@ def draw_run(axes, r: dict, n_show: int = 4, label: str = "") -> None:
     for k, name in enumerate(s["x_labels"]):
         axes[0].plot(t, x[:, k], color=f"C{k}", label=name)
     axes[0].legend(fontsize=8, loc="best")
-    axes[0].set(title="state of initial condition 1", xlabel="time t (units of τ_v)", ylabel="X (dimensionless)")
+    axes[0].set(xlabel=r"time t (units of $\tau_v$)", ylabel="X (dimensionless)")
+    axes[0].set_title("state of initial condition 1", fontsize=10)
     for b in range(batch):
         axes[1].plot(t, pseudo[:, b], lw=1)
     n_up = int((np.asarray(s["pseudo_increases"]) > 0).sum())
-    axes[1].set(title=f"pseudo-energy: {n_up}/{batch} runs go up somewhere",
-                xlabel="time t (units of τ_v)", ylabel="Ẽ (= E when s = 0; dimensionless)")
+    axes[1].set(xlabel=r"time t (units of $\tau_v$)", ylabel="Ẽ (= E when s = 0;\ndimensionless)")
+    axes[1].set_title(f"pseudo-energy: {n_up}/{batch} runs go up somewhere", fontsize=10)
     for b in range(batch):
         axes[2].semilogy(t, np.clip(speed[:, b], 1e-16, None), lw=1)
-    axes[2].set(title="speed |dX/dt|", xlabel="time t (units of τ_v)", ylabel="|dX/dt| (1/τ_v)")
+    axes[2].set(xlabel=r"time t (units of $\tau_v$)", ylabel=r"|dX/dt| ($1/\tau_v$)")
+    axes[2].set_title("speed |dX/dt|", fontsize=10)
     su, sc = s["breaking_norms"]
     head = f"{label}: " if label else ""
     axes[0].figure.suptitle(f"{head}{s['size']} system, breaking strength s = {s['strength']:.2f} "
-                            f"(|V_s| = {su:.2f}, |V_c| = {sc:.2f}); "
-                            f"{int(sum(s['pseudo_increases']))} increasing steps of {s['n_steps']}")
+                            f"($|V_s|$ = {su:.2f}, $|V_c|$ = {sc:.2f});\n"
+                            f"{int(sum(s['pseudo_increases']))} increasing steps of {s['n_steps']}", fontsize=10)
 
 
 def plot_run(r: dict, axes=None, label: str = ""):
-    """Draw :func:`run`'s result or its :func:`summarize` summary in a new 1x3 figure (or into
-    ``axes``); returns the figure."""
-    import matplotlib.pyplot as plt
-
+    """Draw :func:`run`'s result or its :func:`summarize` summary in a new figure of three panels,
+    two over one (or into ``axes``); returns the figure."""
     if axes is None:
-        _, axes = plt.subplots(1, 3, figsize=(14, 3.8), constrained_layout=True)
+        _, axes = viz.panels(3, row_height=2.8)
     draw_run(axes, r, label=label)
     return axes[0].figure
 
@@ -164,19 +165,18 @@ def plot_runs(runs: Sequence[dict], labels: Sequence[str] = ()):
     labels = list(labels) or [""] * len(runs)
     if len(labels) != len(runs):
         raise ValueError(f"got {len(runs)} runs but {len(labels)} labels")
-    fig = plt.figure(figsize=(14, 3.9 * len(runs)), constrained_layout=True)
+    fig = plt.figure(figsize=(viz.MAX_WIDTH_IN, 5.8 * len(runs)), constrained_layout=True)
     rows = fig.subfigures(len(runs), 1) if len(runs) > 1 else [fig]
     for row, r, label in zip(rows, runs, labels):
-        draw_run(row.subplots(1, 3), r, label=label)
+        gs = row.add_gridspec(2, 2)   # viz.panels' layout: two panels over a third one
+        draw_run([row.add_subplot(gs[0, 0]), row.add_subplot(gs[0, 1]), row.add_subplot(gs[1, :])], r, label=label)
     return fig
 
 
 def plot_small_tied(t: torch.Tensor, xs: torch.Tensor, E: torch.Tensor):
     """Trajectories ``xs (T, batch, 2, 1)`` of the 2-neuron system and their energies ``E (T, batch)``
     at times ``t (T,)``, in two panels; returns the figure."""
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(12, 3.6), constrained_layout=True)
+    fig, axes = viz.panels(2, row_height=3.2)
     for b in range(xs.shape[1]):
         axes[0].plot(t, xs[:, b, 0, 0], color="C0", lw=0.8)
         axes[0].plot(t, xs[:, b, 1, 0], color="C1", lw=0.8)
@@ -184,10 +184,10 @@ def plot_small_tied(t: torch.Tensor, xs: torch.Tensor, E: torch.Tensor):
     axes[0].plot([], [], color="C0", label="$x_1$")
     axes[0].plot([], [], color="C1", label="$x_2$")
     axes[0].legend()
-    axes[0].set(title=f"Small system, tied weights: {xs.shape[1]} trajectories",
-                xlabel="time t (units of τ_v)", ylabel="state (dimensionless)")
-    axes[1].set(title="Energy E(X(t)) along the tied flow", xlabel="time t (units of τ_v)",
-                ylabel="E (dimensionless)")
+    axes[0].set(xlabel=r"time t (units of $\tau_v$)", ylabel="state (dimensionless)")
+    axes[0].set_title(f"Small system, tied weights:\n{xs.shape[1]} trajectories", fontsize=10)
+    axes[1].set(xlabel=r"time t (units of $\tau_v$)", ylabel="E (dimensionless)")
+    axes[1].set_title("Energy E(X(t))\nalong the tied flow", fontsize=10)
     return fig
 
 
@@ -196,16 +196,14 @@ def plot_small_broken(t: torch.Tensor, E: torch.Tensor, P: torch.Tensor, system:
     """The broken 2-neuron system: ``E (T, batch)`` and the pseudo-energy ``P (T, batch)`` over
     ``t (T,)``, and the landscape of the tied part with the flow and the trajectories from
     ``x0 (batch, 2, 1)`` (:func:`landscape_figure`); returns the figure."""
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 3, figsize=(16, 4.4), constrained_layout=True)
+    fig, axes = viz.panels(3, row_height=3.0)
     for b in range(E.shape[1]):
         axes[0].plot(t, E[:, b], lw=1)
         axes[1].plot(t, P[:, b], lw=1)
-    axes[0].set(title="E (tied-part energy) along the broken flow", xlabel="time t (units of τ_v)",
-                ylabel="E (dimensionless)")
-    axes[1].set(title="pseudo-energy Ẽ along the broken flow", xlabel="time t (units of τ_v)",
-                ylabel="Ẽ (dimensionless)")
+    axes[0].set(xlabel=r"time t (units of $\tau_v$)", ylabel="E (dimensionless)")
+    axes[0].set_title("E (tied-part energy)\nalong the broken flow", fontsize=10)
+    axes[1].set(xlabel=r"time t (units of $\tau_v$)", ylabel="Ẽ (dimensionless)")
+    axes[1].set_title("pseudo-energy Ẽ\nalong the broken flow", fontsize=10)
     landscape_figure(system, x0, half_width=half_width, center=(0.0, 0.0), ax=axes[2],
                      title="the broken flow climbs onto the ridge")
     return fig
@@ -246,17 +244,13 @@ def make_widget(size: str = "large", strength: float = 1.0, seed: int = 0, dt: f
 
 
 def strength_player(strengths: Sequence[float] = (0.0, 0.25, 0.5, 1.0, 1.5, 2.0), size: str = "large",
-                    seed: int = 0, dt: float = 0.01, interval: int = 700, dpi: int = 72):
+                    seed: int = 0, dt: float = 0.01, interval: int = 700, dpi: int = 100):
     """Static twin of :func:`make_widget`: one frame per strength, as a JavaScript player.
 
     Returns ``(player, runs)``: an ``IPython.display.HTML`` player and the list of :func:`run` dicts.
     """
-    import matplotlib.pyplot as plt
-
-    from .. import viz
-
     runs = [run(s, size, seed, dt=dt) for s in strengths]
-    fig, axes = plt.subplots(1, 3, figsize=(14, 3.8), constrained_layout=True)
+    fig, axes = viz.panels(3, row_height=2.8)
     lims = [(min(float(r[k].min()) for r in runs), max(float(r[k].max()) for r in runs)) for k in ("x", "pseudo")]
 
     def update(i):
@@ -267,7 +261,11 @@ def strength_player(strengths: Sequence[float] = (0.0, 0.25, 0.5, 1.0, 1.5, 2.0)
         return []
 
     update(0)
-    return viz.animate(update, len(runs), fig, interval=interval, default_mode="once", dpi=dpi), runs
+    alt = (f"Player over the symmetry-breaking strength s = {', '.join(f'{s:g}' for s in strengths)} of the "
+           f"{size} system. Top left: the state of one trajectory against time; top right: the "
+           "pseudo-energy of every trajectory against time; bottom: their speeds on a log scale. The "
+           "titles count the trajectories and the steps whose pseudo-energy rises, frame by frame.")
+    return viz.animate(update, len(runs), fig, alt=alt, interval=interval, default_mode="once", dpi=dpi), runs
 
 
 def landscape_figure(system: odes.MixerODE, x0: Optional[torch.Tensor] = None, half_width: float = 0.02,

@@ -501,7 +501,12 @@ def _line_style(g: dict, groups: list[dict], highlight: Optional[str]):
     ``groups``; ``highlight`` (a label) drawn thick; n_iter > 1 dashed."""
     lab = g["label"]
     lw = 2.5 if lab == highlight else (1.0 if highlight else 1.5)
-    return _color(g, groups), lab, lw, "--" if g["n_iter"] > 1 else "-"
+    return _color(g, groups), _legend_text(lab), lw, "--" if g["n_iter"] > 1 else "-"
+
+
+def _legend_text(lab: str) -> str:
+    """A run label in figure text: ``n_iter`` as mathtext."""
+    return lab.replace("n_iter", r"$n_\mathrm{iter}$")
 
 
 def _mean_band(ax, x, per_seed: np.ndarray, color, lw, ls, lab, **kw):
@@ -539,7 +544,7 @@ def plot_learning_curves(results: Sequence[dict], key: str = "test_acc", ax=None
                    marker="o" if len(epochs) < 15 else None, ms=3)
     ax.set(xlabel="epoch", ylabel=key.replace("_", " ") + (" (%)" if pct else ""),
            title=title or f"Learning curves: {key.replace('_', ' ')}")
-    ax.legend(fontsize=7, ncol=2, loc="best")
+    ax.legend(fontsize=8, loc="best")
     ax.grid(alpha=0.3)
     return ax.figure
 
@@ -593,11 +598,11 @@ def plot_symmetry_blocks(results: Sequence[dict], metric: str = "cosine", axes=N
                          highlight: Optional[str] = None):
     """A symmetry metric per block, token branch (left) and channel branch (right), one line per
     configuration (mean over seeds, ±1 sd band for several). Returns the figure."""
-    import matplotlib.pyplot as plt
+    from .. import viz
 
     _one_study(results, "plot_symmetry_blocks")
     if axes is None:
-        _, axes = plt.subplots(1, 2, figsize=(12, 3.8), constrained_layout=True, sharey=True)
+        _, axes = viz.panels(2, row_height=3.4, sharey=True)
     groups = group_runs(results)
     for g in groups:
         try:
@@ -611,10 +616,10 @@ def plot_symmetry_blocks(results: Sequence[dict], metric: str = "cosine", axes=N
 
     for ax, branch in zip(axes, ("tokens", "channels")):
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set(xlabel="block", ylabel=METRIC_LABELS.get(metric, metric),
-               title=f"{branch} MLPs: {METRIC_LABELS.get(metric, metric)}")
+        ax.set(xlabel="block", ylabel=METRIC_LABELS.get(metric, metric))
+        ax.set_title(f"{branch} MLPs:\n{METRIC_LABELS.get(metric, metric)}", fontsize=10)
         ax.grid(alpha=0.3)
-    axes[1].legend(fontsize=7, ncol=2, loc="best")
+    axes[1].legend(fontsize=8, loc="best")
     if title:
         axes[0].figure.suptitle(title)
     return axes[0].figure
@@ -644,9 +649,9 @@ def plot_symmetry_history(results: Sequence[dict], metric: str = "cosine", ax=No
         _mean_band(ax, curves[0][0], np.array([c[1] for c in curves]), color, 1.5, linestyle or ls,
                    lab + label_suffix, marker="o", ms=3)
     what = "block mean" if branch is None else f"{branch}: block mean"
-    ax.set(xlabel="epoch", ylabel=f"{what} of {METRIC_LABELS.get(metric, metric)}",
+    ax.set(xlabel="epoch", ylabel=f"{what} of\n{METRIC_LABELS.get(metric, metric)}",
            title=title or "Weight symmetry during training")
-    ax.legend(fontsize=7, ncol=2, loc="best")
+    ax.legend(fontsize=8, loc="best")
     ax.grid(alpha=0.3)
     return ax.figure
 
@@ -883,7 +888,7 @@ def make_widget(results: Sequence[dict], metric: str = "cosine"):
         m = controls["metric"].value
         with out:
             out.clear_output(wait=True)
-            fig, axes = plt.subplots(1, 3, figsize=(16, 3.9), constrained_layout=True)
+            fig, axes = _selection_figure()
             _draw_selection(axes, results, sel, m)
             plt.show()
             plt.close(fig)
@@ -896,19 +901,36 @@ def make_widget(results: Sequence[dict], metric: str = "cosine"):
     return connect(box, controls, update)
 
 
-def lambda_player(results: Sequence[dict], metric: str = "cosine", interval: int = 900, dpi: int = 72):
+def lambda_player(results: Sequence[dict], metric: str = "cosine", interval: int = 900, dpi: int = 100):
     """Static twin of :func:`make_widget`: one frame per AsymMixer λ (same panels). Returns
     ``(player, labels)`` with the ``IPython.display.HTML`` player and the frame labels."""
-    import matplotlib.pyplot as plt
-
     from .. import viz
 
     groups = _asym_groups(results)
-    fig, axes = plt.subplots(1, 3, figsize=(16, 3.9), constrained_layout=True)
+    fig, axes = _selection_figure()
 
     def update(i):
         _draw_selection(axes, results, groups[i], metric)
         return []
 
     update(0)
-    return viz.animate(update, len(groups), fig, interval=interval, dpi=dpi), [g["label"] for g in groups]
+    labels = [g["label"] for g in groups]
+    alt = (f"Player over {len(groups)} AsymMixer configurations ({', '.join(labels)}). Top: test accuracy "
+           "per epoch of every model, the shown configuration drawn thick; bottom: the weight "
+           f"symmetry ({METRIC_LABELS.get(metric, metric)}) per block of the token MLPs (left) and of the "
+           "channel MLPs (right), one line per configuration, the shown one thick.")
+    return viz.animate(update, len(groups), fig, alt=alt, interval=interval, dpi=dpi), labels
+
+
+def _selection_figure():
+    """The widget's and the player's figure: the learning curves across the top, the symmetry
+    per block of the two branches below them. Returns ``(fig, [ax_curves, ax_tokens, ax_channels])``."""
+    import matplotlib.pyplot as plt
+
+    from .. import viz
+
+    fig = plt.figure(figsize=(viz.MAX_WIDTH_IN, 6.2), layout="constrained")
+    gs = fig.add_gridspec(2, 2)
+    top = fig.add_subplot(gs[0, :])
+    left = fig.add_subplot(gs[1, 0])
+    return fig, [top, left, fig.add_subplot(gs[1, 1], sharey=left)]
