@@ -4,7 +4,7 @@ The top level re-exports the most used entry points lazily, so ``import hopfield
 fast; each lives in a small module named for what it holds. This table is the one module map
 (CONTRIBUTING.md points here; ``tests/test_layering.py`` checks that it lists every module and
 that no module imports from a wing it may not). Wings: **science** (the models and their
-mathematics: importable alone), **training** (runs: may use science and core), **book** (the
+mathematics: importable alone, with core only), **training** (runs: may use science and core), **book** (the
 chapters' side: may use everything), **core** (shared switches: imports nothing of the package).
 
 =================================  ========  ===================================================

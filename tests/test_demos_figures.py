@@ -41,5 +41,5 @@ def test_chapter_3_5_and_7_figures():
     sb.plot_small_broken(t, asym.energy(xs), asym.pseudo_energy(xs), asym, x0)
     sb.plot_ensemble({"strengths": [0.0, 1.0], "frac_runs": [0.0, 0.5], "frac_visible": [0.0, 0.25],
                       "frac_steps": [0.0, 0.1], "n_runs": 16, "t_end": 10.0})
-    assert len(plt.get_fignums()) == 6 and all(np.isfinite(plt.figure(n).get_size_inches()).all()
+    assert len(plt.get_fignums()) == 5 and all(np.isfinite(plt.figure(n).get_size_inches()).all()
                                                for n in plt.get_fignums())

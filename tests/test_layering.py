@@ -26,7 +26,7 @@ ROOT = "hopfield_lab"
 #: which wings a module of each wing may import (the package root is a facade: nobody imports it)
 ALLOWED = {
     "core": {"core"},
-    "science": {"science"},
+    "science": {"core", "science"},  # core: runtime (progress bars, device), which imports nothing else
     "training": {"core", "science", "training"},
     "book": {"core", "science", "training", "book"},
 }
