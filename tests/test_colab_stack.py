@@ -80,6 +80,7 @@ CHECK = "demo.check_hebbian(hebbian);"
     ("student", [SETUP, ("f()", [_err("NotImplementedError", "something else")], [])], 1, 0),
     ("student", [SETUP, ("g()", [_err("NameError", "name 'W' is not defined")], [])], 1, 0),
     ("student", [SETUP, (CHECK, [_out("Traceback ...\nline 2\n")], ["nbval-check-output"])], 1, 0),
+    ("student", [SETUP, (CHECK, [_out("✔ Hebbian weights: correct.\n")], ["nbval-check-output"])], 1, 0),
     ("instructor", [("# hopfield-lab: setup", [_out("Note: you may need to restart the kernel\n")], [])], 1, 0),
 ])
 def test_judge(flavour, cells, errors, stubbed, tmp_path):
