@@ -2,7 +2,7 @@
 executed the way Colab runs it, on Colab's package versions.
 
     bash tools/colab_stack.sh                  # make (or reuse) .colab-venv, then `run` (tools/test.sh calls it)
-    python tools/colab_stack.py run --venv .colab-venv [--jobs 2] [--keep DIR]
+    python tools/colab_stack.py run --venv .colab-venv [--jobs 2] [--keep DIR] [--only 01_hopfield ...]
     python tools/colab_stack.py refresh FREEZE --source "googlecolab/backend-info COMMIT (DATE)" --read-on DATE
 
 ``run`` (with the project's Python; the notebooks run in kernels of the side environment):
