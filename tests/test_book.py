@@ -90,3 +90,34 @@ def test_readme_commands_are_what_ci_runs():
     shown = re.search(r"`(python -m pytest tests book[^`]*)`", readme).group(1)
     for word in shown.split():
         assert word in test_sh, f"{word!r} is in README's test command but not in tools/test.sh"
+
+
+def _setup_on_fake_colab(source: str, monkeypatch, capsys) -> tuple[list[str], str]:
+    """Run the install part of a set-up cell in IPython as on Colab (``google.colab`` imported),
+    recording the shell commands (expanded as IPython expands them) instead of running them:
+    ``(commands, printed text)``."""
+    import types
+
+    from IPython.core.interactiveshell import InteractiveShell
+
+    shell = InteractiveShell.instance()
+    commands: list[str] = []
+    monkeypatch.setattr(shell, "system", lambda cmd: commands.append(shell.var_expand(cmd)))
+    monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
+    install = source.split("import hopfield_lab")[0]
+    assert shell.run_cell(install).success
+    return commands, capsys.readouterr().out
+
+
+def test_setup_cell_installs_once_and_asks_for_no_restart(monkeypatch, capsys):
+    commands, printed = _setup_on_fake_colab(nbtool.setup_cell_source(), monkeypatch, capsys)
+    assert len(commands) == 1 and " -m pip install " in commands[0] and "--no-deps" in commands[0]
+    assert commands[0].startswith(sys.executable), "pip of the kernel's own Python"
+    assert nbtool.PIP_SPEC.format(url=nbtool.repository_url()) in commands[0]
+    assert "restart" not in printed, printed
+    # what the cell did before (IPython's %pip magic, twice): the same test sees the defect
+    old = (nbtool.setup_cell_source().replace("!{sys.executable} -m pip install", "%pip install")
+           .replace(' "einops>=0.7"', '\n    %pip install -q "einops>=0.7"'))
+    assert old.count("%pip") == 2
+    _, printed_old = _setup_on_fake_colab(old, monkeypatch, capsys)
+    assert printed_old.count("you may need to restart the kernel") == 2

@@ -31,6 +31,67 @@ def test_default_letters_are_the_greedy_choice():
     assert picked == hd.DEFAULT_LETTERS
 
 
+# The ±1 letters A–Z as int8 bytes: pinned, because chapter 1's checked outputs and its text
+# are computed from them. Rewriting hopfield_lab/book/demos/letters16.txt (tools/make_letters.py)
+# changes this on purpose only: then rerun chapter 1 and update the hash.
+LETTERS_SHA256 = "9f50efaff1fa436d24e2a88168d3b7e5d7471f8181a9e583433251a30290cb0e"
+
+
+def test_letters_are_the_committed_data_not_rendered(monkeypatch):
+    import hashlib
+
+    import matplotlib.backends.backend_agg as agg
+    import matplotlib.text
+
+    def no_rendering(*args, **kwargs):
+        raise AssertionError("glyph_patterns rendered text with matplotlib")
+
+    monkeypatch.setattr(agg.FigureCanvasAgg, "draw", no_rendering)
+    monkeypatch.setattr(matplotlib.text.Text, "draw", no_rendering)
+    hd.read_letters.cache_clear()
+    g = hd.glyph_patterns(string.ascii_uppercase)
+    shipped = hd.read_letters()
+    assert list(shipped) == list(string.ascii_uppercase)
+    want = np.stack([np.where(shipped[c].ravel(), 1.0, -1.0) for c in string.ascii_uppercase])
+    assert np.array_equal(g.numpy(), want)
+    assert hashlib.sha256(g.numpy().astype(np.int8).tobytes()).hexdigest() == LETTERS_SHA256
+
+
+def test_letters_file_reads_without_matplotlib(tmp_path):
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.modules['matplotlib'] = None\n"
+            "from hopfield_lab.demos.letters import read_letters\n"
+            "L = read_letters(); print(len(L), sum(int(a.sum()) for a in L.values()))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, check=True)
+    ink = sum(int(a.sum()) for a in hd.read_letters().values())
+    assert out.stdout.split() == ["26", str(ink)]
+
+
+def test_letters_file_errors():
+    from hopfield_lab.demos import letters
+
+    good = letters.format_letters({"A": np.eye(16, dtype=bool)}, "test")
+    assert letters._parse(good, "t")["A"].sum() == 16
+    with pytest.raises(ValueError, match="not 16 characters"):
+        letters._parse(good.replace("#.", "x.", 1), "t")
+    with pytest.raises(ValueError, match="blocks of 1 \\+ 16"):
+        letters._parse(good + "\nB\n", "t")
+    with pytest.raises(ValueError, match="shipped letters are the capitals"):
+        hd.glyph_patterns("Hé")
+    with pytest.raises(ValueError, match="16×16 bitmaps only"):
+        hd.glyph_patterns("H", size=32)
+
+
+def test_chapter_picks_are_stable():
+    """What chapter 1 computes from the letters: the picks and the recall grid it asserts on."""
+    assert hd.DEFAULT_LETTERS == "HTWCAMVK"
+    wins = np.array([[hd.recall_demo(noise, k, seed=0)["overlap_final"] for noise in (0.1, 0.2, 0.3, 0.4)]
+                     for k in (2, 4, 6, 8)])
+    assert (wins[:2] == 1.0).all() and (wins[2, :2] == 1.0).all() and (wins[2, 2:] < 1).all() and (wins[3] < 1).all()
+
+
 def test_hopfield_widget_callback():
     w = hd.make_widget()
     sliders = {c.description: c for c in w.children if hasattr(c, "description")}

@@ -68,15 +68,22 @@ def colab_url(path: Path, student: bool = False) -> str:
             f"{sub}/book/{Path(path).name}")
 
 
+#: What the set-up cell installs on Colab (tools/colab_stack.py points it at a local wheel).
+PIP_SPEC = "hopfield-lab @ git+{url}"
+
+
 def setup_cell_source() -> str:
+    """The first code cell of every chapter. On Colab it installs the library with one ``!pip``
+    (a shell command, not IPython's ``%pip`` magic, which prints "Note: you may need to restart
+    the kernel to use updated packages." after every install although nothing needs a restart:
+    ``--no-deps`` leaves Colab's own packages alone)."""
     return "\n".join(
         [
             f"{SETUP_MARK} (on Colab: installs the library without touching Colab's own packages, "
             "so no restart; everywhere: seeds, picks the device and shows the mode)",
             "import sys",
             "if \"google.colab\" in sys.modules:",
-            f"    %pip install -q --no-deps \"hopfield-lab @ git+{repository_url()}\"",
-            "    %pip install -q \"einops>=0.7\"",
+            f"    !{{sys.executable}} -m pip install -q --no-deps \"{PIP_SPEC.format(url=repository_url())}\" \"einops>=0.7\"",
             "import hopfield_lab as hl",
             "DEVICE = hl.setup(seed=0)",
         ]

@@ -23,3 +23,7 @@ fi
 echo "==> widget tests under ipywidgets 7.7.1 (Colab's)"
 PYTHONPATH="$W7${PYTHONPATH:+:$PYTHONPATH}" HOPFIELD_LAB_EXPECT_IPYWIDGETS=7 \
   python -m pytest tests -k widget -p no:cacheprovider -q -W ignore::DeprecationWarning
+# Every exported chapter (instructor's and student's) on Colab's package versions, the way Colab
+# runs it: a side environment from tools/colab_stack.txt, the library from a built wheel, an empty
+# working directory, the set-up cell's Colab branch (tools/colab_stack.py).
+bash tools/colab_stack.sh

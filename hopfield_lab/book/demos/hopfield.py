@@ -1,7 +1,7 @@
 """Chapter 1 demo: recall in a binary Hopfield network storing letter glyphs.
 
-* :func:`glyph_patterns` draws letters as ±1 images (DejaVu Sans Bold, shipped with matplotlib,
-  so no data files are needed); :func:`pick_uncorrelated` chooses weakly overlapping ones.
+* :func:`glyph_patterns` gives letters as ±1 images (16×16 bitmaps shipped with the library,
+  :mod:`hopfield_lab.demos.letters`); :func:`pick_uncorrelated` chooses weakly overlapping ones.
 * :func:`recall_demo` is the computation behind the widget: store the first ``n_patterns`` letters,
   corrupt the first one, run asynchronous updates, report overlaps and the energy trace.
 * :func:`make_widget` is the ipywidgets demo (sliders: noise level, number of stored letters,
@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import math
 import string
-from functools import lru_cache
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -29,6 +28,7 @@ import torch
 from .. import viz
 from ...classical import HopfieldNetwork, capacity_curve, corrupt, hebbian_weights, overlap
 from ..exercises import assert_close, check
+from .letters import SIZE, read_letters
 
 __all__ = ["DEFAULT_LETTERS", "CAPACITY_LOADS", "ALPHA_C", "glyph_patterns", "pick_uncorrelated",
            "recall_demo", "show_recall", "make_widget", "recall_player", "recall_grid",
@@ -46,30 +46,23 @@ CAPACITY_LOADS = tuple(round(0.02 * i, 2) for i in range(1, 16))  # 0.02, 0.04, 
 ALPHA_C = 0.138
 
 
-@lru_cache(maxsize=256)
-def _glyph(char: str, size: int) -> np.ndarray:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    scale = 4  # render at 4× and average down: anti-aliasing decides the edge pixels
-    fig = Figure(figsize=(1, 1), dpi=size * scale)
-    FigureCanvasAgg(fig)
-    fig.text(0.5, 0.5, char, ha="center", va="center_baseline", fontsize=72 * 1.15,
-             family="DejaVu Sans", weight="bold")
-    fig.canvas.draw()
-    a = np.asarray(fig.canvas.buffer_rgba())[..., 0].astype(float) / 255.0
-    a = a.reshape(size, scale, size, scale).mean(axis=(1, 3))
-    return np.where(a < 0.5, 1.0, -1.0).ravel()  # ink = +1, paper = −1
-
-
-def glyph_patterns(chars: str = DEFAULT_LETTERS, size: int = 16, *, device=None,
+def glyph_patterns(chars: str = DEFAULT_LETTERS, size: int = SIZE, *, device=None,
                    dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """Letters drawn as ±1 images: ``(len(chars), size*size)``, ink = +1, paper = −1."""
+    """Letters as ±1 images: ``(len(chars), size*size)``, ink = +1, paper = −1.
+
+    The bitmaps are data (:mod:`hopfield_lab.demos.letters`, capitals A–Z at 16×16), not text
+    rendered at run time, so they are the same with every matplotlib and font.
+    """
     if not chars:
         raise ValueError("chars must contain at least one character.")
-    if size < 8:
-        raise ValueError(f"size must be at least 8 pixels, got {size}.")
-    return torch.tensor(np.stack([_glyph(c, size) for c in chars]), dtype=dtype, device=device)
+    if size != SIZE:
+        raise ValueError(f"the letters ship as {SIZE}×{SIZE} bitmaps only, got size={size}.")
+    shipped = read_letters()
+    missing = sorted(set(chars) - set(shipped))
+    if missing:
+        raise ValueError(f"no bitmap for {''.join(missing)!r}: the shipped letters are the capitals A–Z.")
+    ink = np.stack([shipped[c].ravel() for c in chars])
+    return torch.tensor(np.where(ink, 1.0, -1.0), dtype=dtype, device=device)
 
 
 def pick_uncorrelated(patterns: torch.Tensor, k: int, first: int = 0) -> list[int]:
