@@ -13,3 +13,16 @@ def verdict(capsys):
         assert out and "\n" not in out and "Traceback" not in out, out
         return out
     return run
+
+
+@pytest.fixture(scope="session")
+def rendered_book(tmp_path_factory):
+    """The book built once per test session and shared by every test that reads the rendered
+    pages (tests/test_book_lint.py, tests/test_browser.py): every chapter executed in quick mode with
+    tools/figure_audit.py in its kernels, the slide decks, and the offline assets of tools/offline.py
+    (so the browser test needs no network). Returns the HTML folder."""
+    import sys
+    from pathlib import Path
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+    import lint_book
+    return lint_book.render(tmp_path_factory.mktemp("book"), execute=True, offline=True)
