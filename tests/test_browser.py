@@ -175,7 +175,7 @@ def _rules(site, browser, name, widths=(bc.LAPTOP, bc.PHONE)):
 def test_clean_page_has_no_problems(site, browser):
     rules, problems, summary = _rules(site, browser, "index.html")
     assert not problems, "\n".join(map(str, problems))
-    assert summary.equations == 2 and summary.figures == 1 and summary.min_px[1366][0] >= 9
+    assert summary.equations == 1 and summary.figures == 1 and summary.min_px[1366][0] >= 9
 
 
 @pytest.mark.parametrize("rule", sorted(DEFECTS))

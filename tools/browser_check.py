@@ -88,7 +88,7 @@ class Summary:
             self.min_px.items(), key=lambda kv: -int(kv[0])))
         counts = Counter(p.rule for p in problems)
         rules = ", ".join(f"{r} {n}" for r, n in sorted(counts.items())) or "none"
-        return (f"pages {self.pages} ({self.views} page views), display equations checked {self.equations}, "
+        return (f"pages {self.pages} ({self.views} page views), display equations checked {self.equations} (at each width), "
                 f"figures {self.figures} (smallest figure text {small or 'n/a'}), slides checked {self.slides} "
                 f"in {self.decks} decks, network requests blocked {self.blocked}; "
                 f"problems {len(problems)}: {rules}")
@@ -364,11 +364,12 @@ def page_problems(rel: str, width: int, m: dict, server: Server, summary: Summar
     for t in m["untypeset"]:
         add("mathjax-error", f"math not typeset, shown as raw TeX: {t}")
     for eq in m["equations"]:
-        summary.equations += 1
+        summary.equations += laptop
         name = f"equation {eq['label']}" if eq["label"] else f"equation {eq['tex'][:40]!r}"
         size = f"{eq['math_w']} px wide in a {eq['col_w']} px column"
-        if laptop and (eq["overflow"] or eq["covered"]):
-            what = "partly under its equation number" if eq["covered"] and not eq["overflow"] else "wider than the column"
+        if laptop and (eq["overflow"] or eq["covered"] or eq["scrolls"] or eq["clipped"]):
+            what = ("wider than the column" if eq["overflow"] else "partly under its equation number" if eq["covered"]
+                    else "wider than the room its equation number leaves (it scrolls)")
             add("wide-equation", f"{name} {what}: {size}")
         elif not laptop and (eq["covered"] or (eq["overflow"] and not eq["scrolls"]) or eq["clipped"]):
             what = ("cut off (clipped)" if eq["clipped"] else "cut off (no scroll box)" if eq["overflow"] and not eq["scrolls"]
@@ -486,7 +487,13 @@ def check(html: Path, pages: list[str] | None = None, decks: list[str] | None = 
         server.close()
         if own:
             browser.close()
-    return problems, summary
+    # a defect seen at both widths (an error, a missing alt text...) is one problem: keep the first
+    seen, unique = set(), []
+    for p in problems:
+        if (p.page, p.rule, p.detail) not in seen:
+            seen.add((p.page, p.rule, p.detail))
+            unique.append(p)
+    return unique, summary
 
 
 def main(argv: list[str]) -> int:
