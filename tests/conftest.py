@@ -46,3 +46,16 @@ def figures_fit_the_column(request, monkeypatch):
         problems.extend(f"figure {num}: {p}" for p in viz.figure_problems(plt.figure(num)))
         plt.close(num)
     assert not problems, "figures that do not fit the book's column:\n" + "\n".join(problems)
+
+
+@pytest.fixture(scope="session")
+def rendered_book(tmp_path_factory):
+    """The book built once per test session and shared by every test that reads the rendered
+    pages (tests/test_book_lint.py, tests/test_browser.py): every chapter executed in quick mode with
+    tools/figure_audit.py in its kernels, the slide decks, and the offline assets of tools/offline.py
+    (so the browser test needs no network). Returns the HTML folder."""
+    import sys
+    from pathlib import Path
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+    import lint_book
+    return lint_book.render(tmp_path_factory.mktemp("book"), execute=True, offline=True)

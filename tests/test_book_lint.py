@@ -1,5 +1,6 @@
 """The book's pages render right: sources that would break, and built pages that show raw markup
-(tools/lint_book.py). The render test builds the book without executing it (seconds)."""
+(tools/lint_book.py). The render test reads the session's one build of the book (the
+``rendered_book`` fixture of conftest.py, shared with tests/test_browser.py)."""
 import sys
 from pathlib import Path
 
@@ -58,8 +59,8 @@ def test_html_rules_read_figure_captions_and_alt_text_even_inside_outputs():
 
 
 @pytest.mark.slow
-def test_rendered_book_shows_no_raw_markup(tmp_path):
-    html = lint_book.render(tmp_path)
+def test_rendered_book_shows_no_raw_markup(rendered_book):
+    html = rendered_book
     assert len(list((html / "book").glob("*.html"))) >= 8
     problems = lint_book.lint_html(html)
     assert not problems, "\n".join(map(str, problems))

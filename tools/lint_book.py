@@ -3,6 +3,7 @@
     python tools/lint_book.py sources              # lint book/*.ipynb and book/*.md
     python tools/lint_book.py html _build/html     # lint a built book (tools/build_book.sh runs this)
     python tools/lint_book.py render OUT_DIR       # build the book WITHOUT executing it, then lint it
+    python tools/lint_book.py render OUT_DIR --execute [--offline]   # execute it (quick mode), then lint it
 
 Source rules (each a class of defect seen in this book):
 
@@ -192,9 +193,10 @@ def lint_html(build_dir: Path) -> list[Problem]:
 _PIXEL = ("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==")
 
 
-def _render_sources(src: Path) -> None:
-    """Copy the book's sources to ``src``; every code cell with a myst-nb figure caption gets a
-    placeholder image output, so that its figure (and ``{numref}`` to it) exists unexecuted."""
+def _render_sources(src: Path, placeholders: bool = True) -> None:
+    """Copy the book's sources to ``src``; with ``placeholders``, every code cell with a myst-nb
+    figure caption gets a placeholder image output, so that its figure (and ``{numref}`` to it)
+    exists unexecuted."""
     import nbformat
 
     if src.exists():
@@ -206,6 +208,8 @@ def _render_sources(src: Path) -> None:
     # _config.yml's local Sphinx extension and the pages' style sheet
     shutil.copytree(ROOT / "tools" / "sphinxext", src / "tools" / "sphinxext")
     shutil.copytree(ROOT / "_static", src / "_static")
+    if not placeholders:
+        return
     for path in (src / "book").glob("*.ipynb"):
         nb = nbformat.read(path, as_version=4)
         for cell in nb.cells:
@@ -214,27 +218,52 @@ def _render_sources(src: Path) -> None:
         nbformat.write(nb, path)
 
 
-def render(out_dir: Path) -> Path:
-    """Build the book without executing any cell (fast: markup only) into ``out_dir``; returns
-    the HTML folder. Sphinx warnings are errors, as in tools/build_book.sh. Built from a copy of
-    the sources in which captioned figure cells have a placeholder output (see _render_sources)."""
+#: the environment of an executed build, as in tools/build_book.sh: quick mode, no progress bars
+#: (a tqdm bar would be an empty widget in a static page), widgets replaced by their static twin
+BUILD_ENV = {"HOPFIELD_LAB_QUICK": "1", "TQDM_DISABLE": "1", "HOPFIELD_LAB_STATIC": "1"}
+
+
+def _run(cmd: list[str], what: str, env: dict | None = None) -> None:
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{what} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
+
+
+def render(out_dir: Path, execute: bool = False, offline: bool = False) -> Path:
+    """Build the book into ``out_dir``; returns the HTML folder. Sphinx warnings are errors, as in
+    tools/build_book.sh. Built from a copy of the sources.
+
+    ``execute=False``: no cell runs (fast: markup only); captioned figure cells get a placeholder
+    output (see _render_sources). ``execute=True``: every chapter runs in quick mode as in
+    tools/build_book.sh, with tools/figure_audit.py in its kernel (every PNG records its text sizes
+    and raw TeX), and the slide decks are written to ``html/slides``. ``offline=True``: then
+    tools/offline.py makes the build serve its own MathJax, reveal.js and icons."""
+    import os
+
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     cfg = (ROOT / "_config.yml").read_text()
-    cfg, n = re.subn(r"(?m)^(\s+execute_notebooks:\s*)\S+", r"\1'off'", cfg)
+    cfg, n = re.subn(r"(?m)^(\s+execute_notebooks:\s*)\S+", r"\1" + ("force" if execute else "'off'"), cfg)
     if n != 1:
         raise SystemExit("_config.yml: no execute: execute_notebooks: entry to switch off")
     src = out_dir / "src"
-    _render_sources(src)
+    _render_sources(src, placeholders=not execute)
     (src / "_config.yml").write_text(cfg)
     html = out_dir / "_build" / "html"
     if html.exists():
         shutil.rmtree(html)
-    cmd = [sys.executable, "-c", "from jupyter_book.cli.main import main; main()", "build", str(src), "--all",
-           "-W", "-n", "--keep-going", "--path-output", str(out_dir)]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise RuntimeError(f"jupyter-book build failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
+    env = None
+    if execute:
+        sys.path.insert(0, str(ROOT / "tools"))
+        import figure_audit
+        env = {**os.environ, **BUILD_ENV, "IPYTHONDIR": str(figure_audit.ipython_dir(out_dir / "ipython"))}
+    _run([sys.executable, "-c", "from jupyter_book.cli.main import main; main()", "build", str(src), "--all",
+          "-W", "-n", "--keep-going", "--path-output", str(out_dir)], "jupyter-book build", env)
+    if execute:
+        _run([sys.executable, str(ROOT / "tools" / "slides.py"), "--executed", str(out_dir / "_build" / "jupyter_execute"),
+              "--out", str(html / "slides")], "tools/slides.py")
+    if offline:
+        _run([sys.executable, str(ROOT / "tools" / "offline.py"), "localize", str(html)], "tools/offline.py localize")
     return html
 
 
@@ -247,7 +276,7 @@ def main(argv: list[str]) -> int:
     elif argv[0] == "html":
         problems = lint_html(Path(argv[1] if len(argv) > 1 else ROOT / "_build" / "html"))
     else:
-        problems = lint_html(render(Path(argv[1])))
+        problems = lint_html(render(Path(argv[1]), execute="--execute" in argv, offline="--offline" in argv))
     for p in problems:
         print(p)
     print(f"{len(problems)} problem(s)")

@@ -450,7 +450,13 @@ def render(slide_nb: nbformat.NotebookNode, assets: Assets | None = None) -> str
         if value:
             setattr(exporter, trait, value)
     html, _ = exporter.from_notebook_node(slide_nb, resources={"metadata": {"name": slide_nb.metadata["title"]}})
+    # nbconvert's template imports Mermaid (from a CDN) into every page; the decks draw no Mermaid
+    # diagram, and an offline deck must not reach for the network
+    html = _MERMAID.sub("", html)
     return html.replace("</head>", CSS + "</head>", 1)
+
+
+_MERMAID = re.compile(r"<script type=\"module\">\s*import mermaid from [^<]*</script>\s*")
 
 
 def build(page: str, chapter: int | None, book: cx.Book, executed: Path, out_dir: Path,

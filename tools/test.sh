@@ -6,6 +6,20 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source tools/env.sh
 export HOPFIELD_LAB_QUICK=1
+# The browser test (tests/test_browser.py) reads an offline build of the book in headless Chromium;
+# the offline build takes MathJax, reveal.js and fonts from the npm registry. As root (CI) install
+# what is missing; otherwise say so (the test then fails in one line: it never skips).
+need=()
+{ [ -x "${CHROMIUM:-/usr/bin/chromium}" ] || command -v chromium >/dev/null; } || need+=(chromium)
+command -v npm >/dev/null || need+=(npm)
+if [ "${#need[@]}" -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "==> apt-get install -y ${need[*]}"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+  else
+    echo "==> missing ${need[*]}: the browser test will fail (sudo apt-get install -y ${need[*]})"
+  fi
+fi
 echo "==> python -m pytest tests book --nbval-lax --nbval-current-env $*"
 set +e
 python -m pytest tests book --nbval-lax --nbval-current-env \
