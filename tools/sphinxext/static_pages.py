@@ -8,6 +8,10 @@ with require.js and the widget manager from a CDN. The book never embeds a live 
 page cannot run one), so every page loses all of it here: myst-nb keeps it as per-page JavaScript
 entries named ``ipywidgets_*`` (``myst_nb.sphinx_.NbMetadataCollector``).
 
+It also gives the theme a colour mode on a reader's first visit: pydata-sphinx-theme 0.15 reads
+``localStorage["mode"]`` (empty for a new visitor) and logs "Got invalid theme mode: ." as a
+console error before resetting it to "auto"; :data:`DEFAULT_MODE_JS` stores "auto" first.
+
 A widget *view* in a cell's output (e.g. a progress bar) is not handled here: the library makes
 none on the static pages (``runtime.progress_bar``, ``viz.show_widget``).
 """
@@ -26,6 +30,12 @@ def drop_widget_state(app, env) -> None:
     return []
 
 
+#: runs in <head> before the theme's scripts: a first visit starts in the theme's "auto" mode
+DEFAULT_MODE_JS = ('try { if (!localStorage.getItem("mode")) { localStorage.setItem("mode", "auto"); } '
+                   'document.documentElement.dataset.mode = localStorage.getItem("mode"); } catch (e) {}')
+
+
 def setup(app):
     app.connect("env-updated", drop_widget_state)
+    app.add_js_file(None, body=DEFAULT_MODE_JS, priority=1)
     return {"parallel_read_safe": True, "parallel_write_safe": True, "version": "1"}
