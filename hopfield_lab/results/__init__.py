@@ -21,6 +21,9 @@ Two modules, one home each:
 * :mod:`.committed` -- :func:`path` (a file or folder of this package), :func:`load` (one JSON,
   with a one-line error that says how to produce it when it is missing), :func:`save` (write one
   atomically, with its provenance), :func:`provenance` (hardware, software and time of a run);
+* :mod:`.summary` -- :func:`summarize_runs`, the one grouping of runs by configuration (family,
+  λ, n_iter, init) with n, mean and t interval per group (:mod:`hopfield_lab.stats`), used by the
+  book and the GPU suite alike; :func:`compare_groups` (paired over shared seeds, or Welch);
 * :mod:`.run` -- :class:`RunResult`, the typed, versioned record of one training run
   (:func:`load_result`, :func:`upgrade`), and the one spelling of run names and λ
   (:func:`run_name`, :func:`format_lam`); :func:`versions` and :func:`git_commit`.
@@ -28,6 +31,8 @@ Two modules, one home each:
 from .committed import HOME, MissingResultError, load, path, provenance, save
 from .run import (RESULT_NAME, SCHEMA_VERSION, RunResult, format_lam, git_commit, load_result, run_name, upgrade,
                   versions)
+from .summary import DEFAULT_BY, compare_groups, find_group, format_summary, summarize_runs
 
 __all__ = ["HOME", "MissingResultError", "path", "load", "save", "provenance", "RESULT_NAME", "SCHEMA_VERSION",
-           "RunResult", "load_result", "upgrade", "format_lam", "run_name", "git_commit", "versions"]
+           "RunResult", "load_result", "upgrade", "format_lam", "run_name", "git_commit", "versions",
+           "DEFAULT_BY", "summarize_runs", "find_group", "compare_groups", "format_summary"]
