@@ -31,8 +31,8 @@ Two modules, one home each:
 from .committed import HOME, MissingResultError, load, path, provenance, save
 from .run import (RESULT_NAME, SCHEMA_VERSION, RunResult, format_lam, git_commit, load_result, run_name, upgrade,
                   versions)
-from .summary import DEFAULT_BY, compare_groups, find_group, format_summary, summarize_runs
+from .summary import DEFAULT_BY, compare_groups, find_group, format_summary, group_name, summarize_runs
 
 __all__ = ["HOME", "MissingResultError", "path", "load", "save", "provenance", "RESULT_NAME", "SCHEMA_VERSION",
            "RunResult", "load_result", "upgrade", "format_lam", "run_name", "git_commit", "versions",
-           "DEFAULT_BY", "summarize_runs", "find_group", "compare_groups", "format_summary"]
+           "DEFAULT_BY", "summarize_runs", "find_group", "compare_groups", "group_name", "format_summary"]

@@ -15,7 +15,7 @@ import numpy as np
 
 from .. import stats
 
-__all__ = ["DEFAULT_BY", "field_of", "summarize_runs", "find_group", "compare_groups", "format_summary"]
+__all__ = ["DEFAULT_BY", "field_of", "summarize_runs", "find_group", "compare_groups", "group_name", "format_summary"]
 
 DEFAULT_BY = ("family", "lam", "n_iter", "init")
 """What makes a configuration: runs equal in these fields are seeds of one configuration."""
@@ -98,7 +98,8 @@ def compare_groups(a: dict, b: dict, paired: bool = True, confidence: float = st
     return stats.welch_interval(a["values"], b["values"], confidence)
 
 
-def _name(g: dict) -> str:
+def group_name(g: dict) -> str:
+    """A short name of a group: ``"asymmixer lam=0.01"``, ``"paramixer n_iter=2"``, ``"vanillamixer init=tied"``."""
     parts = [str(g.get("family") or g.get("model") or "?")]
     if g.get("lam") is not None:
         parts.append(f"lam={g['lam']:g}")
@@ -117,5 +118,5 @@ def format_summary(groups: Sequence[dict], scale: float = 100.0, unit: str = "%"
         sd = "-" if math.isnan(g["sd"]) else f"{scale * g['sd']:.2f}"
         iv = g["interval"]
         ci = "- (one seed)" if iv is None else f"{scale * iv.low:.2f} to {scale * iv.high:.2f}{unit}"
-        lines.append(f"{_name(g):<34} {g['n']:>2} {scale * g['mean']:>7.2f}{unit} {sd:>6}  {ci}")
+        lines.append(f"{group_name(g):<34} {g['n']:>2} {scale * g['mean']:>7.2f}{unit} {sd:>6}  {ci}")
     return "\n".join(lines)
