@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from hopfield_lab import cli, results
-from hopfield_lab.demos.training import SEEDED_FOLDER as SEEDED
+from hopfield_lab.demos.symmetry_study import SEEDED_FOLDER as SEEDED
 from hopfield_lab.train import TrainConfig, benchmark
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -54,7 +54,10 @@ def _breaks(result: dict) -> bool:
 
 
 def n_iter_of(result: dict) -> int:
-    """Weight-shared iterations per block of a run (``config.model_overrides.n_iter``, default 1)."""
+    """Weight-shared iterations per block of a run: its ``n_iter`` (RunResult, schema 3), else
+    ``config.model_overrides.n_iter`` (default 1)."""
+    if result.get("n_iter") is not None:
+        return int(result["n_iter"])
     over = (result.get("config") or {}).get("model_overrides") or {}
     return int(over.get("n_iter", 1))
 
@@ -90,12 +93,6 @@ def _sort_key(r: dict):
 REFERENCE_FOLDER = "cifar10_reference"
 """Sub-folder of the committed results holding the 30-epoch reference accuracies (not run records)."""
 
-SEEDED_FOLDER = "symmetry_cpu"
-"""Sub-folder of the committed results holding the seeded CPU study of spontaneous symmetry
-breaking (``benchmarks/symmetry_study.sh``; other models, data and length than the GPU studies of
-``cifar10*/``, so :func:`study_folders` leaves it out: :func:`load_seeded_study` reads it)."""
-
-
 def study_folders(root: Optional[Path] = None) -> list[Path]:
     """The committed CIFAR-10 study folders: ``cifar10/`` and any ``cifar10_*/`` beside it (a longer
     or multi-seed study), except :data:`REFERENCE_FOLDER`. ``root`` defaults to the package's
@@ -103,12 +100,6 @@ def study_folders(root: Optional[Path] = None) -> list[Path]:
     root = Path(root or RESULTS_HOME)
     found = [p for p in sorted(root.glob("cifar10*")) if p.is_dir() and p.name != REFERENCE_FOLDER]
     return [p for p in found if p.name == "cifar10" or p.name.startswith("cifar10_")]
-
-
-def load_seeded_study(root: Optional[Path] = None) -> list[dict]:
-    """The runs of the committed seeded CPU study (:data:`SEEDED_FOLDER`), as :func:`load_results`
-    gives them; an empty list when the folder is missing."""
-    return load_results(Path(root or RESULTS_HOME) / SEEDED_FOLDER)
 
 
 def load_results(directory, pattern: str = "*.json") -> list[dict]:
@@ -150,7 +141,7 @@ def _view(result: RunResult, **extra) -> dict:
     """The plain dict the tables and figures read: the result plus its ``family``, ``n_iter``,
     ``label`` and ``study``."""
     r = dict(result.to_dict(), **extra)
-    r.update(family=family_of(result.model).name, n_iter=n_iter_of(r))
+    r.update(family=family_of(result.model).name, n_iter=int(result.n_iter))
     r["label"] = label(r)
     r["study"] = study_of(r)
     return r
