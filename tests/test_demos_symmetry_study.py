@@ -2,6 +2,7 @@
 their intervals and verdicts, the tied-start drift, anti-alignment by seed, the figures; and the
 committed study's facts that the chapter's text rests on."""
 import json
+from pathlib import Path
 import math
 
 import matplotlib
@@ -138,3 +139,42 @@ def test_alignment_by_seed_counts_seeds(tmp_path):
     assert verdict[("paramixer", "channels")] == "no seed"          # 1 of 2 blocks: not a majority
     assert "of 5" in ss.format_alignment_by_seed(rows)
     assert ss.plot_alignment_by_seed(rows).get_size_inches()[0] <= 7.5
+
+
+def test_answers_are_read_from_the_runs(tmp_path):
+    runs = _study(tmp_path, drop={n for n in ss.study_plan() if "_ni2_" in n})
+    ans = ss.answers(runs)
+    assert ans["ordering"][0].startswith("cost of tying: ParaMixer − SymMixer: +10.0 points")
+    assert "resolved" in ans["ordering"][0]
+    assert any("ParaMixer started tied (3 seeds): token MLPs leave the tied configuration" in s for s in ans["tied"])
+    assert any("after epoch 3" in s and "blocks 0.40 to 0.60" in s for s in ans["tied"])
+    assert all("not measured" in s for s in ans["n_iter"])
+    assert any(s.startswith("ParaMixer channel MLPs") and "no seed" in s for s in ans["anti"])
+    assert "n_iter 2 vs 1:" in ss.format_answers(ans)
+
+
+# ------------------------------------------------------------------ the committed study
+COMMITTED = ss.load_study()
+
+
+@pytest.mark.skipif(not COMMITTED, reason="no committed seeded study")
+def test_committed_study_is_the_plan_with_the_settings_the_chapter_states():
+    folder = results.path(ss.SEEDED_FOLDER)
+    names = sorted(p.stem for p in folder.glob("*.json"))
+    assert len(names) == len(COMMITTED) and set(names) <= set(ss.study_plan())
+    readme = (folder / "README.md").read_text()
+    p = ss.progress(COMMITTED)
+    assert ("complete: all 41 runs" in readme) == (p["done"] == 41)
+    if p["missing"]:
+        assert f"partial: {p['done']} of 41 runs" in readme
+    for r in COMMITTED:   # what the chapter and the README say about the set-up
+        assert r["model"].endswith("_cifar_cpu") and r["epochs"] == r["epochs_done"] == 4
+        assert (r["n_train"], r["n_test"], r["img_size"], r["config"]["batch_size"]) == (10_000, 5_000, 32, 128)
+        assert r["device"] == "cpu" and len({b["block"] for b in r["symmetry"]}) == 4
+        assert r["init"] == ("tied" if "_tied_" in Path(r["path"]).stem else "random")
+        assert r["n_iter"] == (2 if "_ni2_" in Path(r["path"]).stem else 1)
+        assert [e["epoch"] for e in r["symmetry_history"]] == [1, 2, 3, 4]
+    scales = ss.random_scales(COMMITTED[0])                 # "≈ 0.016" and "≈ 0.004" in the chapter
+    assert round(scales["tokens"], 3) == 0.016 and round(scales["channels"], 3) == 0.004
+    for r in ss.select(COMMITTED, "symmixer"):              # the control tied by construction
+        assert min(row["cosine"] for e in r["symmetry_history"] for row in e["report"]) > 1 - 1e-6

@@ -170,7 +170,7 @@ def plot_comparisons(rows: Sequence[dict], ax=None, title: Optional[str] = None)
     ax.set_yticks(range(len(rows)))
     ax.set_yticklabels([r["name"].replace("λ", r"$\lambda$") for r in reversed(rows)], fontsize=8)
     ax.set(xlabel="difference of mean test accuracy (percentage points), 95 % CI",
-           title=title or "Which differences the seeds resolve (filled: the interval excludes 0)")
+           title=title or "Differences and their 95 % intervals (filled: excludes 0, resolved)")
     ax.grid(axis="x", alpha=0.3)
     return ax.figure
 
@@ -240,7 +240,7 @@ def format_tied_drift(rows: Sequence[dict]) -> str:
         rnd = "-" if r["random_end"] is None else f"{r['random_end']:+.3f}"
         lines.append(f"{r['label']:<18} {r['branch']:<9} {r['after_1']:>+8.3f} "
                      f"{r['end']:>+7.3f} ({r['end_min']:+.2f}..{r['end_max']:+.2f}) {rnd:>13} "
-                     f"{r['end'] / r['scale']:>11.0f}x   ({r['n_seeds']} seeds, {r['epochs']} epochs)")
+                     f"{r['end'] / r['scale']:>+12.0f}   ({r['n_seeds']} seeds, {r['epochs']} epochs)")
     return "\n".join(lines)
 
 
@@ -254,8 +254,10 @@ def plot_tied_start(runs: Sequence[dict], axes=None):
     Returns the figure (7.5 in wide)."""
     import matplotlib.pyplot as plt
 
+    from matplotlib.ticker import MaxNLocator
+
     if axes is None:
-        _, axes = plt.subplots(1, 2, figsize=(7.5, 3.3), constrained_layout=True)
+        _, axes = plt.subplots(1, 2, figsize=(7.5, 4.4), layout="constrained")
     configs = [(f, 0.0 if f == "asymmixer" else None, init) for f in TIED_FAMILIES for init in ("random", "tied")]
     configs += [("symmixer", None, "random"), ("asymmixer", 1e-2, "random")]
     for fam, lam, init in configs:
@@ -274,10 +276,12 @@ def plot_tied_start(runs: Sequence[dict], axes=None):
         axes[1].plot(h["epochs"], cos, ls=ls, color=color, marker="o", ms=3)
     axes[0].set(xlabel="epoch", ylabel="test accuracy (%)", title="Learning curves (mean over seeds)")
     axes[1].set(xlabel="epoch (0: start)", ylabel=f"block mean of {_COS}", title="Weight symmetry during training")
-    axes[0].legend(fontsize=8, loc="lower right", ncol=1, title="(seeds)", title_fontsize=8)
+    axes[0].figure.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", ncol=3, fontsize=8,
+                          title="(number of seeds)", title_fontsize=8)
     for ax in axes:
         ax.grid(alpha=0.3)
         ax.tick_params(labelsize=8)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     return axes[0].figure
 
 
@@ -392,3 +396,59 @@ def plot_alignment_by_seed(rows: Sequence[dict], axes=None, threshold: float = T
         ax.tick_params(labelsize=8)
     axes[1].legend(fontsize=8, loc="best")
     return axes[0].figure
+
+
+# ---------------------------------------------------------------------------- the answers, as text
+def _iv_text(row: dict) -> str:
+    iv = row["interval"]
+    if iv is None:
+        return "not measured (needs 2 or more seeds on each side)"
+    seeds = f"{iv.n} paired seeds" if row["paired"] else f"{iv.n[0]} and {iv.n[1]} seeds"
+    return f"{100 * iv.estimate:+.1f} points (95 % CI {100 * iv.low:+.1f} to {100 * iv.high:+.1f}, {seeds}): {row['verdict']}"
+
+
+def answers(runs: Sequence[dict]) -> dict[str, list[str]]:
+    """The study's four answers as sentences, every number read from ``runs``:
+    ``{"ordering", "tied", "anti", "n_iter"}`` -> lines. A configuration the files lack is
+    reported as not measured, never guessed."""
+    rows = comparisons(runs)
+    out: dict[str, list[str]] = {"ordering": [], "tied": [], "anti": [], "n_iter": []}
+    for r in rows[:6]:
+        out["ordering"].append(f"{r['name']}: {_iv_text(r)}.")
+    drift = {(d["family"], d["branch"]): d for d in tied_drift(runs)}
+    for fam in TIED_FAMILIES:
+        ds = [drift[(fam, b)] for b in BRANCHES if (fam, b) in drift]
+        if not ds:
+            out["tied"].append(f"{FAMILIES[fam].label}: no tied-start runs in the files.")
+            continue
+        parts = []
+        for d in ds:
+            how = ("stay tied" if d["end_min"] > 0.99 else "move slightly away from tied" if d["end_min"] > 0.9
+                   else "leave the tied configuration")
+            parts.append(f"{d['branch'][:-1]} MLPs {how}: block-mean cosine {d['after_1']:.2f} after epoch 1 and "
+                         f"{d['end']:.2f} after epoch {d['epochs']} (blocks {d['end_min']:.2f} to {d['end_max']:.2f}; "
+                         f"{d['end'] / d['scale']:.0f} random scales"
+                         + ("" if d["random_end"] is None else f"; the random start ends at {d['random_end']:+.3f}")
+                         + ")")
+        lam = " λ=0" if fam == "asymmixer" else ""
+        out["tied"].append(f"{FAMILIES[fam].label}{lam} started tied ({ds[0]['n_seeds']} seeds): " + "; ".join(parts) + ".")
+    for r in rows[6:10]:
+        out["tied"].append(f"test accuracy, {r['name']}: {_iv_text(r)}.")
+    for (fam, branch), v in alignment_verdict(alignment_by_seed(runs)).items():
+        n = len(select(runs, fam))
+        out["anti"].append(f"{FAMILIES[fam].label} {branch[:-1]} MLPs: anti-aligned (below −{THRESHOLD:g} random scales) "
+                           f"in most blocks in {v} (of {n}).")
+    for r in rows[10:]:
+        out["n_iter"].append(f"{r['name']}: {_iv_text(r)}.")
+    return out
+
+
+def format_answers(ans: dict[str, list[str]], which: Sequence[str] = ("ordering", "tied", "anti", "n_iter")) -> str:
+    """:func:`answers` as indented text, one block per question."""
+    titles = {"ordering": "the ordering and the cost of tying (differences of mean test accuracy)",
+              "tied": "started from tied weights", "anti": "anti-alignment across seeds", "n_iter": "n_iter 2 vs 1"}
+    lines = []
+    for k in which:
+        lines.append(f"{titles[k]}:")
+        lines += [f"  - {s}" for s in ans[k]]
+    return "\n".join(lines)

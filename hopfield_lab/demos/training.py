@@ -552,7 +552,7 @@ def plot_learning_curves(results: Sequence[dict], key: str = "test_acc", ax=None
                    marker="o" if len(epochs) < 15 else None, ms=3)
     ax.set(xlabel="epoch", ylabel=key.replace("_", " ") + (" (%)" if pct else ""),
            title=title or f"Learning curves: {key.replace('_', ' ')}")
-    ax.legend(fontsize=7, ncol=2, loc="best")
+    ax.legend(fontsize=8, ncol=2, loc="best")
     ax.grid(alpha=0.3)
     return ax.figure
 
@@ -610,7 +610,7 @@ def plot_symmetry_blocks(results: Sequence[dict], metric: str = "cosine", axes=N
 
     _one_study(results, "plot_symmetry_blocks")
     if axes is None:
-        _, axes = plt.subplots(1, 2, figsize=(12, 3.8), constrained_layout=True, sharey=True)
+        _, axes = plt.subplots(1, 2, figsize=(7.5, 3.4), constrained_layout=True, sharey=True)
     groups = group_runs(results)
     for g in groups:
         try:
@@ -627,7 +627,7 @@ def plot_symmetry_blocks(results: Sequence[dict], metric: str = "cosine", axes=N
         ax.set(xlabel="block", ylabel=METRIC_LABELS.get(metric, metric),
                title=f"{branch} MLPs: {METRIC_LABELS.get(metric, metric)}")
         ax.grid(alpha=0.3)
-    axes[1].legend(fontsize=7, ncol=2, loc="best")
+    axes[1].legend(fontsize=8, ncol=2, loc="best")
     if title:
         axes[0].figure.suptitle(title)
     return axes[0].figure
@@ -659,7 +659,7 @@ def plot_symmetry_history(results: Sequence[dict], metric: str = "cosine", ax=No
     what = "block mean" if branch is None else f"{branch}: block mean"
     ax.set(xlabel="epoch", ylabel=f"{what} of {METRIC_LABELS.get(metric, metric)}",
            title=title or "Weight symmetry during training")
-    ax.legend(fontsize=7, ncol=2, loc="best")
+    ax.legend(fontsize=8, ncol=2, loc="best")
     ax.grid(alpha=0.3)
     return ax.figure
 
@@ -670,7 +670,8 @@ FULL_LIVE_EPOCHS = 12
 
 
 def live_config(model: str, lam: Optional[float] = None, n_iter: int = 1, quick: Optional[bool] = None,
-                dataset: Optional[str] = None, epochs: Optional[int] = None, seed: int = 0, **fields):
+                dataset: Optional[str] = None, epochs: Optional[int] = None, seed: int = 0, init: str = "random",
+                **fields):
     """A :class:`~hopfield_lab.train.TrainConfig` for a live run of ``model`` (a family name).
 
     Quick mode: the ``*_cifar_tiny`` preset (depth 2, C = 64) on scikit-learn's 8x8 digits with
@@ -678,7 +679,8 @@ def live_config(model: str, lam: Optional[float] = None, n_iter: int = 1, quick:
     seconds per run. Full mode: the ``*_cifar_small`` preset (depth 8, C = 256) on CIFAR-10 with
     the set-up of the GPU study (batch 512, lr 1e-3 one-cycle, pad-4 crop + flip),
     :data:`FULL_LIVE_EPOCHS` epochs, bf16 autocast only on GPUs with bf16 tensor cores
-    (:func:`hopfield_lab.perf.amp_dtype`). ``fields`` override any :class:`TrainConfig` field.
+    (:func:`hopfield_lab.perf.amp_dtype`). ``init="tied"`` starts every MLP at W2 = W1ᵀ (the
+    model option). ``fields`` override any :class:`TrainConfig` field.
     """
     from ..runtime import quick as _quick
     from ..train import TrainConfig
@@ -688,6 +690,8 @@ def live_config(model: str, lam: Optional[float] = None, n_iter: int = 1, quick:
     over = dict(fields.pop("model_overrides", {}) or {})
     if n_iter != 1:
         over["n_iter"] = int(n_iter)
+    if init != "random":
+        over["init"] = init
     if q:
         over.setdefault("img_size", 8)
         over.setdefault("patch_size", 2)
@@ -702,7 +706,7 @@ def live_config(model: str, lam: Optional[float] = None, n_iter: int = 1, quick:
 
 
 def quick_run(model: str, lam: Optional[float] = None, n_iter: int = 1, **kw) -> dict:
-    """Train one live run with :func:`live_config` and return the result dict, with ``family``,
+    """Train one live run with :func:`live_config` (``init="tied"`` for a tied start) and return the result dict, with ``family``,
     ``n_iter``, ``label`` and ``study`` added (as :func:`load_results` adds them)."""
     from ..train import train
 

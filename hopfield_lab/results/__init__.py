@@ -11,6 +11,8 @@ folder             what                                                        w
                    MetaFormer on MNIST, the large ODE system, ...)
 ``cifar10/``       the CIFAR-10 training study of chapter 8 (12 epochs; a      ``benchmarks/cifar10_study.sh``
                    longer or multi-seed study goes in a sibling ``cifar10_*/``)
+``symmetry_cpu/``  the seeded CPU study of spontaneous symmetry breaking        ``benchmarks/symmetry_study.sh``,
+                   (chapter 8: error bars, tied start, n_iter; 41 runs)         ``commit_symmetry_study.py``
 ``cifar10_``       30-epoch reference accuracies measured with the official    by hand, from the
 ``reference/``     model code (one home for those numbers; see its README)     runs it describes
 ``throughput/``    training img/s, ours against the official code              ``benchmarks/bench_mixer.py``
