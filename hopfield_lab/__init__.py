@@ -19,7 +19,9 @@ module                      contents
 ``config``                  ``TrainConfig``: one run's settings
 ``train``, ``checkpoint``   the training loop; atomic checkpoints and resume
 ``bench``                   training throughput
-``results``                 run records (``RunResult``) and the committed results (package data)
+``results``                 run records (``RunResult``), ``summarize_runs`` (the one grouping of
+                            runs by configuration) and the committed results (package data)
+``stats``                   means, Student-t intervals, paired and Welch comparisons, verdicts
 ``distributed``             torchrun / DDP helpers
 ``recipes``, ``streaming``  the paper's 224-px recipe and the streaming loader
 ``metaformer``              the Energy MetaFormer

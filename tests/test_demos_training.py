@@ -45,7 +45,7 @@ def _fake_result(model, acc, lam=None, n_iter=1, epochs=3, device="FakeGPU 80GB"
              "epoch_time_s": 1.0, "img_per_s": 1000.0, "time_s": e + 1.0} for e in range(epochs)]
     rep = _fake_report(2, *cos, v_ratio=None if lam is None else 0.1)
     return RunResult(
-        model=model, lam=lam, dataset="cifar10", epochs=epochs, epochs_done=epochs, seed=0, test_acc=acc,
+        model=model, lam=lam, n_iter=n_iter, dataset="cifar10", epochs=epochs, epochs_done=epochs, seed=0, test_acc=acc,
         best_test_acc=acc, params=1000, n_train=50000, n_test=10000, img_size=32, history=hist, symmetry=rep,
         symmetry_history=[{"epoch": e + 1, "report": rep} for e in range(epochs)], img_per_s=1234.0, device=device,
         world_size=1, amp="bf16", torch_version="9.9", finished_at="2026-01-02T03:04:05Z",

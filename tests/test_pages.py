@@ -128,6 +128,10 @@ def test_outlook_numbers_are_the_result_files():
     big = sorted(abs(v) for v in z.values() if abs(v) > 3)
     assert f"{round(big[0])} to {round(big[-1])} of their random" in text
     assert "never towards it" not in text and "seven standard deviations" not in text
+    ch8 = json.loads((ROOT / "book" / "08_training.ipynb").read_text())
+    ch8_text = "".join("".join(c["source"]) for c in ch8["cells"])
+    assert "standard\ndeviations below zero" not in ch8_text and "seven standard deviations" not in ch8_text
+    assert "not a significance test" in ch8_text, "chapter 8 says what the random scale is: a unit"
 
 
 _words = {14: "fourteen", 15: "fifteen", 16: "sixteen", 17: "seventeen"}

@@ -166,6 +166,9 @@ def plot_comparisons(rows: Sequence[dict], ax=None, title: Optional[str] = None)
         color = "C3" if iv.resolved else "0.45"
         ax.plot([100 * iv.low, 100 * iv.high], [y, y], color=color, lw=2)
         ax.plot([100 * iv.estimate], [y], "o", color=color, mfc=color if iv.resolved else "white", ms=6)
+    if not rows:
+        ax.text(0.5, 0.5, "no comparison has 2 or more seeds on both sides yet", ha="center", va="center",
+                transform=ax.transAxes, fontsize=9)
     ax.axvline(0, color="k", lw=0.8)
     ax.set_yticks(range(len(rows)))
     ax.set_yticklabels([r["name"].replace("λ", r"$\lambda$") for r in reversed(rows)], fontsize=8)

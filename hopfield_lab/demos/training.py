@@ -838,6 +838,15 @@ def check_weight_cosine(fn) -> None:
 
 
 # ------------------------------------------------------------------------------------------ widget
+def _selection_axes():
+    """The widget's figure, 7.5 in wide: learning curves on top, the token and channel panels below."""
+    import matplotlib.pyplot as plt
+
+    fig = plt.figure(figsize=(7.5, 6.2), constrained_layout=True)
+    grid = fig.subplot_mosaic([["acc", "acc"], ["tokens", "channels"]])
+    return fig, [grid["acc"], grid["tokens"], grid["channels"]]
+
+
 def _draw_selection(axes, results, selected: dict, metric: str):
     """Redraw the widget's three panels for ``selected`` (a :func:`group_runs` configuration)."""
     for ax in axes:
@@ -899,7 +908,7 @@ def make_widget(results: Sequence[dict], metric: str = "cosine"):
         m = controls["metric"].value
         with out:
             out.clear_output(wait=True)
-            fig, axes = plt.subplots(1, 3, figsize=(16, 3.9), constrained_layout=True)
+            fig, axes = _selection_axes()
             _draw_selection(axes, results, sel, m)
             plt.show()
             plt.close(fig)
@@ -915,12 +924,10 @@ def make_widget(results: Sequence[dict], metric: str = "cosine"):
 def lambda_player(results: Sequence[dict], metric: str = "cosine", interval: int = 900, dpi: int = 72):
     """Static twin of :func:`make_widget`: one frame per AsymMixer λ (same panels). Returns
     ``(player, labels)`` with the ``IPython.display.HTML`` player and the frame labels."""
-    import matplotlib.pyplot as plt
-
     from .. import viz
 
     groups = _asym_groups(results)
-    fig, axes = plt.subplots(1, 3, figsize=(16, 3.9), constrained_layout=True)
+    fig, axes = _selection_axes()
 
     def update(i):
         _draw_selection(axes, results, groups[i], metric)
