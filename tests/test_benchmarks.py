@@ -12,6 +12,7 @@ import torch
 
 from hopfield_lab import cli, results
 from hopfield_lab.demos.symmetry_study import SEEDED_FOLDER as SEEDED
+from hopfield_lab.demos.symmetry_study import study_plan
 from hopfield_lab.train import TrainConfig, benchmark
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -151,10 +152,9 @@ def test_suite_plan_holds_the_seeded_cpu_study_at_full_size():
     """The GPU suite's study is the plan of benchmarks/symmetry_study.sh at the cifar_small size:
     every run of the committed CPU study has its 30-epoch twin (same family, λ, n_iter, init, seed)."""
     names = {r.name for r in gpu_suite.plan(gpu_suite.REAL, "d") if r.folder == gpu_suite.STUDY_DIR}
-    cpu = sorted(p.stem for p in results.path(SEEDED).glob("*.json"))
-    assert len(cpu) >= 20, "the committed seeded CPU study is missing"
-    missing = [n for n in cpu if n.replace("_cifar_cpu", "_cifar_small") not in names]
-    assert not missing, missing
+    assert set(study_plan("cifar_small")) <= names, sorted(set(study_plan("cifar_small")) - names)
+    committed = {p.stem for p in results.path(SEEDED).glob("*.json")}
+    assert committed and committed <= set(study_plan("cifar_cpu"))
 
 
 @pytest.mark.parametrize("index", [0, 3, 8, 17, 19, 23, 29])
