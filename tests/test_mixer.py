@@ -485,3 +485,18 @@ def test_tied_init_starts_every_mlp_at_w2_equal_w1_transpose(family):
 def test_tied_init_is_checked():
     with pytest.raises(ValueError, match="init must be one of random, tied"):
         mixer.create_model("paramixer_cifar_tiny", init="symmetric")
+
+
+@pytest.mark.parametrize("family", list(mixer.FAMILIES))
+def test_the_trainer_builds_the_tied_start_from_the_sweeps_override(family):
+    """Step 0 of a run of ``sweep --inits tied`` (model override init=tied): the model the trainer
+    builds has cosine 1 in every MLP before the first step, and the live runs' config passes it."""
+    from hopfield_lab.demos.training import live_config
+    from hopfield_lab.symmetry import symmetry_report
+    from hopfield_lab.train import build_model
+
+    cfg = live_config(family, lam=0.0, quick=True, init="tied")
+    assert cfg.model_overrides["init"] == "tied"
+    model = build_model(cfg, num_classes=10, in_chans=1, img_size=8)
+    assert model.init == "tied"
+    assert all(r["cosine"] == pytest.approx(1.0, abs=1e-12) for r in symmetry_report(model))
