@@ -349,6 +349,10 @@ def alignment_by_seed(runs: Sequence[dict], families: Sequence[str] = FREE, thre
     return rows
 
 
+def _z(v: float) -> str:
+    return f"{round(float(v)) + 0:+d}"                       # no "-0"
+
+
 def format_alignment_by_seed(rows: Sequence[dict], threshold: float = THRESHOLD) -> str:
     """:func:`alignment_by_seed` as text, one line per family and branch: per block how many seeds
     are anti-aligned (``-``), aligned (``+``), and the range of z over seeds."""
@@ -356,7 +360,7 @@ def format_alignment_by_seed(rows: Sequence[dict], threshold: float = THRESHOLD)
              "z = cos / random scale (min..max over seeds)"]
     for (fam, branch) in dict.fromkeys((r["family"], r["branch"]) for r in rows):
         sub = [r for r in rows if r["family"] == fam and r["branch"] == branch]
-        cells = [f"b{r['block']}: {r['anti']}-/{r['aligned']}+ of {r['n']} ({r['z'].min():+.0f}..{r['z'].max():+.0f})"
+        cells = [f"b{r['block']}: {r['anti']}-/{r['aligned']}+ of {r['n']} ({_z(r['z'].min())}..{_z(r['z'].max())})"
                  for r in sub]
         lines.append(f"{sub[0]['label']:<17} {branch:<8} scale {sub[0]['scale']:.4f}: " + "; ".join(cells))
     return "\n".join(lines)
