@@ -178,3 +178,24 @@ def test_committed_study_is_the_plan_with_the_settings_the_chapter_states():
     assert round(scales["tokens"], 3) == 0.016 and round(scales["channels"], 3) == 0.004
     for r in ss.select(COMMITTED, "symmixer"):              # the control tied by construction
         assert min(row["cosine"] for e in r["symmetry_history"] for row in e["report"]) > 1 - 1e-6
+
+
+@pytest.mark.skipif(ss.progress(COMMITTED)["done"] < 41, reason="the committed seeded study is not complete")
+def test_the_tied_start_paragraph_of_chapter_8_is_true_of_the_files():
+    drift = ss.tied_drift(COMMITTED)
+    assert len(drift) == 6 and round(min(d["end_min"] for d in drift), 2) >= 0.90        # "at least 0.90"
+    by = {(d["family"], d["branch"]): d for d in drift}
+    for fam in ss.TIED_FAMILIES:
+        assert by[(fam, "channels")]["end"] < by[(fam, "tokens")]["end"]                 # channels lower
+        lam = 0.0 if fam == "asymmixer" else None
+        h = ss.cosine_history(ss.select(COMMITTED, fam, lam, init="tied"), start=1.0)
+        for b in ss.BRANCHES:
+            m = h[b].mean(axis=(0, 2))                                                     # (epochs + 1,)
+            assert m[0] - m[2] > m[2] - m[4], (fam, b)                                     # more in epochs 1-2
+    rows = ss.comparisons(COMMITTED)
+    vs_sym = ss.find(rows, "ParaMixer tied start − SymMixer")["interval"]
+    vs_rand = ss.find(rows, "ParaMixer: tied − random start")["interval"]
+    cost = ss.find(rows, "cost of tying: ParaMixer − SymMixer")["interval"]
+    assert vs_sym.low > 0 and vs_rand.high < 0 and vs_sym.estimate > cost.estimate / 2
+    for name in ("vanilla: tied − random start", "AsymMixer λ=0: tied − random start"):
+        assert ss.find(rows, name)["verdict"] == "not resolved"
