@@ -20,15 +20,20 @@ run; with ``--tiny`` also ``synthetic`` or ``digits``. What it does, most import
    JSON the moment it finishes; a run that cannot finish inside the budget is not started, one
    that is still going at the deadline is stopped (its checkpoint stays, so rerunning the same
    command resumes it).
-3. **If time allows**: n_iter = 2 for ParaMixer and SymMixer (``OUT/cifar10``), a free ParaMixer
-   started from tied weights W2 = W1ᵀ (``OUT/extras``, with its symmetry at initialisation: does
-   it stay near symmetric?), and two short epochs of the 224-px ``--recipe paper`` timed
-   (``OUT/extras/paper224_*.json``: img/s and what 300 epochs would cost).
+3. **If time allows, the rest of the seeded study of spontaneous symmetry breaking** (the plan of
+   ``benchmarks/symmetry_study.sh gpu``, book chapter 8) in the same folder: the vanilla Mixer,
+   ParaMixer and AsymMixer λ = 0 started from tied weights (``init="tied"``, W2 = W1ᵀ, V = 0)
+   with seeds 0-2, ParaMixer and SymMixer with n_iter = 2 (seeds 0-2), AsymMixer λ ∈ {1e-4, 1e-2}
+   with seeds 1-2, and the four models with seeds 3-4; then two short epochs of the 224-px
+   ``--recipe paper`` timed (``OUT/extras/paper224_*.json``: img/s and what 300 epochs would
+   cost). The whole plan does not fit one 9-minute session: rerun the same command (finished runs
+   are skipped, a stopped one resumes from its checkpoint) until the summary says "all done".
 
 Then a summary (printed and ``OUT/summary.json``): the throughput table with the goals (2x the
-official eager img/s, 1.2x the official compiled), mean ± spread over seeds, the λ curve and
-what was skipped. ``OUT/environment.json`` records hardware, driver, torch, git commit, settings
-and times; every result JSON records its own. ``--bundle FILE`` keeps a ``.tar.gz`` of OUT
+official eager img/s, 1.2x the official compiled), per configuration the seeds' mean with its
+95 % Student-t interval (:func:`hopfield_lab.results.summarize_runs`, the grouping the book uses
+too), the cosine of the tied-start runs, and what was skipped. ``OUT/environment.json`` records
+hardware, driver, torch, git commit, settings and times; every result JSON records its own. ``--bundle FILE`` keeps a ``.tar.gz`` of OUT
 (without checkpoints and caches) up to date after every finished piece of work, for machines
 that return only a few files.
 """
@@ -60,7 +65,11 @@ from hopfield_lab import mixer  # noqa: E402
 
 FAMILIES = tuple(mixer.FAMILIES)  # the paper's four families, in the registry's order
 LAMS = (1e-5, 1e-4, 1e-3, 1e-2, 1e-1)
-SEEDS = (0, 1, 2)
+#: the seeded study of spontaneous symmetry breaking (benchmarks/symmetry_study.sh): started from
+#: tied weights, the AsymMixer's λ with seeds, n_iter 2
+TIED_FAMILIES = ("vanillamixer", "paramixer", "asymmixer")
+SEEDED_LAMS = (1e-4, 1e-2)
+NI2_FAMILIES = ("paramixer", "symmixer")
 #: the training set-up of the 30-epoch reference (results/cifar10_reference/README.md), as TrainConfig fields
 STUDY = dict(batch_size=512, lr=1e-3, schedule="onecycle", weight_decay=0.05, label_smoothing=0.1)
 #: issue 15's goals: our default training path (compiled on CUDA, eager on CPU) over the official code's
@@ -84,6 +93,8 @@ class Sizes:
     budget_s: float
     paper: dict                 # TrainConfig fields of the 224-px timing
     paper_min_s: float          # time it needs (start-up, loader workers, two short epochs)
+    seeds: tuple = (0, 1, 2, 3, 4)   # seeds of the four main configurations (the first three: the reference study)
+    side_seeds: tuple = (0, 1, 2)    # seeds of the tied-start, n_iter 2 and λ > 0 configurations
 
 
 REAL = Sizes(device="cuda", preset="cifar_small", epochs=30, train=dict(STUDY),
@@ -96,7 +107,7 @@ TINY = Sizes(device="cpu", preset="cifar_tiny", epochs=2,
              workers=2, budget_s=600.0,
              paper=dict(epochs=2, train_subset=64, test_subset=32, batch_size=16, img_size=32,
                         model_overrides={"embed_dim": 32, "num_blocks": 1}, workers=0, compile=False),
-             paper_min_s=0.0)
+             paper_min_s=0.0, seeds=(0, 1, 2), side_seeds=(0, 1))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -110,7 +121,6 @@ class Run:
     folder: str                 # STUDY_DIR or "extras"
     fields: dict
     cost: float = 1.0
-    tied: bool = False
     exclusive: bool = False     # runs alone on the device, after the others (timing)
     min_s: float = 0.0          # start only with at least this much time left
     status: str = "pending"
@@ -118,30 +128,31 @@ class Run:
     note: str = ""
 
 
-def _run_name(model: str, lam, seed: int, n_iter: int | None = None) -> str:
+def plan(sizes: Sizes, data: str, extras: bool = True) -> list[Run]:
+    """The runs in order of importance (see the module docstring); every run's name is the
+    sweep's (:func:`hopfield_lab.results.run_name`), so ``python -m hopfield_lab sweep`` and this
+    suite skip each other's finished runs."""
     from hopfield_lab.results import run_name
 
-    return run_name(model, lam, seed, n_iter)
-
-
-def plan(sizes: Sizes, data: str, extras: bool = True) -> list[Run]:
-    """The runs in order of importance (see the module docstring)."""
-    def run(family, seed, lam=None, n_iter=None, folder=STUDY_DIR, cost=1.0, tied=False, name=None):
+    def run(family, seed, lam=None, n_iter=None, init=None, cost=1.0):
         model = f"{family}_{sizes.preset}"
         fields = dict(sizes.train, model=model, seed=seed, dataset=data, epochs=sizes.epochs)
         if family == "asymmixer":
             fields["lam"] = 0.0 if lam is None else lam
-        if n_iter:
-            fields["model_overrides"] = {"n_iter": n_iter}
-        return Run(name or _run_name(model, fields.get("lam"), seed, n_iter), folder, fields, cost, tied)
+        over = {k: v for k, v in (("n_iter", n_iter), ("init", init)) if v is not None}
+        if over:
+            fields["model_overrides"] = over
+        return Run(run_name(model, fields.get("lam"), seed, n_iter, init), STUDY_DIR, fields, cost)
 
-    runs = [run(f, 0) for f in FAMILIES]
-    runs += [run("asymmixer", 0, lam) for lam in LAMS]
-    runs += [run(f, s) for s in SEEDS[1:] for f in FAMILIES]
-    if extras:
-        runs += [run(f, 0, n_iter=2, cost=2.0) for f in ("paramixer", "symmixer")]
-        runs.append(run("paramixer", 0, folder="extras", tied=True,
-                        name=_run_name(f"paramixer_{sizes.preset}", None, 0).replace("_seed", "_tiedinit_seed")))
+    main, side = sizes.seeds, sizes.side_seeds
+    runs = [run(f, main[0]) for f in FAMILIES]                      # the 30-epoch reference study
+    runs += [run("asymmixer", main[0], lam) for lam in LAMS]
+    runs += [run(f, s) for s in main[1:3] for f in FAMILIES]
+    if extras:                                                       # the rest of the seeded study
+        runs += [run(f, s, init="tied") for s in side for f in TIED_FAMILIES]
+        runs += [run(f, s, n_iter=2, cost=2.0) for s in side for f in NI2_FAMILIES]
+        runs += [run("asymmixer", s, lam) for s in side if s != main[0] for lam in SEEDED_LAMS]
+        runs += [run(f, s) for s in main[3:] for f in FAMILIES]
         paper = dict(sizes.paper)
         over = paper.pop("model_overrides", {})
         fields = dict(model="paramixer", recipe="paper", dataset=data, seed=0, **paper)
@@ -164,51 +175,6 @@ def cli_args(fields: dict) -> list[str]:
         elif v is not None:
             args += [flag, repr(v) if isinstance(v, float) else str(v)]
     return args
-
-
-# ---------------------------------------------------------------------------------------------
-# the tied-initialisation run (a library hook that is not a CLI flag)
-# ---------------------------------------------------------------------------------------------
-def tie_weights_(model) -> int:
-    """Set W2 = W1ᵀ in every free two-layer MLP of a Mixer (in place); returns how many were tied."""
-    import torch
-
-    from hopfield_lab.mixer import Mlp
-
-    n = 0
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, Mlp):
-                m.fc2.weight.copy_(m.fc1.weight.t())
-                n += 1
-    if n == 0:
-        raise ValueError(f"{type(model).__name__} has no free MLP (Mlp) to tie: use a vanilla or ParaMixer")
-    return n
-
-
-def train_tied(fields: dict) -> dict:
-    """Train ``fields`` (TrainConfig) from tied weights; the result JSON gains ``symmetry_at_init``."""
-    from hopfield_lab import distributed as D
-    from hopfield_lab.symmetry import symmetry_report
-    from hopfield_lab.checkpoint import atomic_write_json
-    from hopfield_lab.train import TrainConfig, build_model, make_loaders, train
-
-    cfg = TrainConfig(**fields).validate()
-    info = D.init_distributed(cfg.device)
-    loaders = make_loaders(cfg, info)
-    meta = loaders[2]
-    from hopfield_lab.runtime import seed_everything
-
-    seed_everything(cfg.seed)
-    model = build_model(cfg, meta["num_classes"], meta["in_chans"], meta["img_size"])
-    tie_weights_(model)
-    at_init = symmetry_report(model)
-    result = train(cfg, model=model, loaders=loaders).to_dict()
-    result["initialisation"] = "tied: W2 = W1^T in every MLP (xavier-uniform W1)"
-    result["symmetry_at_init"] = at_init
-    if cfg.result_path and result.get("status") == "finished":
-        atomic_write_json(result, cfg.result_path)
-    return result
 
 
 # ---------------------------------------------------------------------------------------------
@@ -522,7 +488,7 @@ class Suite:
                         if self._start(run):
                             slot["run"], slot["start"] = run, time.time()
                             run.status = "running"
-                            slot["proc"].stdin.write(json.dumps({"name": run.name, "tied": run.tied,
+                            slot["proc"].stdin.write(json.dumps({"name": run.name,
                                                                  "fields": self.fields(run)}) + "\n")
                             slot["proc"].stdin.flush()
                 if not any(slot["run"] for slot in slots.values()):
@@ -586,37 +552,44 @@ class Suite:
                        f"exit {proc.returncode}: see logs/{run.name}.log")
 
     # -- summary ----------------------------------------------------------------------------
-    def study_summary(self) -> dict:
-        """Test accuracy per model (family, λ, n_iter): mean, sample standard deviation over seeds, values."""
-        groups: dict[tuple, list[float]] = {}
-        for run in self.runs:
-            path = self.out / run.folder / f"{run.name}.json"
-            if run.folder != STUDY_DIR or not path.is_file():
+    def study_groups(self) -> list[dict]:
+        """The finished runs of the study folder, grouped by configuration with
+        :func:`hopfield_lab.results.summarize_runs` (the book's grouping)."""
+        from hopfield_lab.results import load_result, summarize_runs
+
+        done = [load_result(p) for run in self.runs if run.folder == STUDY_DIR
+                for p in [self.out / run.folder / f"{run.name}.json"] if p.is_file()]
+        return summarize_runs(r for r in done if r.finished)
+
+    def study_summary(self, groups: list[dict]) -> dict:
+        """Test accuracy per configuration: n, mean, sample sd, 95 % t interval of the mean, seeds, values."""
+        from hopfield_lab.results import group_name
+
+        out = {}
+        for g in groups:
+            iv = g["interval"]
+            out[group_name(g)] = {"n": g["n"], "mean": g["mean"], "sd": None if g["n"] < 2 else g["sd"],
+                                  "ci95": None if iv is None else [iv.low, iv.high], "seeds": g["seeds"],
+                                  "values": g["values"]}
+        return out
+
+    def tied_summary(self, groups: list[dict]) -> dict:
+        """The runs started from tied weights: block mean of cos∠(W2, W1ᵀ) after every epoch
+        (1 at step 0 by construction), mean over seeds, and the test accuracy."""
+        from hopfield_lab.symmetry import summarize
+
+        out = {}
+        for g in groups:
+            if g["init"] != "tied":
                 continue
-            r = json.loads(path.read_text())
-            fam = r["model"].split("_")[0]
-            ni = (r.get("config", {}).get("model_overrides") or {}).get("n_iter", 1)
-            lam = r["lam"] if fam == "asymmixer" else None
-            groups.setdefault((FAMILIES.index(fam), ni, -1.0 if lam is None else lam), []).append(r["test_acc"])
-        stats = {}
-        for (f, ni, lam), v in sorted(groups.items()):
-            key = FAMILIES[f] + (f" lam={lam:g}" if lam >= 0 else "") + (f" n_iter={ni}" if ni != 1 else "")
-            stats[key] = {"n": len(v), "mean": statistics.fmean(v),
-                          "std": statistics.stdev(v) if len(v) > 1 else None, "values": v}
-        return stats
+            per_epoch = [[summarize(h["report"])["all"]["cosine"] for h in r.symmetry_history] for r in g["runs"]]
+            n_ep = min(len(c) for c in per_epoch)
+            out[g["family"]] = {"n": g["n"], "test_acc": g["mean"],
+                                "cosine_per_epoch": [statistics.fmean(c[e] for c in per_epoch) for e in range(n_ep)]}
+        return out
 
     def extras_summary(self) -> dict:
         out = {}
-        tied = [r for r in self.runs if r.tied]
-        if tied and (self.out / "extras" / f"{tied[0].name}.json").is_file():
-            from hopfield_lab.symmetry import summarize
-
-            r = json.loads((self.out / "extras" / f"{tied[0].name}.json").read_text())
-            out["tied_init"] = {"test_acc": r["test_acc"],
-                                "cosine_at_init": summarize(r["symmetry_at_init"])["all"]["cosine"],
-                                "cosine_at_end": summarize(r["symmetry"])["all"]["cosine"],
-                                "cosine_per_epoch": [summarize(h["report"])["all"]["cosine"]
-                                                     for h in r["symmetry_history"]]}
         paper = self.out / "extras" / "paper224_paramixer_timing.json"
         if paper.is_file():
             r = json.loads(paper.read_text())
@@ -630,7 +603,9 @@ class Suite:
         s = self.summary
         s["runs"] = [{"name": r.name, "folder": r.folder, "status": r.status, "wall_s": r.wall_s, "note": r.note}
                      for r in self.runs]
-        s["study"] = self.study_summary()
+        groups = self.study_groups()
+        s["study"] = self.study_summary(groups)
+        s["tied_start"] = self.tied_summary(groups)
         s["extras"] = self.extras_summary()
         s["study_compile"] = self.compile
         s["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
@@ -652,11 +627,13 @@ class Suite:
         for g in goals:
             lines.append(f"  goal {g['family']:13s} {g['ratio']:22s} {g['value']:.2f}x (goal {g['goal']}x): "
                          f"{'met' if g['met'] else 'missed'}")
+        from hopfield_lab.results import format_summary
+
         lines += ["", f"study ({self.sizes.epochs} epochs; compile {'on' if self.compile else 'off'}): "
-                      "test accuracy, mean ± spread over seeds"]
-        for k, v in s["study"].items():
-            spread = f" ± {v['std']:.4f}" if v["std"] is not None else ""
-            lines.append(f"  {k:32s} {v['mean']:.4f}{spread}  (n={v['n']})")
+                      "test accuracy over seeds", format_summary(groups)]
+        for fam, v in s["tied_start"].items():
+            lines.append(f"  {fam} from tied weights: block-mean cos(W2, W1^T) per epoch "
+                         + " ".join(f"{c:+.3f}" for c in v["cosine_per_epoch"]) + f" (n={v['n']})")
         for k, v in s["extras"].items():
             lines.append(f"  {k}: " + ", ".join(f"{a}={b:.4g}" if isinstance(b, float) else f"{a}={b}"
                                                  for a, b in v.items() if not isinstance(b, list)))
@@ -717,7 +694,7 @@ def worker_main() -> int:
         job = json.loads(line)
         print(f"=== {job['name']}", flush=True)
         try:
-            res = train_tied(job["fields"]) if job["tied"] else train(TrainConfig(**job["fields"])).to_dict()
+            res = train(TrainConfig(**job["fields"])).to_dict()
             msg = {"ok": res.get("status") == "finished", "test_acc": res.get("test_acc")}
         except Exception as exc:
             traceback.print_exc()
@@ -753,7 +730,7 @@ def main(argv=None) -> int:
                          "'default' when it beat eager")
     ap.add_argument("--throughput-timeout", type=float, default=240.0,
                     help="seconds for phase 1 (default: 240)")
-    ap.add_argument("--no-extras", action="store_true", help="only the study (no n_iter 2, tied init, 224 px)")
+    ap.add_argument("--no-extras", action="store_true", help="only the 30-epoch reference study (not the rest of the seeded study, nor 224 px)")
     ap.add_argument("--cache", default=None, help="decoded-data cache (default: OUT/.cache)")
     ap.add_argument("--bundle", default=None, help="keep a .tar.gz of OUT here (without checkpoints)")
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)

@@ -74,7 +74,8 @@ class EnergyMetaFormer(nn.Module):
 
     A thin wrapper around :class:`hopfield_lab.ham.HAM` (attribute ``ham``: layers ``"xs"``,
     ``"xv"``, ``"xc"``; :class:`~hopfield_lab.ham.Dense` synapses ``"xi_s"`` (xv -> xs) and
-    ``"xi_c"`` (xv -> xc)) that adds the paper's initialisation, batched :class:`State` tuples,
+    ``"xi_c"`` (xv -> xc)) that adds an initialisation (the official notebook's std 0.02 plus an
+    offset 0.2 that the notebook does not use; see ``init_mean``), batched :class:`State` tuples,
     the denoising loss and receptive fields.
 
     Args:

@@ -11,7 +11,9 @@ import pytest
 import torch
 
 import hopfield_lab as hl
-from hopfield_lab import cli
+from hopfield_lab import cli, results
+from hopfield_lab.demos.symmetry_study import SEEDED_FOLDER as SEEDED
+from hopfield_lab.demos.symmetry_study import study_plan
 from hopfield_lab.mixer import Mlp
 from hopfield_lab.symmetry import summarize, symmetry_report
 from hopfield_lab.bench import benchmark
@@ -131,21 +133,35 @@ def test_suite_plan_is_the_study_most_important_first():
     assert names[:4] == ["vanillamixer_cifar_small_seed0", "paramixer_cifar_small_seed0",
                          "symmixer_cifar_small_seed0", "asymmixer_cifar_small_lam0_seed0"]
     assert names[4:9] == [f"asymmixer_cifar_small_lam{s}_seed0" for s in ("1e-5", "1e-4", "1e-3", "1e-2", "1e-1")]
-    study = [r for r in runs if r.folder == gpu_suite.STUDY_DIR and "ni2" not in r.name]
-    assert len(study) == 17 and {r.fields["seed"] for r in study} == {0, 1, 2}
+    study = [r for r in runs if r.folder == gpu_suite.STUDY_DIR]
+    assert len(study) == 17 + 27 and {r.fields["seed"] for r in study[:17]} == {0, 1, 2}
+    assert {r.fields["seed"] for r in study} == {0, 1, 2, 3, 4}
     for r in study:  # the reference set-up at 30 epochs, the sweep's file names
         f = r.fields
         assert (f["epochs"], f["batch_size"], f["lr"], f["schedule"], f["weight_decay"], f["label_smoothing"]) == \
             (30, 512, 1e-3, "onecycle", 0.05, 0.1)
-        assert r.name == cli.run_name(f["model"], f.get("lam"), f["seed"])
-    extras = names[17:]
-    assert extras == ["paramixer_cifar_small_ni2_seed0", "symmixer_cifar_small_ni2_seed0",
-                      "paramixer_cifar_small_tiedinit_seed0", "paper224_paramixer_timing"]
-    assert runs[-1].exclusive and runs[-1].fields["recipe"] == "paper" and runs[-3].cost == 2.0
+        over = f.get("model_overrides", {})
+        assert r.name == cli.run_name(f["model"], f.get("lam"), f["seed"], over.get("n_iter"), over.get("init"))
+    assert names[17:20] == ["vanillamixer_cifar_small_tied_seed0", "paramixer_cifar_small_tied_seed0",
+                            "asymmixer_cifar_small_lam0_tied_seed0"]
+    tied = [r for r in runs if "_tied_" in r.name]
+    assert len(tied) == 9 and all(r.fields["model_overrides"] == {"init": "tied"} for r in tied)
+    assert all(r.cost == 2.0 for r in runs if "_ni2_" in r.name)
+    assert runs[-1].exclusive and runs[-1].fields["recipe"] == "paper"
+    assert len(runs) == 17 + 27 + 1 and len(set(names)) == len(names)
     assert len(gpu_suite.plan(gpu_suite.REAL, "d", extras=False)) == 17
 
 
-@pytest.mark.parametrize("index", [0, 3, 8, 17, 19])
+def test_suite_plan_holds_the_seeded_cpu_study_at_full_size():
+    """The GPU suite's study is the plan of benchmarks/symmetry_study.sh at the cifar_small size:
+    every run of the committed CPU study has its 30-epoch twin (same family, λ, n_iter, init, seed)."""
+    names = {r.name for r in gpu_suite.plan(gpu_suite.REAL, "d") if r.folder == gpu_suite.STUDY_DIR}
+    assert set(study_plan("cifar_small")) <= names, sorted(set(study_plan("cifar_small")) - names)
+    committed = {p.stem for p in results.path(SEEDED).glob("*.json")}
+    assert committed and committed <= set(study_plan("cifar_cpu"))
+
+
+@pytest.mark.parametrize("index", [0, 3, 8, 17, 19, 23, 29])
 def test_suite_runs_use_only_existing_cli_flags(index, tmp_path):
     runs = gpu_suite.plan(gpu_suite.TINY, "synthetic")
     run = runs[index]
@@ -159,18 +175,6 @@ def test_suite_runs_use_only_existing_cli_flags(index, tmp_path):
         assert cfg.model == "paramixer_s16_224" and cfg.model_overrides["embed_dim"] == 32
     else:
         assert cfg == TrainConfig(**fields)
-
-
-def test_tie_weights_makes_every_free_mlp_symmetric():
-    torch.manual_seed(0)
-    m = hl.create_model("paramixer_cifar_tiny")
-    assert gpu_suite.tie_weights_(m) == 2 * len(m.blocks)
-    for mlp in m.modules():
-        if isinstance(mlp, Mlp):
-            assert torch.equal(mlp.fc2.weight, mlp.fc1.weight.t())
-    assert summarize(symmetry_report(m))["all"]["cosine"] == pytest.approx(1.0)
-    with pytest.raises(ValueError, match="no free MLP"):
-        gpu_suite.tie_weights_(hl.create_model("symmixer_cifar_tiny"))
 
 
 def test_suite_refuses_bad_arguments(capsys):
@@ -195,7 +199,7 @@ def test_tiny_suite_end_to_end(tmp_path):
     assert "GPU suite summary" in proc.stdout
     summary = json.loads((out / "summary.json").read_text())
     status = {r["name"]: r["status"] for r in summary["runs"]}
-    assert sum(s == "done" for s in status.values()) == 20, status
+    assert sum(s == "done" for s in status.values()) == len(status) - 1 == 29, status
     assert status["paper224_paramixer_timing"] in ("done", "skipped")
     env_rec = json.loads((out / "environment.json").read_text())
     assert env_rec["git_commit"] == "testcommit" and env_rec["tiny"] is True
@@ -209,13 +213,17 @@ def test_tiny_suite_end_to_end(tmp_path):
     # the study: one JSON per run, written by the trainer, seeds give a spread
     res = json.loads((out / gpu_suite.STUDY_DIR / "asymmixer_cifar_tiny_lam1e-2_seed0.json").read_text())
     assert res["finished"] and res["lam"] == 1e-2 and res["epochs"] == 2 and res["git_commit"] == "testcommit"
-    assert summary["study"]["paramixer"]["n"] == 3 and summary["study"]["paramixer"]["std"] is not None
-    assert summary["study"]["asymmixer lam=0.1"]["n"] == 1
+    para = summary["study"]["paramixer"]
+    assert para["n"] == 3 and para["sd"] is not None and para["ci95"][0] < para["mean"] < para["ci95"][1]
+    assert summary["study"]["asymmixer lam=0.1"]["n"] == 1 and summary["study"]["asymmixer lam=0.1"]["ci95"] is None
+    assert summary["study"]["paramixer n_iter=2"]["n"] == 2
     assert (out / gpu_suite.STUDY_DIR / "symmixer_cifar_tiny_ni2_seed0.json").is_file()
-    # the free ParaMixer started from tied weights: exactly symmetric at initialisation
-    tied = json.loads((out / "extras" / "paramixer_cifar_tiny_tiedinit_seed0.json").read_text())
-    assert summarize(tied["symmetry_at_init"])["all"]["cosine"] == pytest.approx(1.0)
-    assert -1 <= summary["extras"]["tied_init"]["cosine_at_end"] <= 1
+    # the free models started from tied weights (the model option init="tied"): the run says so
+    tied = json.loads((out / gpu_suite.STUDY_DIR / "paramixer_cifar_tiny_tied_seed0.json").read_text())
+    assert tied["init"] == "tied" and tied["config"]["model_overrides"] == {"init": "tied"}
+    assert summary["study"]["paramixer init=tied"]["n"] == 2
+    assert set(summary["tied_start"]) == {"vanillamixer", "paramixer", "asymmixer"}
+    assert all(-1 <= c <= 1 for v in summary["tied_start"].values() for c in v["cosine_per_epoch"])
     assert not (out / "checkpoints").exists() or not any((out / "checkpoints").iterdir())
     import tarfile
     with tarfile.open(tmp_path / "bundle.tgz") as tar:

@@ -45,7 +45,7 @@ def _fake_result(model, acc, lam=None, n_iter=1, epochs=3, device="FakeGPU 80GB"
              "epoch_time_s": 1.0, "img_per_s": 1000.0, "time_s": e + 1.0} for e in range(epochs)]
     rep = _fake_report(2, *cos, v_ratio=None if lam is None else 0.1)
     return RunResult(
-        model=model, lam=lam, dataset="cifar10", epochs=epochs, epochs_done=epochs, seed=0, test_acc=acc,
+        model=model, lam=lam, n_iter=n_iter, dataset="cifar10", epochs=epochs, epochs_done=epochs, seed=0, test_acc=acc,
         best_test_acc=acc, params=1000, n_train=50000, n_test=10000, img_size=32, history=hist, symmetry=rep,
         symmetry_history=[{"epoch": e + 1, "report": rep} for e in range(epochs)], img_per_s=1234.0, device=device,
         world_size=1, amp="bf16", torch_version="9.9", finished_at="2026-01-02T03:04:05Z",
@@ -100,7 +100,7 @@ def test_lambda_curve_and_figures(results_dir):
     ax = fig.axes[0]
     np.testing.assert_allclose(ax.lines[0].get_ydata(), [70.0, 66.0, 61.0])
     assert {round(float(l.get_ydata()[0]), 6) for l in ax.lines[1:]} == {72.0, 74.0, 60.0}
-    assert ax.get_xscale() == "symlog" and "λ" in ax.get_xlabel() and ax.get_title()
+    assert ax.get_xscale() == "symlog" and r"$\lambda$" in ax.get_xlabel() and ax.get_title()
     fig = tr.plot_learning_curves(rs)
     assert len(fig.axes[0].lines) == 7 and fig.axes[0].get_ylabel() == "test acc (%)"
     m = tr.symmetry_by_block(rs[3])  # SymMixer
@@ -155,7 +155,7 @@ def test_the_committed_study_loads_through_the_schema_upgrade():
     assert [r["label"] for r in rs] == ["vanilla (serial)", "ParaMixer", "SymMixer", "AsymMixer λ=0",
                                         "AsymMixer λ=1e-05", "AsymMixer λ=1e-04", "AsymMixer λ=1e-03",
                                         "AsymMixer λ=1e-02", "AsymMixer λ=1e-01"]
-    assert all(r["schema_version"] == 2 and r["status"] == "finished" and r["finished"] for r in rs)
+    assert all(r["schema_version"] == results.SCHEMA_VERSION and r["status"] == "finished" and r["finished"] for r in rs)
     by = {r["label"]: r for r in rs}
     assert by["ParaMixer"]["test_acc"] == RunResult.from_dict(raw[6]).test_acc and by["AsymMixer λ=1e-02"]["lam"] == 1e-2
 
@@ -194,17 +194,20 @@ def test_seeds_of_one_configuration_are_grouped_with_mean_and_sd(multi_seed_dir)
     assert rows["ParaMixer"]["test_acc_sd"] == pytest.approx(0.02)            # sample sd of 0.70, 0.72, 0.74
     assert rows["ParaMixer"]["n_seeds"] == 3 and rows["ParaMixer"]["seed"] is None
     assert math.isnan(rows["AsymMixer λ=1e-02"]["test_acc_sd"]) and rows["AsymMixer λ=1e-02"]["seed"] == 0
+    ci = rows["ParaMixer"]["test_acc_ci"]                                     # 0.72 ± t_{0.975,2} · 0.02/√3
+    assert (ci.low, ci.high) == pytest.approx((0.72 - 0.0496828, 0.72 + 0.0496828), abs=1e-6)
+    assert rows["AsymMixer λ=1e-02"]["test_acc_ci"] is None
     table = tr.format_table(tr.results_table(rs))
     assert "72.0±2.0%" in table and "seeds" in table.splitlines()[0] and "61.0%" in table
+    assert "67.0 to 77.0%" in table
     assert tr.settings_summary(rs)["training"].endswith("seeds 0, 1, 2")
     s = tr.lambda_stats(rs)
     np.testing.assert_allclose(s["mean"], [0.67, 0.61])
     np.testing.assert_allclose(s["sd"][0], np.std([0.68, 0.66], ddof=1))
     assert math.isnan(s["sd"][1]) and s["n"].tolist() == [2, 1] and s["values"][0] == [0.68, 0.66]
+    assert math.isnan(s["low"][1]) and s["low"][0] < 0.67 < s["high"][0]
     assert tr.reference_stats(rs)["paramixer"] == pytest.approx((0.72, 0.02, 3))
     assert tr.tying_cost(rs) == pytest.approx(0.61 - 0.72)
-    with pytest.raises(ValueError, match="at least one run"):
-        tr.seed_stats([])
 
 
 def test_figures_draw_the_mean_over_seeds_with_a_spread(multi_seed_dir):
@@ -213,7 +216,7 @@ def test_figures_draw_the_mean_over_seeds_with_a_spread(multi_seed_dir):
     rs = tr.load_results(multi_seed_dir)
     ax = tr.plot_accuracy_vs_lambda(rs).axes[0]
     np.testing.assert_allclose(ax.lines[0].get_ydata(), [67.0, 61.0])           # the mean per λ
-    assert any(isinstance(c, LineCollection) for c in ax.collections)           # ±1 sd bars
+    assert any(isinstance(c, LineCollection) for c in ax.collections)           # 95 % interval bars
     dots = [c for c in ax.collections if isinstance(c, PathCollection)]
     assert len(dots) == 1 and len(dots[0].get_offsets()) == 3                    # every seed of the λ sweep
     assert any("3 seeds" in t.get_text() for t in ax.get_legend().get_texts())

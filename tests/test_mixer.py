@@ -482,3 +482,52 @@ def test_token_mixing_paths_agree(family):
     blk.mlp_tokens.token_mixing = "sideways"
     with pytest.raises(ValueError, match="token_mixing"):
         blk.update(x)
+
+
+# ------------------------------------------------------------------ tied initialisation (init="tied")
+@pytest.mark.parametrize("family", list(mixer.FAMILIES))
+def test_tied_init_starts_every_mlp_at_w2_equal_w1_transpose(family):
+    """Step 0 of the spontaneous-symmetry-breaking experiment: cos∠(W2, W1ᵀ) = 1 in every block and
+    branch of every family (SymMixer: by construction, and it accepts the option); AsymMixer: V = 0.
+    Only W2 changes: W1 is the random init's, draw for draw."""
+    from hopfield_lab.symmetry import mlp_weights, symmetry_report
+
+    torch.manual_seed(0)
+    random = mixer.create_model(f"{family}_cifar_tiny")
+    torch.manual_seed(0)
+    tied = mixer.create_model(f"{family}_cifar_tiny", init="tied")
+    assert tied.init == "tied" and random.init == "random"
+    mlps = [m for m in tied.modules() if isinstance(m, mixer._TwoLayer)]
+    assert len(mlps) == 2 * len(tied.blocks)
+    for m, m0 in zip(mlps, [m for m in random.modules() if isinstance(m, mixer._TwoLayer)]):
+        W1, W2, V = mlp_weights(m)
+        assert torch.equal(W2, W1.t())                                   # exactly tied
+        assert torch.equal(W1, mlp_weights(m0)[0])                       # the same random W1
+        if family == "asymmixer":
+            assert V is not None and not V.any()                          # V = 0
+        else:
+            assert V is None
+    for row in symmetry_report(tied):
+        assert row["cosine"] == pytest.approx(1.0, abs=1e-12) and row["rel_distance"] == pytest.approx(0.0, abs=1e-12)
+    if family in ("vanillamixer", "paramixer"):                           # the random start is not tied
+        assert max(abs(r["cosine"]) for r in symmetry_report(random)) < 0.5
+
+
+def test_tied_init_is_checked():
+    with pytest.raises(ValueError, match="init must be one of random, tied"):
+        mixer.create_model("paramixer_cifar_tiny", init="symmetric")
+
+
+@pytest.mark.parametrize("family", list(mixer.FAMILIES))
+def test_the_trainer_builds_the_tied_start_from_the_sweeps_override(family):
+    """Step 0 of a run of ``sweep --inits tied`` (model override init=tied): the model the trainer
+    builds has cosine 1 in every MLP before the first step, and the live runs' config passes it."""
+    from hopfield_lab.demos.training import live_config
+    from hopfield_lab.symmetry import symmetry_report
+    from hopfield_lab.train import build_model
+
+    cfg = live_config(family, lam=0.0, quick=True, init="tied")
+    assert cfg.model_overrides["init"] == "tied"
+    model = build_model(cfg, num_classes=10, in_chans=1, img_size=8)
+    assert model.init == "tied"
+    assert all(r["cosine"] == pytest.approx(1.0, abs=1e-12) for r in symmetry_report(model))

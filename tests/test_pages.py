@@ -114,6 +114,27 @@ def test_outlook_numbers_are_the_result_files():
     assert f"{1 / math.sqrt(64 * 128):.3f} for the token MLPs" in text
     for r in _result("asymmixer_cifar_small_lam1e-2_seed0.json")["symmetry"]:
         assert round(r["cosine"], 2) == 1.00, "λ = 1e-2 ties every block, as the outlook says"
+    # the vanilla Mixer's first token MLP leans towards the tied direction; the channel MLPs go both ways
+    van = {(r["branch"], r["block"]): r for r in _result("vanillamixer_cifar_small_seed0.json")["symmetry"]}
+    z0 = van[("tokens", 0)]["cosine"] * math.sqrt(64 * 128)
+    assert f"block 0 ends at +{van[('tokens', 0)]['cosine']:.2f}" in text and f"{_words[round(z0)]} random scales" in text
+    chan = [r for f in ("vanillamixer", "paramixer") for r in _result(f"{f}_cifar_small_seed0.json")["symmetry"]
+            if r["branch"] == "channels"]
+    z = {(r["block"], id(r)): r["cosine"] * math.sqrt(r["in_features"] * r["hidden_features"]) for r in chan}
+    outer = [r["cosine"] for r in chan if r["block"] in (0, 7)]
+    middle = [r["cosine"] for r in chan if r["block"] not in (0, 7)]
+    assert min(outer) > 0 and f"(+{min(outer):.2f} to +{max(outer):.2f})" in text
+    assert f"down to −{-min(middle):.2f}" in text
+    big = sorted(abs(v) for v in z.values() if abs(v) > 3)
+    assert f"{round(big[0])} to {round(big[-1])} of their random" in text
+    assert "never towards it" not in text and "seven standard deviations" not in text
+    ch8 = json.loads((ROOT / "book" / "08_training.ipynb").read_text())
+    ch8_text = "".join("".join(c["source"]) for c in ch8["cells"])
+    assert "standard\ndeviations below zero" not in ch8_text and "seven standard deviations" not in ch8_text
+    assert "not a significance test" in ch8_text, "chapter 8 says what the random scale is: a unit"
+
+
+_words = {14: "fourteen", 15: "fifteen", 16: "sixteen", 17: "seventeen"}
 
 
 def test_outlook_and_intro_corrections():

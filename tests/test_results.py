@@ -118,3 +118,44 @@ def test_lambda_is_spelled_so_that_it_reads_back(lam, text, stem):
     assert format_lam(lam) == text and float(text) == lam
     name = run_name("asymmixer_cifar_tiny", lam, 3)
     assert name == f"asymmixer_cifar_tiny_{stem}_seed3" and float(stem[3:]) == lam
+
+
+# ------------------------------------------------------------------ summarize_runs: the one grouping
+def _run(family, seed, acc, lam=None, n_iter=1, init="random", epochs=4):
+    return RunResult(model=f"{family}_cifar_cpu", family=family, lam=lam, n_iter=n_iter, init=init, dataset="d",
+                     epochs=epochs, epochs_done=epochs, seed=seed, config={}, history=[], test_acc=acc)
+
+
+def test_summarize_runs_groups_by_configuration_with_t_intervals():
+    runs = [_run("paramixer", s, a) for s, a in enumerate([0.40, 0.42, 0.44])]
+    runs += [_run("paramixer", s, 0.30, init="tied") for s in (0, 1)]
+    runs += [_run("asymmixer", 0, 0.35, lam=0.0), _run("asymmixer", 0, 0.33, lam=1e-2)]
+    groups = results.summarize_runs(runs)
+    assert [(g["family"], g["lam"], g["init"], g["n"]) for g in groups] == [
+        ("paramixer", None, "random", 3), ("paramixer", None, "tied", 2), ("asymmixer", 0.0, "random", 1),
+        ("asymmixer", 0.01, "random", 1)]
+    para = groups[0]
+    assert para["seeds"] == [0, 1, 2] and para["mean"] == pytest.approx(0.42) and para["sd"] == pytest.approx(0.02)
+    half = 4.302652730 * 0.02 / 3 ** 0.5                           # t_{0.975, 2} · sd / sqrt(n)
+    assert (para["interval"].low, para["interval"].high) == pytest.approx((0.42 - half, 0.42 + half))
+    assert groups[2]["interval"] is None and groups[2]["sd"] != groups[2]["sd"]   # one seed: no spread (NaN)
+    # dicts (the book's views) group the same way as RunResult objects
+    assert [g["key"] for g in results.summarize_runs([r.to_dict() for r in runs])] == [g["key"] for g in groups]
+    tied = results.find_group(groups, family="paramixer", init="tied")
+    diff = results.compare_groups(para, tied)                      # paired over seeds 0, 1
+    assert diff.n == 2 and diff.estimate == pytest.approx(((0.40 - 0.30) + (0.42 - 0.30)) / 2)
+    assert results.compare_groups(para, tied, paired=False).n == (3, 2)
+    assert "paramixer init=tied" in results.format_summary(groups)
+    with pytest.raises(ValueError, match="0 groups match"):
+        results.find_group(groups, family="symmixer")
+
+
+def test_summarize_runs_refuses_mixed_studies_and_unfinished_runs():
+    runs = [_run("symmixer", 0, 0.3, epochs=4), _run("symmixer", 0, 0.5, epochs=30)]
+    with pytest.raises(ValueError, match="different studies"):
+        results.summarize_runs(runs)
+    assert [g["n"] for g in results.summarize_runs(runs, by=("epochs", "family"))] == [1, 1]
+    stopped = RunResult(model="symmixer_cifar_cpu", family="symmixer", lam=None, dataset="d", epochs=4,
+                        epochs_done=1, seed=0, config={}, history=[], status="stopped")
+    with pytest.raises(ValueError, match="did it finish"):
+        results.summarize_runs([stopped])

@@ -11,6 +11,8 @@ folder             what                                                        w
                    MetaFormer on MNIST, the large ODE system, ...)
 ``cifar10/``       the CIFAR-10 training study of chapter 8 (12 epochs; a      ``benchmarks/cifar10_study.sh``
                    longer or multi-seed study goes in a sibling ``cifar10_*/``)
+``symmetry_cpu/``  the seeded CPU study of spontaneous symmetry breaking        ``benchmarks/symmetry_study.sh``,
+                   (chapter 8: error bars, tied start, n_iter; 41 runs)         ``commit_symmetry_study.py``
 ``cifar10_``       30-epoch reference accuracies measured with the official    by hand, from the
 ``reference/``     model code (one home for those numbers; see its README)     runs it describes
 ``throughput/``    training img/s, ours against the official code              ``benchmarks/bench_mixer.py``
@@ -21,7 +23,10 @@ Two modules, one home each:
 * :mod:`.committed` (the book's side) -- :func:`path` (a file or folder of this package),
   :func:`load` (one JSON, with a one-line error that says how to produce it when it is missing),
   :func:`save` (write one atomically, with its provenance);
-* :mod:`.run` (the trainer's side) -- :class:`RunResult`, the typed, versioned record of one
+* :mod:`.summary` -- :func:`summarize_runs`, the one grouping of runs by configuration (family,
+  λ, n_iter, init) with n, mean and t interval per group (:mod:`hopfield_lab.stats`), used by the
+  book and the GPU suite alike; :func:`compare_groups` (paired over shared seeds, or Welch);
+* :mod:`hopfield_lab.training.run` (the trainer's side) -- :class:`RunResult`, the typed, versioned record of one
   training run (:func:`load_result`, :func:`upgrade`), and the one spelling of run names and λ
   (:func:`run_name`, :func:`format_lam`).
 
@@ -31,6 +36,7 @@ Two modules, one home each:
 """
 from ..runtime import git_commit, provenance, versions
 from ..training.run import RESULT_NAME, SCHEMA_VERSION, RunResult, format_lam, load_result, run_name, upgrade
+from .summary import DEFAULT_BY, compare_groups, find_group, format_summary, group_name, summarize_runs
 
 _COMMITTED = ("HOME", "MissingResultError", "path", "load", "save")
 
@@ -44,4 +50,5 @@ def __getattr__(name: str):
 
 
 __all__ = ["HOME", "MissingResultError", "path", "load", "save", "provenance", "RESULT_NAME", "SCHEMA_VERSION",
-           "RunResult", "load_result", "upgrade", "format_lam", "run_name", "git_commit", "versions"]
+           "RunResult", "load_result", "upgrade", "format_lam", "run_name", "git_commit", "versions",
+           "DEFAULT_BY", "summarize_runs", "find_group", "compare_groups", "group_name", "format_summary"]

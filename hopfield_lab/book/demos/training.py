@@ -5,9 +5,11 @@ Reading results (the JSON files of :func:`hopfield_lab.train.train` / ``python -
 * :func:`load_results` -- every result JSON of a folder, checked and sorted (family, n_iter, λ, seed);
   :func:`study_folders` lists the committed CIFAR-10 studies that ship with the library.
 * :func:`by_study` -- runs of different lengths kept apart (one study per number of epochs);
-  :func:`group_runs` -- the seeds of one configuration together (mean and spread over seeds).
+  :func:`group_runs` -- the seeds of one configuration together: the library's one grouping,
+  :func:`hopfield_lab.results.summarize_runs` (mean, sd and Student-t interval over seeds).
 * :func:`results_table` / :func:`format_table` -- one row per configuration: model, λ, params,
-  accuracy (mean ± standard deviation over seeds when there are several), img/s.
+  accuracy (mean ± standard deviation over seeds when there are several, and the 95 % interval
+  of the mean), img/s.
 * :func:`settings_summary` -- hardware, data and training settings, read from the files themselves.
 * :func:`load_reference` / :func:`reference_comparison` / :func:`format_comparison` -- the 30-epoch
   reference accuracies (measured by this project with the paper's official model code; one home:
@@ -42,7 +44,7 @@ import torch
 
 from ...mixer import FAMILIES, family_of
 from ...results import HOME as RESULTS_HOME
-from ...results import RunResult, format_lam, load_result
+from ...results import RunResult, format_lam, load_result, summarize_runs
 from ...results import load as load_committed
 
 # ------------------------------------------------------------------------------------------ reading
@@ -52,7 +54,10 @@ def _breaks(result: dict) -> bool:
 
 
 def n_iter_of(result: dict) -> int:
-    """Weight-shared iterations per block of a run (``config.model_overrides.n_iter``, default 1)."""
+    """Weight-shared iterations per block of a run: its ``n_iter`` (RunResult, schema 3), else
+    ``config.model_overrides.n_iter`` (default 1)."""
+    if result.get("n_iter") is not None:
+        return int(result["n_iter"])
     over = (result.get("config") or {}).get("model_overrides") or {}
     return int(over.get("n_iter", 1))
 
@@ -68,6 +73,8 @@ def label(result: dict) -> str:
         text += f" λ={format_lam(lam)}" if lam is not None else ""
     if n_iter_of(result) != 1:
         text += f", n_iter {n_iter_of(result)}"
+    if result.get("init", "random") != "random":
+        text += f", {result['init']} start"
     return text
 
 
@@ -80,12 +87,11 @@ def study_of(result: dict) -> str:
 def _sort_key(r: dict):
     lam = r.get("lam")
     return (int(r.get("epochs", 0)), list(FAMILIES).index(family_of(r["model"]).name), n_iter_of(r),
-            -1.0 if lam is None else float(lam), r.get("seed", 0), r["model"])
+            r.get("init") or "random", -1.0 if lam is None else float(lam), r.get("seed", 0), r["model"])
 
 
 REFERENCE_FOLDER = "cifar10_reference"
 """Sub-folder of the committed results holding the 30-epoch reference accuracies (not run records)."""
-
 
 def study_folders(root: Optional[Path] = None) -> list[Path]:
     """The committed CIFAR-10 study folders: ``cifar10/`` and any ``cifar10_*/`` beside it (a longer
@@ -135,7 +141,7 @@ def _view(result: RunResult, **extra) -> dict:
     """The plain dict the tables and figures read: the result plus its ``family``, ``n_iter``,
     ``label`` and ``study``."""
     r = dict(result.to_dict(), **extra)
-    r.update(family=family_of(result.model).name, n_iter=n_iter_of(r))
+    r.update(family=family_of(result.model).name, n_iter=int(result.n_iter))
     r["label"] = label(r)
     r["study"] = study_of(r)
     return r
@@ -157,46 +163,43 @@ def _one_study(results: Sequence[dict], what: str) -> None:
                          "study at a time")
 
 
+GROUP_BY = ("epochs", "model", "lam", "n_iter", "init")
+"""What makes a configuration in the book's tables and figures (one study = one length)."""
+
+
 def group_runs(results: Iterable[dict]) -> list[dict]:
-    """The runs that differ only in their seed, together: one dict per configuration (study, model,
-    λ, n_iter), in the order of first appearance, with ``label, model, family, lam, n_iter, study,
-    seeds, runs``."""
-    groups: dict[tuple, dict] = {}
-    for r in results:
-        lam = r.get("lam")
-        key = (study_of(r), r["model"], None if lam is None else float(lam), n_iter_of(r))
-        g = groups.get(key)
-        if g is None:
-            g = groups[key] = {"label": r.get("label") or label(r), "model": r["model"],
-                               "family": family_of(r["model"]).name, "lam": lam, "n_iter": n_iter_of(r),
-                               "study": study_of(r), "seeds": [], "runs": []}
-        g["seeds"].append(r.get("seed"))
-        g["runs"].append(r)
-    return list(groups.values())
+    """The runs that differ only in their seed, together: :func:`hopfield_lab.results.summarize_runs`
+    by :data:`GROUP_BY` (one dict per configuration, in the order of first appearance, with ``n,
+    seeds, values, by_seed, mean, sd, interval, runs``), plus ``label, family, study``."""
+    groups = summarize_runs(results, by=GROUP_BY)
+    for g in groups:
+        r0 = g["runs"][0]
+        g.update(label=r0.get("label") or label(r0), family=family_of(g["model"]).name, study=study_of(r0))
+    return groups
 
 
-def seed_stats(values: Sequence[float]) -> tuple[float, float, int]:
-    """``(mean, sd, n)`` over seeds; ``sd`` is the sample standard deviation (n − 1), NaN for one seed."""
-    v = np.asarray(values, dtype=float)
-    if v.size == 0:
-        raise ValueError("no values: a configuration needs at least one run")
-    return float(v.mean()), float(v.std(ddof=1)) if v.size > 1 else math.nan, int(v.size)
+def _random_init(r: dict) -> bool:
+    return (r.get("init") or "random") == "random"
 
 
 def results_table(results: Iterable[dict]) -> list[dict]:
-    """One row per configuration (:func:`group_runs`): ``label, model, lam, n_iter, study, epochs,
-    seeds, n_seeds, seed, params, test_acc, test_acc_sd, best_test_acc, img_per_s, device``.
+    """One row per configuration (:func:`group_runs`): ``label, model, lam, n_iter, init, study,
+    epochs, seeds, n_seeds, seed, params, test_acc, test_acc_sd, test_acc_ci, best_test_acc,
+    img_per_s, device``.
 
     Accuracies and img/s are means over the seeds; ``test_acc_sd`` is their standard deviation
-    (NaN for one seed); ``seed`` is the seed of a single run, None for several."""
+    (NaN for one seed), ``test_acc_ci`` the 95 % Student-t interval of the mean
+    (:class:`hopfield_lab.stats.Interval`, None for one seed); ``seed`` is the seed of a single
+    run, None for several."""
     rows = []
     for g in group_runs(results):
         runs = g["runs"]
-        acc, sd, n = seed_stats([r["test_acc"] for r in runs])
+        acc, sd, n = g["mean"], g["sd"], g["n"]
         best = [r["best_test_acc"] for r in runs if r.get("best_test_acc") is not None]
         ips = [r["img_per_s"] for r in runs if r.get("img_per_s")]
         rows.append({
-            "label": g["label"], "model": g["model"], "lam": g["lam"], "n_iter": g["n_iter"], "study": g["study"],
+            "label": g["label"], "model": g["model"], "lam": g["lam"], "n_iter": g["n_iter"], "init": g["init"],
+            "study": g["study"], "test_acc_ci": g["interval"],
             "seeds": g["seeds"], "n_seeds": n, "seed": g["seeds"][0] if n == 1 else None,
             "params": runs[0].get("params"), "epochs": runs[0].get("epochs_done", runs[0].get("epochs")),
             "test_acc": acc, "test_acc_sd": sd, "best_test_acc": float(np.mean(best)) if best else None,
@@ -214,7 +217,7 @@ def format_table(rows: Sequence[dict]) -> str:
     seeds column when a configuration has several seeds)."""
     multi = any(r.get("n_seeds", 1) > 1 for r in rows)
     head = f"{'run':<26} {'params':>9} {'epochs':>6} {'test acc':>{12 if multi else 8}} {'best':>6} {'img/s':>8}"
-    head += f" {'seeds':>5}" if multi else ""
+    head += f" {'seeds':>5} {'95 % CI of the mean':>20}" if multi else ""
     lines = [head, "-" * len(head)]
     for r in rows:
         params = f"{r['params'] / 1e6:.2f} M" if r.get("params") else "-"
@@ -222,7 +225,9 @@ def format_table(rows: Sequence[dict]) -> str:
         best = f"{100 * r['best_test_acc']:.1f}" if r.get("best_test_acc") is not None else "-"
         acc = _pct(r["test_acc"], r.get("test_acc_sd", math.nan))
         line = f"{r['label']:<26} {params:>9} {r['epochs']!s:>6} {acc:>{12 if multi else 8}} {best:>6} {ips:>8}"
-        lines.append(line + (f" {r.get('n_seeds', 1):>5}" if multi else ""))
+        ci = r.get("test_acc_ci")
+        ci = f"{100 * ci.low:.1f} to {100 * ci.high:.1f}%" if ci is not None else "-"
+        lines.append(line + (f" {r.get('n_seeds', 1):>5} {ci:>20}" if multi else ""))
     return "\n".join(lines)
 
 
@@ -268,17 +273,19 @@ def settings_summary(results: Sequence[dict]) -> dict[str, str]:
 
 
 def lambda_stats(results: Sequence[dict], n_iter: int = 1) -> dict[str, np.ndarray | list]:
-    """The AsymMixer runs with ``n_iter`` by λ (one study): ``{"lams", "mean", "sd", "n", "values"}``,
-    sorted by λ; ``values[i]`` are the test accuracies of the seeds at ``lams[i]``."""
+    """The AsymMixer runs with ``n_iter`` (random start) by λ (one study): ``{"lams", "mean", "sd",
+    "n", "low", "high", "values"}``, sorted by λ; ``values[i]`` are the test accuracies of the seeds
+    at ``lams[i]``, ``low``/``high`` the 95 % t interval of the mean (NaN for one seed)."""
     _one_study(results, "lambda_stats")
-    by_lam: dict[float, list[float]] = {}
-    for r in results:
-        if _breaks(r) and n_iter_of(r) == n_iter and r.get("lam") is not None:
-            by_lam.setdefault(float(r["lam"]), []).append(float(r["test_acc"]))
-    lams = sorted(by_lam)
-    stats = [seed_stats(by_lam[l]) for l in lams]
-    return {"lams": np.array(lams), "mean": np.array([s[0] for s in stats]), "sd": np.array([s[1] for s in stats]),
-            "n": np.array([s[2] for s in stats], dtype=int), "values": [by_lam[l] for l in lams]}
+    groups = sorted((g for g in group_runs(r for r in results if _breaks(r) and n_iter_of(r) == n_iter
+                                           and _random_init(r) and r.get("lam") is not None)),
+                    key=lambda g: g["lam"])
+    iv = [g["interval"] for g in groups]
+    return {"lams": np.array([g["lam"] for g in groups]), "mean": np.array([g["mean"] for g in groups]),
+            "sd": np.array([g["sd"] for g in groups]), "n": np.array([g["n"] for g in groups], dtype=int),
+            "low": np.array([math.nan if i is None else i.low for i in iv]),
+            "high": np.array([math.nan if i is None else i.high for i in iv]),
+            "values": [g["values"] for g in groups]}
 
 
 def lambda_curve(results: Sequence[dict], n_iter: int = 1) -> tuple[np.ndarray, np.ndarray]:
@@ -287,15 +294,18 @@ def lambda_curve(results: Sequence[dict], n_iter: int = 1) -> tuple[np.ndarray, 
     return s["lams"], s["mean"]
 
 
+def reference_groups(results: Sequence[dict], n_iter: int = 1) -> dict[str, dict]:
+    """``{family: group}`` (:func:`group_runs`) of each family without a breaking weight (runs with
+    ``n_iter``, random start; one study)."""
+    _one_study(results, "reference_groups")
+    return {g["family"]: g for g in group_runs(r for r in results if not _breaks(r) and n_iter_of(r) == n_iter
+                                               and _random_init(r))}
+
+
 def reference_stats(results: Sequence[dict], n_iter: int = 1) -> dict[str, tuple[float, float, int]]:
     """``{family: (mean, sd, n)}`` of the test accuracy of each family without a breaking weight
-    (runs with ``n_iter``; one study)."""
-    _one_study(results, "reference_stats")
-    acc: dict[str, list[float]] = {}
-    for r in results:
-        if not _breaks(r) and n_iter_of(r) == n_iter:
-            acc.setdefault(family_of(r["model"]).name, []).append(float(r["test_acc"]))
-    return {f: seed_stats(v) for f, v in acc.items()}
+    (runs with ``n_iter``, random start; one study)."""
+    return {f: (g["mean"], g["sd"], g["n"]) for f, g in reference_groups(results, n_iter).items()}
 
 
 def reference_accuracies(results: Sequence[dict], n_iter: int = 1) -> dict[str, float]:
@@ -349,9 +359,9 @@ def reference_comparison(results: Sequence[dict], reference: dict) -> list[dict]
                          "ref_epochs": None, "ref_epochs_planned": planned}
         return rows[key]
 
-    for g in group_runs(r for r in results if n_iter_of(r) == 1):
+    for g in group_runs(r for r in results if n_iter_of(r) == 1 and _random_init(r)):
         lam = g["lam"] if family_of(g["family"]).has_breaking else None
-        row(g["family"], lam)["study"] = seed_stats([r["test_acc"] for r in g["runs"]])
+        row(g["family"], lam)["study"] = (g["mean"], g["sd"], g["n"])
     for run in reference["runs"]:
         fam = family_of(run["family"]).name
         r = row(fam, run.get("lam") if family_of(fam).has_breaking else None)
@@ -400,7 +410,8 @@ def alignment(results: Sequence[dict], families: Sequence[str] = ("vanillamixer"
     (:func:`random_cosine_scale` of that branch's shapes) and ``z = cos / scale``."""
     _one_study(results, "alignment")
     rows = []
-    for g in group_runs(r for r in results if n_iter_of(r) == 1 and family_of(r["model"]).name in families):
+    for g in group_runs(r for r in results if n_iter_of(r) == 1 and _random_init(r)
+                        and family_of(r["model"]).name in families):
         runs = [r for r in g["runs"] if r.get("symmetry")]
         if not runs:
             continue
@@ -454,8 +465,9 @@ def _ax(ax, figsize):
 
 def plot_accuracy_vs_lambda(results: Sequence[dict], ax=None, n_iter: int = 1, title: Optional[str] = None):
     """AsymMixer test accuracy against λ (symlog axis, so λ = 0 shows), the other families as
-    horizontal lines; one study. With several seeds: the mean, ±1 sd bars and the seeds as dots
-    (the other families: a ±1 sd band). Returns the figure."""
+    horizontal lines; one study. With several seeds: the mean, its 95 % Student-t interval as bars
+    (:mod:`hopfield_lab.stats`) and the seeds as dots; the other families: the interval of their
+    mean as a band. One seed: plain points and lines (no error bar exists). Returns the figure."""
     _one_study(results, "plot_accuracy_vs_lambda")
     ax = _ax(ax, (6.4, 4.2))
     s = lambda_stats(results, n_iter)
@@ -464,22 +476,23 @@ def plot_accuracy_vs_lambda(results: Sequence[dict], ax=None, n_iter: int = 1, t
     if len(lams):
         fam = next(family_of(r["model"]) for r in results if _breaks(r))
         ax.plot(lams, 100 * s["mean"], "o-", color=fam.color,
-                label=f"{fam.label}(λ)" + (" mean ± sd over seeds" if multi else ""))
+                label=f"{fam.label}($\\lambda$)" + (": mean, 95 % CI" if multi else ""))
         if multi:
-            ax.errorbar(lams, 100 * s["mean"], yerr=100 * np.nan_to_num(s["sd"]), fmt="none", ecolor=fam.color,
-                        capsize=0, lw=1.2)
+            lo, hi = 100 * (s["mean"] - s["low"]), 100 * (s["high"] - s["mean"])
+            ax.errorbar(lams, 100 * s["mean"], yerr=np.nan_to_num(np.vstack([lo, hi])), fmt="none",
+                        ecolor=fam.color, capsize=3, lw=1.2)
             xs = np.concatenate([[l] * len(v) for l, v in zip(lams, s["values"])])
             ax.scatter(xs, 100 * np.concatenate(s["values"]), s=9, color=fam.color, alpha=0.5, zorder=3)
         positive = lams[lams > 0]
         ax.set_xscale("symlog", linthresh=float(positive.min()) if len(positive) else 1e-6)
-    for name, (acc, sd, n) in reference_stats(results, n_iter).items():
+    for name, g in reference_groups(results, n_iter).items():
         fam = FAMILIES[name]
-        text = f"{fam.label}: {_pct(acc, sd).replace('%', ' %')}" + (f" ({n} seeds)" if n > 1 else "")
-        ax.axhline(100 * acc, ls="--", color=fam.color, label=text)
-        if n > 1:
-            ax.axhspan(100 * (acc - sd), 100 * (acc + sd), color=fam.color, alpha=0.12, lw=0)
-    ax.set(xlabel="symmetry-breaking penalty λ (symlog scale)", ylabel="test accuracy (%)",
-           title=title or "Test accuracy against the penalty λ")
+        text = f"{fam.label}: {_pct(g['mean'], g['sd']).replace('%', ' %')}" + (f" ({g['n']} seeds)" if g["n"] > 1 else "")
+        ax.axhline(100 * g["mean"], ls="--", color=fam.color, label=text)
+        if g["interval"] is not None:
+            ax.axhspan(100 * g["interval"].low, 100 * g["interval"].high, color=fam.color, alpha=0.15, lw=0)
+    ax.set(xlabel="symmetry-breaking penalty $\\lambda$ (symlog scale)", ylabel="test accuracy (%)",
+           title=title or "Test accuracy against the penalty $\\lambda$")
     ax.legend(fontsize=8, loc="best")
     ax.grid(alpha=0.3)
     return ax.figure
@@ -544,7 +557,7 @@ def plot_learning_curves(results: Sequence[dict], key: str = "test_acc", ax=None
                    marker="o" if len(epochs) < 15 else None, ms=3)
     ax.set(xlabel="epoch", ylabel=key.replace("_", " ") + (" (%)" if pct else ""),
            title=title or f"Learning curves: {key.replace('_', ' ')}")
-    ax.legend(fontsize=8, loc="best")
+    ax.legend(fontsize=8, ncol=2, loc="best")
     ax.grid(alpha=0.3)
     return ax.figure
 
@@ -619,7 +632,7 @@ def plot_symmetry_blocks(results: Sequence[dict], metric: str = "cosine", axes=N
         ax.set(xlabel="block", ylabel=METRIC_LABELS.get(metric, metric))
         ax.set_title(f"{branch} MLPs:\n{METRIC_LABELS.get(metric, metric)}", fontsize=10)
         ax.grid(alpha=0.3)
-    axes[1].legend(fontsize=8, loc="best")
+    axes[1].legend(fontsize=8, ncol=2, loc="best")
     if title:
         axes[0].figure.suptitle(title)
     return axes[0].figure
@@ -651,7 +664,7 @@ def plot_symmetry_history(results: Sequence[dict], metric: str = "cosine", ax=No
     what = "block mean" if branch is None else f"{branch}: block mean"
     ax.set(xlabel="epoch", ylabel=f"{what} of\n{METRIC_LABELS.get(metric, metric)}",
            title=title or "Weight symmetry during training")
-    ax.legend(fontsize=8, loc="best")
+    ax.legend(fontsize=8, ncol=2, loc="best")
     ax.grid(alpha=0.3)
     return ax.figure
 
@@ -662,7 +675,8 @@ FULL_LIVE_EPOCHS = 12
 
 
 def live_config(model: str, lam: Optional[float] = None, n_iter: int = 1, quick: Optional[bool] = None,
-                dataset: Optional[str] = None, epochs: Optional[int] = None, seed: int = 0, **fields):
+                dataset: Optional[str] = None, epochs: Optional[int] = None, seed: int = 0, init: str = "random",
+                **fields):
     """A :class:`~hopfield_lab.train.TrainConfig` for a live run of ``model`` (a family name);
     ``lam`` is the model's λ (None: the preset's; nonzero only for AsymMixer).
 
@@ -671,7 +685,8 @@ def live_config(model: str, lam: Optional[float] = None, n_iter: int = 1, quick:
     seconds per run. Full mode: the ``*_cifar_small`` preset (depth 8, C = 256) on CIFAR-10 with
     the set-up of the GPU study (batch 512, lr 1e-3 one-cycle, pad-4 crop + flip),
     :data:`FULL_LIVE_EPOCHS` epochs, bf16 autocast only on GPUs with bf16 tensor cores
-    (:func:`hopfield_lab.perf.amp_dtype`). ``fields`` override any :class:`TrainConfig` field.
+    (:func:`hopfield_lab.perf.amp_dtype`). ``init="tied"`` starts every MLP at W2 = W1ᵀ (the
+    model option). ``fields`` override any :class:`TrainConfig` field.
     """
     from ...runtime import quick as _quick
     from ...training.train import TrainConfig
@@ -681,6 +696,8 @@ def live_config(model: str, lam: Optional[float] = None, n_iter: int = 1, quick:
     over = dict(fields.pop("model_overrides", {}) or {})
     if n_iter != 1:
         over["n_iter"] = int(n_iter)
+    if init != "random":
+        over["init"] = init
     if q:
         over.setdefault("img_size", 8)
         over.setdefault("patch_size", 2)
@@ -695,7 +712,7 @@ def live_config(model: str, lam: Optional[float] = None, n_iter: int = 1, quick:
 
 
 def quick_run(model: str, lam: Optional[float] = None, n_iter: int = 1, **kw) -> dict:
-    """Train one live run with :func:`live_config` and return the result dict, with ``family``,
+    """Train one live run with :func:`live_config` (``init="tied"`` for a tied start) and return the result dict, with ``family``,
     ``n_iter``, ``label`` and ``study`` added (as :func:`load_results` adds them)."""
     from ...training.train import train
 
