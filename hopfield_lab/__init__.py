@@ -7,7 +7,51 @@ that no module imports from a wing it may not). Wings: **science** (the models a
 mathematics: importable alone, with core only), **training** (runs: may use science and core), **book** (the
 chapters' side: may use everything), **core** (the shared base: imports nothing of the package).
 
-=================================  ========  ============================================"""
+=================================  ========  ===================================================
+module                             wing      contents
+=================================  ========  ===================================================
+``runtime``, ``_version``          core      quick/full switch, device, seeds, provenance, chapter set-up
+``stats``                          core      means, Student-t intervals, paired and Welch comparisons,
+                                             verdicts (numpy only: the one home of the book's statistics)
+``lagrangians``                    science   Lagrangians and their activations
+``ham``                            science   hierarchical associative memory: layers, synapses (tied
+                                             or untied), energy, the one integrator and energy-increase
+                                             counter
+``classical``                      science   binary Hopfield network, dense associative memory, modern
+                                             Hopfield
+``mixer``                          science   the model families (one registry), ``create_model``, λ's rules
+``official``                       science   loading the official code's state_dicts
+``symmetry``                       science   symmetry metrics of trained two-layer MLPs
+``odes``                           science   the symmetry-breaking ODEs (a view of the HAM core)
+``metaformer``                     science   the Energy MetaFormer
+``training``                       training  the training wing (sub-package)
+``training.perf``                  training  every speed switch: compile (with fallback), fused AdamW,
+                                             autocast, CPU allocator
+``training.data``                  training  the data-set registry, ``load_splits``, the GPU-resident loader
+``training.config``                training  ``TrainConfig``: one run's settings
+``training.train``                 training  the training loop
+``training.checkpoint``            training  atomic checkpoints and resume
+``training.bench``                 training  training throughput
+``training.run``                   training  ``RunResult``: the record of one run, its name (``run_name``)
+                                             and λ's spelling
+``training.distributed``           training  torchrun / DDP helpers
+``training.recipes``               training  the paper's 224-px recipe
+``training.streaming``             training  the streaming loader of the 224-px recipe
+``training.cli``, ``__main__``     training  ``python -m hopfield_lab train | sweep | bench``
+``book``                           book      the book wing (sub-package)
+``book.exercises``                 book      the one-line checks of the chapters' coding exercises
+``book.viz``, ``book.demos``       book      plotting helpers and the chapters' interactive demos
+                                             (``book.demos.<chapter>``)
+``results``                        book      the committed results (package data, ``results.committed``),
+                                             ``summarize_runs`` (``results.summary``: the one grouping of
+                                             runs by configuration); re-exports ``training.run``
+=================================  ========  ===================================================
+
+The modules of the training and book wings lived at the top level before 0.3; their old paths
+(``hopfield_lab.train``, ``hopfield_lab.data``, ``hopfield_lab.demos.<chapter>``,
+``hopfield_lab.viz``, ``hopfield_lab.results.run``, ...) still import, as aliases of the same
+module objects (:data:`OLD_PATHS`), so existing code and notebooks keep working.
+"""
 from __future__ import annotations
 
 import importlib

@@ -18,7 +18,7 @@ folder             what                                                        w
 ``throughput/``    training img/s, ours against the official code              ``benchmarks/bench_mixer.py``
 =================  ==========================================================  =================
 
-Two modules, one home each:
+Three modules, one home each:
 
 * :mod:`.committed` (the book's side) -- :func:`path` (a file or folder of this package),
   :func:`load` (one JSON, with a one-line error that says how to produce it when it is missing),
