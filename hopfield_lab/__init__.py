@@ -109,10 +109,12 @@ class _OldPathFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         return importlib.util.spec_from_loader(fullname, self) if new else None
 
     def create_module(self, spec):
-        return importlib.import_module(_new_path(spec.name))
+        module = importlib.import_module(_new_path(spec.name))
+        spec.loader_state = module.__spec__  # the import system overwrites __spec__: restore it below
+        return module
 
     def exec_module(self, module):
-        module.__spec__ = importlib.util.find_spec(module.__name__)  # keep the module's own spec
+        module.__spec__ = module.__spec__.loader_state  # the module keeps its own spec (and parent)
 
 
 if not any(isinstance(f, _OldPathFinder) for f in sys.meta_path):

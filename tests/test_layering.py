@@ -212,3 +212,15 @@ def test_old_module_paths_are_the_same_modules():
         assert importlib.import_module(old) is importlib.import_module(new), old
     from hopfield_lab import train, viz  # attribute-style imports too
     assert train.__name__ == "hopfield_lab.training.train" and viz.__name__ == "hopfield_lab.book.viz"
+
+
+def test_an_old_path_leaves_the_module_its_own_spec():
+    """Importing through an old path must not change the module's ``__spec__`` (its relative
+    imports would then resolve against the old package: an ImportWarning, or the wrong module)."""
+    code = ("import warnings; warnings.simplefilter('error')\n"
+            "import hopfield_lab.results.run as r, hopfield_lab.training.run as t\n"
+            "assert r is t and t.__spec__.name == 'hopfield_lab.training.run', t.__spec__\n"
+            "assert t.__spec__.parent == t.__package__ == 'hopfield_lab.training'\n"
+            "t.upgrade({'model': 'paramixer_cifar_tiny', 'config': {}})\n")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
