@@ -338,7 +338,10 @@ def test_ctrl_c_is_one_line_exit_130_naming_the_checkpoint(tmp_path):
     out = tmp_path / "run"
     proc = subprocess.Popen([sys.executable, "-m", "hopfield_lab", "train", "--model", "paramixer_cifar_tiny",
                              *TINY[:-3], "--epochs", "500", "--no-progress", "--device", "cpu", "--out-dir", str(out)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            # a shell without job control starts background jobs with SIGINT ignored, and
+                            # children inherit that: give the run Ctrl-C back, as a terminal would
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.monotonic() + 60
         while not (out / "checkpoint.pt").is_file() and proc.poll() is None and time.monotonic() < deadline:

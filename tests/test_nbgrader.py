@@ -160,7 +160,7 @@ def test_released_notebooks_hold_no_solution_and_run_on_colab(course):
         assert "BEGIN SOLUTION" not in text and "Answer key" not in text and "Grading note" not in text
         nb = nbformat.read(folder / "release" / a.name / f"{a.name}.ipynb", as_version=4)
         setup = [c for c in nb.cells if c.cell_type == "code"][0]
-        assert "google.colab" in setup.source and "%pip install" in setup.source   # Colab installs the library
+        assert "google.colab" in setup.source and "pip install" in setup.source   # Colab installs the library
         if a.name in MISTAKES:
             stubs = [c for c in nb.cells if c.metadata["nbgrader"].get("solution") and c.cell_type == "code"]
             assert len(stubs) == 1 and "raise NotImplementedError" in stubs[0].source
