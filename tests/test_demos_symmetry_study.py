@@ -84,7 +84,7 @@ def test_comparisons_verdicts_and_forest_plot(tmp_path):
     assert cost["interval"].estimate == pytest.approx(0.10) and cost["verdict"] == "resolved"
     # a constant difference over seeds has zero spread: the interval is a point
     assert cost["interval"].half_width == pytest.approx(0.0, abs=1e-12)
-    ni = ss.find(rows, "SymMixer: n_iter 2 − 1")
+    ni = ss.find(rows, "SymMixer: 2 − 1 iterations")
     assert ni["interval"].n == 3 and ni["interval"].estimate == pytest.approx(0.001)
     text = ss.format_comparisons(rows)
     assert "cost of tying" in text and "5 paired" in text and "resolved" in text
@@ -100,7 +100,7 @@ def test_a_partial_study_says_what_it_lacks(tmp_path):
     p = ss.progress(runs)
     assert p["done"] == 41 - 7 and set(p["missing"]) == drop
     rows = ss.comparisons(runs)
-    assert ss.find(rows, "ParaMixer: n_iter 2 − 1")["verdict"] == "not measured"
+    assert ss.find(rows, "ParaMixer: 2 − 1 iterations")["verdict"] == "not measured"
     assert ss.find(rows, "cost of tying: ParaMixer − SymMixer")["interval"].n == 4       # the shared seeds
     assert "not measured" in ss.format_comparisons(rows)
 

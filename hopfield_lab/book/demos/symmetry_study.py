@@ -99,8 +99,8 @@ COMPARISONS = (
     ("AsymMixer λ=0: tied − random start", dict(family="asymmixer", lam=0.0, init="tied"),
      dict(family="asymmixer", lam=0.0)),
     ("ParaMixer tied start − SymMixer", dict(family="paramixer", init="tied"), dict(family="symmixer")),
-    ("ParaMixer: n_iter 2 − 1", dict(family="paramixer", n_iter=2), dict(family="paramixer")),
-    ("SymMixer: n_iter 2 − 1", dict(family="symmixer", n_iter=2), dict(family="symmixer")),
+    ("ParaMixer: 2 − 1 iterations", dict(family="paramixer", n_iter=2), dict(family="paramixer")),
+    ("SymMixer: 2 − 1 iterations", dict(family="symmixer", n_iter=2), dict(family="symmixer")),
 )
 
 
